@@ -1,0 +1,1 @@
+"""Feature store on dbt."""

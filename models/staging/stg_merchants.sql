@@ -1,0 +1,2 @@
+select merchant_id, merchant_name, category, country
+from {{ ref('merchants') }}
