@@ -1,0 +1,64 @@
+"""`fs`: the feature store's command line. Each command does one thing; listings take --json."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .errors import FeatureStoreError
+from .output import err_console
+
+
+class FSGroup(click.Group):
+    """Turns user errors into a clear message and exit code 2, without a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FeatureStoreError as e:
+            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
+            if e.fix:
+                err_console.print(f"  [bold]fix:[/] {e.fix}", highlight=False)
+            sys.exit(2)
+
+
+@click.group(cls=FSGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--project-dir", type=click.Path(file_okay=False), envvar="FS_PROJECT_DIR",
+              help="The dbt project (default: the nearest dbt_project.yml at or above the current directory).")
+@click.option("--target", envvar="FS_TARGET", help="dbt target from profiles.yml (default: duckdb).")
+@click.pass_context
+def main(ctx: click.Context, project_dir: str | None, target: str | None) -> None:
+    """A feature store that is a dbt project.
+
+    \b
+    Feature pipeline:   fs run            build, validate and publish feature groups (commits)
+    Discovery:          fs list | describe NAME | search TEXT
+    History:            fs commits FG | read FG --as-of/--commit
+    \b
+    Feature groups are dbt models under models/feature_groups/ with `config.meta.fs` in their YAML;
+    publishing snapshots them, and every publish that changes data is a commit you can time-travel to.
+    """
+    from .sdk import FeatureStore
+
+    ctx.obj = ctx.obj or {}
+    ctx.obj.setdefault("factory", lambda: FeatureStore(project_dir, target=target))
+
+
+def get_store(ctx: click.Context):
+    obj = ctx.find_root().obj
+    if "store" not in obj:
+        obj["store"] = obj["factory"]()
+    return obj["store"]
+
+
+from .commands import catalog as _catalog_cmds  # noqa: E402
+from .commands import history as _history_cmds  # noqa: E402
+from .commands import pipeline as _pipeline_cmds  # noqa: E402
+
+main.add_command(_pipeline_cmds.run)
+main.add_command(_catalog_cmds.list_cmd)
+main.add_command(_catalog_cmds.describe)
+main.add_command(_catalog_cmds.search)
+main.add_command(_history_cmds.commits)
+main.add_command(_history_cmds.read)

@@ -1,0 +1,65 @@
+"""fs commits / read: the commit log and time travel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import FeatureStoreError
+from ..output import console, print_json, print_table
+
+
+@click.command()
+@click.argument("feature_group")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def commits(ctx: click.Context, feature_group: str, as_json: bool) -> None:
+    """The commit log of a feature group: every publish that changed data."""
+    from ..cli import get_store
+
+    log = [c.to_dict() for c in get_store(ctx).commits(feature_group)]
+    if as_json:
+        print_json(log)
+        return
+    if not log:
+        console.print(f"{feature_group} has no commits yet: run `fs run`", highlight=False)
+        return
+    print_table(log, ["commit_id", "commit_time", "inserted", "updated", "deleted", "rows", "run_id"],
+                title=f"commits of {feature_group}")
+
+
+@click.command()
+@click.argument("feature_group")
+@click.option("--as-of", help="Commit time to read at (ISO 8601): the FG as it was published then.")
+@click.option("--commit", "commit_id", type=int, help="Commit id to read (see `fs commits FG`).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to a .parquet or .csv file instead of printing.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows to print (not applied to --out).")
+@click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
+@click.pass_context
+def read(ctx: click.Context, feature_group: str, as_of: str | None, commit_id: int | None, out: str | None,
+         limit: int, as_json: bool) -> None:
+    """Read a feature group as published now, at a commit, or as of a time (time travel)."""
+    from ..cli import get_store
+
+    if out:
+        suffix = Path(out).suffix.lower()
+        if suffix not in (".parquet", ".csv"):
+            raise FeatureStoreError(f"--out {out}: unknown format {suffix!r}", fix="use a .parquet or .csv file name")
+    table = get_store(ctx).read(feature_group, as_of=as_of, commit=commit_id, format="arrow")
+    if out:
+        if out.lower().endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, out)
+        else:
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, out)
+        console.print(f"wrote {table.num_rows} rows of {feature_group} to {out}", highlight=False)
+        return
+    rows = table.slice(0, limit).to_pylist()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, table.column_names, title=f"{feature_group} ({table.num_rows} rows, first {len(rows)})")

@@ -1,0 +1,348 @@
+"""Feature-store nouns read from the dbt manifest: entities, feature groups, feature views.
+
+A feature group is a dbt model under models/feature_groups/ whose YAML carries `config.meta.fs`. Everything here is
+validated before anything is written: a bad declaration raises DeclarationError naming the model, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import DeclarationError, FeatureStoreError
+from .timeutil import format_ttl, parse_ttl
+
+POLICIES = ("strict", "warn")
+FG_KEYS = {
+    "entities", "primary_key", "event_time", "created_time", "online", "ttl", "owner", "tags", "policy",
+    "description", "reference", "drift", "expectations", "contract",
+}
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    join_keys: list[str]
+    description: str = ""
+
+
+@dataclass
+class Column:
+    name: str
+    data_type: str | None
+    description: str = ""
+    pii: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FeatureGroup:
+    name: str  # the relation name: model name, or <model>_v<N> for a versioned model
+    model: str
+    version: str | None
+    unique_id: str
+    relation: str  # quoted, fully qualified relation of the candidate (the dbt model)
+    schema: str
+    identifier: str
+    entities: list[str]
+    primary_key: list[str]
+    event_time: str
+    created_time: str | None
+    online: bool
+    ttl: timedelta | None
+    owner: str
+    tags: list[str]
+    description: str
+    policy: str
+    columns: list[Column]
+    meta: dict[str, Any]
+    path: str
+    depends_on: list[str]
+    snapshot_name: str
+    snapshot_unique_id: str | None = None
+    snapshot_relation: str | None = None
+    snapshot_schema: str | None = None
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The snapshot's unique key: primary key + event time (+ created time)."""
+        return [*self.primary_key, self.event_time, *([self.created_time] if self.created_time else [])]
+
+    @property
+    def features(self) -> list[Column]:
+        reserved = set(self.key_columns)
+        return [c for c in self.columns if c.name not in reserved]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise FeatureStoreError(
+            f"feature group {self.name} has no column {name!r}",
+            fix=f"pick one of: {', '.join(self.column_names)}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "version": self.version,
+            "relation": self.relation,
+            "entities": self.entities,
+            "primary_key": self.primary_key,
+            "event_time": self.event_time,
+            "created_time": self.created_time,
+            "online": self.online,
+            "ttl": format_ttl(self.ttl),
+            "ttl_seconds": int(self.ttl.total_seconds()) if self.ttl else None,
+            "owner": self.owner,
+            "tags": self.tags,
+            "description": self.description,
+            "policy": self.policy,
+            "snapshot": self.snapshot_relation,
+            "path": self.path,
+            "features": [
+                {"name": c.name, "data_type": c.data_type, "description": c.description, "pii": c.pii}
+                for c in self.features
+            ],
+        }
+
+
+@dataclass
+class FeatureView:
+    name: str
+    unique_id: str
+    relation: str
+    description: str
+    spec: dict[str, Any]
+    path: str
+
+
+@dataclass
+class Catalog:
+    entities: dict[str, Entity]
+    feature_groups: dict[str, FeatureGroup]
+    feature_views: dict[str, FeatureView]
+    manifest: Any = None
+
+    def fg(self, name: str) -> FeatureGroup:
+        if name in self.feature_groups:
+            return self.feature_groups[name]
+        close = [n for n in self.feature_groups if name.lower() in n.lower() or n.lower() in name.lower()]
+        raise FeatureStoreError(
+            f"unknown feature group {name!r}",
+            fix=f"did you mean {', '.join(close)}?" if close else
+            f"known feature groups: {', '.join(sorted(self.feature_groups)) or '(none)'}; see `fs list`",
+        )
+
+    def fv(self, name: str) -> FeatureView:
+        if name in self.feature_views:
+            return self.feature_views[name]
+        raise FeatureStoreError(
+            f"unknown feature view {name!r}",
+            fix=f"known feature views: {', '.join(sorted(self.feature_views)) or '(none)'}; see `fs list`",
+        )
+
+
+def load_entities(project_dir: Path, overrides: dict[str, Any] | None = None) -> dict[str, Entity]:
+    raw = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    decl = dict((raw.get("vars") or {}).get("fs_entities") or {})
+    decl.update((overrides or {}).get("fs_entities") or {})
+    entities = {}
+    problems = []
+    for name, spec in decl.items():
+        keys = (spec or {}).get("join_keys") if isinstance(spec, dict) else None
+        if isinstance(keys, str):
+            keys = [keys]
+        if not keys or not all(isinstance(k, str) and IDENT.match(k) for k in keys):
+            problems.append(FeatureStoreError(
+                f"dbt_project.yml vars.fs_entities.{name}: join_keys missing or not column names",
+                fix=f"declare e.g. `{name}: {{join_keys: [{name}_id]}}`",
+            ))
+            continue
+        entities[name] = Entity(name, list(keys), (spec or {}).get("description", ""))
+    if problems:
+        raise DeclarationError(problems)
+    return entities
+
+
+def _column_meta(col) -> dict[str, Any]:
+    meta = dict(col.meta or {})
+    cfg = getattr(col, "config", None)
+    if cfg is not None and getattr(cfg, "meta", None):
+        meta.update(cfg.meta)
+    return meta
+
+
+def _fg_name(node) -> str:
+    return node.name if node.version is None else f"{node.name}_v{node.version}"
+
+
+def _is_feature_group(node) -> bool:
+    fs = (node.config.meta or {}).get("fs")
+    in_dir = "feature_groups/" in node.original_file_path.replace("\\", "/")
+    return node.resource_type == "model" and (in_dir or (isinstance(fs, dict) and "feature_view" not in fs))
+
+
+def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None, strict: bool = True) -> Catalog:
+    """Read and validate every feature group and feature view in the manifest."""
+    entities = load_entities(project_dir, vars)
+    problems: list[FeatureStoreError] = []
+    fgs: dict[str, FeatureGroup] = {}
+    fvs: dict[str, FeatureView] = {}
+    snapshots = {n.depends_on.nodes[0]: n for n in manifest.nodes.values()
+                 if n.resource_type == "snapshot" and len(n.depends_on.nodes) == 1}
+    for node in manifest.nodes.values():
+        if node.resource_type != "model":
+            continue
+        meta_fs = (node.config.meta or {}).get("fs")
+        if isinstance(meta_fs, dict) and "feature_view" in meta_fs:
+            fvs[node.name] = FeatureView(
+                name=node.name, unique_id=node.unique_id, relation=node.relation_name,
+                description=node.description or "", spec=meta_fs["feature_view"], path=node.original_file_path,
+            )
+            continue
+        if not _is_feature_group(node):
+            continue
+        fg, errs = _parse_fg(node, meta_fs, entities, snapshots.get(node.unique_id))
+        problems.extend(errs)
+        if fg is not None:
+            fgs[fg.name] = fg
+    if problems and strict:
+        raise DeclarationError(problems)
+    return Catalog(entities=entities, feature_groups=fgs, feature_views=fvs, manifest=manifest)
+
+
+def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[FeatureGroup | None, list]:
+    name = _fg_name(node)
+    where = f"model {name} ({node.patch_path.split('://')[-1] if node.patch_path else node.original_file_path})"
+    errs: list[FeatureStoreError] = []
+
+    def bad(fieldname: str, what: str, fix: str) -> None:
+        errs.append(FeatureStoreError(f"{where}: config.meta.fs.{fieldname} {what}", fix=fix))
+
+    if not isinstance(meta_fs, dict):
+        errs.append(FeatureStoreError(
+            f"{where}: feature group has no config.meta.fs declaration",
+            fix="add `config: {meta: {fs: {entities: [...], event_time: ..., ttl: ..., owner: ...}}}` to its YAML",
+        ))
+        return None, errs
+    unknown = set(meta_fs) - FG_KEYS
+    if unknown:
+        bad(sorted(unknown)[0], "is not a known field", f"known fields: {', '.join(sorted(FG_KEYS))}")
+
+    columns = []
+    for col in node.columns.values():
+        meta = _column_meta(col)
+        columns.append(Column(col.name, col.data_type, col.description or "", bool(meta.get("pii", False)), meta))
+    colnames = [c.name for c in columns]
+    if not columns:
+        errs.append(FeatureStoreError(
+            f"{where}: no columns declared",
+            fix="list every column with name, data_type and description under `columns:` in the model's YAML",
+        ))
+    for c in columns:
+        if not c.data_type:
+            errs.append(FeatureStoreError(
+                f"{where}: column {c.name} has no data_type", fix=f"add `data_type: <type>` to column {c.name}"))
+
+    ents = meta_fs.get("entities")
+    if isinstance(ents, str):
+        ents = [ents]
+    if not ents:
+        bad("entities", "is missing", f"name the entity, e.g. `entities: [{next(iter(entities), 'customer')}]`")
+        ents = []
+    join_keys: list[str] = []
+    for e in ents:
+        if e not in entities:
+            bad("entities", f"names unknown entity {e!r}",
+                f"use one of {', '.join(sorted(entities)) or '(none)'} or declare it in dbt_project.yml vars.fs_entities")
+        else:
+            join_keys += entities[e].join_keys
+    pk = meta_fs.get("primary_key", join_keys)
+    if isinstance(pk, str):
+        pk = [pk]
+    if not pk:
+        bad("primary_key", "is missing", "declare `primary_key: [<entity key column>]` or an entity with join_keys")
+        pk = []
+    for k in pk:
+        if colnames and k not in colnames:
+            bad("primary_key", f"names column {k!r}, which the model does not declare",
+                f"add {k} to the model's columns or fix the name (columns: {', '.join(colnames)})")
+    for k in join_keys:
+        if k not in pk:
+            bad("primary_key", f"does not contain the entity join key {k!r}", f"add {k} to primary_key")
+
+    et = meta_fs.get("event_time")
+    if not et:
+        bad("event_time", "is missing", "name the timestamp column saying when each row was true, e.g. `event_time: feature_time`")
+    elif colnames and et not in colnames:
+        bad("event_time", f"names column {et!r}, which the model does not declare",
+            f"use one of {', '.join(colnames)}")
+    ct = meta_fs.get("created_time")
+    if ct and colnames and ct not in colnames:
+        bad("created_time", f"names column {ct!r}, which the model does not declare", f"use one of {', '.join(colnames)} or remove it")
+
+    ttl = None
+    try:
+        ttl = parse_ttl(meta_fs.get("ttl"), where=f"{where}: config.meta.fs.ttl")
+    except FeatureStoreError as e:
+        errs.append(e)
+    policy = meta_fs.get("policy", "strict")
+    if policy not in POLICIES:
+        bad("policy", f"is {policy!r}", "use `strict` (a failing candidate is not published) or `warn`")
+    online = meta_fs.get("online", False)
+    if not isinstance(online, bool):
+        bad("online", f"is {online!r}, not true/false", "use `online: true` or `online: false`")
+    tags = meta_fs.get("tags") or []
+    if isinstance(tags, str):
+        tags = [tags]
+
+    snap_name = f"{name}_snapshot"
+    fg = FeatureGroup(
+        name=name, model=node.name, version=None if node.version is None else str(node.version),
+        unique_id=node.unique_id, relation=node.relation_name, schema=node.schema, identifier=node.alias,
+        entities=list(ents), primary_key=list(pk), event_time=et or "", created_time=ct, online=bool(online),
+        ttl=ttl, owner=str(meta_fs.get("owner") or ""), tags=[str(t) for t in tags],
+        description=meta_fs.get("description") or node.description or "", policy=policy, columns=columns,
+        meta=meta_fs, path=node.original_file_path, depends_on=list(node.depends_on.nodes), snapshot_name=snap_name,
+    )
+    if snapshot is None:
+        errs.append(FeatureStoreError(
+            f"{where}: no snapshot publishes this feature group",
+            fix=f"add to snapshots/feature_groups.yml: `- name: {snap_name}` with `relation: ref('{node.name}'"
+            + (f", v={node.version}" if node.version is not None else "") + ")` and config "
+            f"`unique_key: {fg.key_columns}`, `strategy: check`, `check_cols: all`, `hard_deletes: new_record`",
+        ))
+    else:
+        cfg = snapshot.config.to_dict()
+        uk = cfg.get("unique_key")
+        uk = [uk] if isinstance(uk, str) else list(uk or [])
+        if snapshot.name != snap_name:
+            errs.append(FeatureStoreError(f"{where}: its snapshot is named {snapshot.name}", fix=f"rename it to {snap_name}"))
+        if set(uk) != set(fg.key_columns):
+            errs.append(FeatureStoreError(
+                f"{where}: snapshot {snapshot.name} has unique_key {uk}",
+                fix=f"set `unique_key: {fg.key_columns}` (primary key + event_time + created_time)"))
+        if cfg.get("strategy") != "check":
+            errs.append(FeatureStoreError(
+                f"{where}: snapshot {snapshot.name} uses strategy {cfg.get('strategy')!r}",
+                fix="use `strategy: check` with `check_cols: all` (the timestamp strategy ignores backdated corrections)"))
+        if cfg.get("hard_deletes") != "new_record":
+            errs.append(FeatureStoreError(
+                f"{where}: snapshot {snapshot.name} does not record deletes",
+                fix="set `hard_deletes: new_record`"))
+        fg.snapshot_unique_id = snapshot.unique_id
+        fg.snapshot_relation = snapshot.relation_name
+        fg.snapshot_schema = snapshot.schema
+    return fg, errs

@@ -1,0 +1,119 @@
+"""A dbt project on disk, and dbt run in-process against it (a cold dbt process costs seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import FeatureStoreError
+
+# Nothing leaves the machine: dbt's and Soda's telemetry are off before either is imported.
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+
+_DBT_LOCK = threading.Lock()  # dbt's in-process runner keeps global state: one invocation at a time.
+
+
+def find_project_dir(start: str | os.PathLike | None = None) -> Path:
+    """The directory holding dbt_project.yml: the argument, $FS_PROJECT_DIR, or the nearest parent of cwd."""
+    candidates: list[Path] = []
+    if start is not None:
+        candidates.append(Path(start))
+    elif os.environ.get("FS_PROJECT_DIR"):
+        candidates.append(Path(os.environ["FS_PROJECT_DIR"]))
+    else:
+        cwd = Path.cwd()
+        candidates.extend([cwd, *cwd.parents])
+    for c in candidates:
+        if (c / "dbt_project.yml").is_file():
+            return c.resolve()
+    where = candidates[0] if candidates else Path.cwd()
+    raise FeatureStoreError(
+        f"no dbt_project.yml found at {where}" + ("" if start is not None else " or above it"),
+        fix="run fs inside the feature-store project, or pass --project-dir / set FS_PROJECT_DIR",
+    )
+
+
+@dataclass
+class DbtResult:
+    success: bool
+    results: list[Any] = field(default_factory=list)  # dbt RunResult objects
+    exception: BaseException | None = None
+    invocation_id: str | None = None
+
+
+class Project:
+    """Paths, target and an in-process dbt runner that reuses the parsed manifest."""
+
+    def __init__(
+        self,
+        project_dir: str | os.PathLike | None = None,
+        target: str | None = None,
+        vars: dict[str, Any] | None = None,
+    ):
+        self.dir = find_project_dir(project_dir)
+        self.target = target or os.environ.get("FS_TARGET", "duckdb")
+        self.vars = dict(vars or {})
+        self.profiles_dir = Path(os.environ.get("FS_PROFILES_DIR", self.dir))
+        # dbt-duckdb resolves a relative path against the cwd; pin it to the project so `fs` works from anywhere.
+        os.environ.setdefault("FS_DUCKDB_PATH", str(self.dir / "target" / "feature_store.duckdb"))
+        self._manifest = None
+
+    # -- paths -------------------------------------------------------------------------------------------
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(os.environ["FS_DUCKDB_PATH"])
+
+    @property
+    def target_dir(self) -> Path:
+        return self.dir / "target"
+
+    # -- dbt ---------------------------------------------------------------------------------------------
+    def _base_args(self) -> list[str]:
+        args = ["--project-dir", str(self.dir), "--profiles-dir", str(self.profiles_dir), "--target", self.target]
+        if self.vars:
+            args += ["--vars", json.dumps(self.vars, default=str)]
+        return args
+
+    def manifest(self, refresh: bool = False):
+        """The parsed dbt manifest (partial parsing keeps this under a second on a warm project)."""
+        if self._manifest is None or refresh:
+            res = self.dbt(["parse", "--quiet"], reuse_manifest=False)
+            if not res.success:
+                raise FeatureStoreError(
+                    f"dbt could not parse the project at {self.dir}: {res.exception or 'see dbt output above'}",
+                    fix="run `dbt parse` to see the full error, fix the model/YAML it names, then retry",
+                )
+        return self._manifest
+
+    def dbt(
+        self,
+        args: Sequence[str],
+        callbacks: list[Callable] | None = None,
+        reuse_manifest: bool = True,
+    ) -> DbtResult:
+        """Invoke dbt in-process. `args` start with the command (build, snapshot, run, ...)."""
+        from dbt.cli.main import dbtRunner
+
+        cmd, *rest = list(args)
+        full = [cmd, *self._base_args(), *rest]
+        with _DBT_LOCK:
+            runner = dbtRunner(
+                manifest=self._manifest if (reuse_manifest and cmd != "parse") else None,
+                callbacks=callbacks or [],
+            )
+            res = runner.invoke(full)
+        if cmd == "parse" and res.success:
+            self._manifest = res.result
+        results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []
+            from dbt_common.invocation import get_invocation_id
+
+            invocation_id = get_invocation_id()
+        return DbtResult(success=bool(res.success), results=results, exception=res.exception,
+                         invocation_id=invocation_id)

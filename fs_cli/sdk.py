@@ -1,0 +1,68 @@
+"""The Python SDK: `from fs_cli import FeatureStore`."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+
+from . import catalog as _catalog
+from .commits import Commit, list_commits, read_published, resolve_as_of, sync_commits
+from .metadata import Catalog
+from .pipeline import RunReport, run_pipeline
+from .project import Project
+from .warehouse import connect
+
+
+class FeatureStore:
+    """A feature-store project: its catalog, its published feature groups and their history.
+
+    >>> fs = FeatureStore(".")
+    >>> fs.read("fg_customer_profile", as_of="2026-01-15")      # pandas DataFrame
+    """
+
+    def __init__(self, project_dir: str | os.PathLike | None = None, target: str | None = None,
+                 vars: dict[str, Any] | None = None):
+        self.project = Project(project_dir, target=target, vars=vars)
+
+    # -- catalog -----------------------------------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        return _catalog.load(self.project)
+
+    def list(self) -> list[dict[str, Any]]:
+        return _catalog.list_feature_groups(self.project)
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return _catalog.describe(self.project, name)
+
+    def search(self, text: str) -> list[dict[str, Any]]:
+        return _catalog.search(self.project, text)
+
+    # -- pipeline ----------------------------------------------------------------------------------------
+    def run(self, select: tuple[str, ...] = (), materialize: bool = True) -> RunReport:
+        return run_pipeline(self.project, select=select, materialize=materialize)
+
+    # -- history -----------------------------------------------------------------------------------------
+    def commits(self, feature_group: str) -> list[Commit]:
+        fg = self.catalog.fg(feature_group)
+        with connect(self.project.warehouse_path) as con:
+            sync_commits(con, fg)  # picks up publishes made by plain `dbt snapshot`
+            return list_commits(con, fg)
+
+    def read(
+        self,
+        feature_group: str,
+        as_of: str | datetime | None = None,
+        commit: int | None = None,
+        format: Literal["pandas", "arrow"] = "pandas",
+    ) -> pd.DataFrame | pa.Table:
+        """The feature group as published at `as_of` (commit time) or at commit `commit`; now by default."""
+        fg = self.catalog.fg(feature_group)
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            t = resolve_as_of(con, fg, as_of, commit)
+            table = read_published(con, fg, t)
+        return table if format == "arrow" else table.to_pandas()
