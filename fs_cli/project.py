@@ -109,11 +109,11 @@ class Project:
                 callbacks=callbacks or [],
             )
             res = runner.invoke(full)
-        if cmd == "parse" and res.success:
-            self._manifest = res.result
-        results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []
             from dbt_common.invocation import get_invocation_id
 
             invocation_id = get_invocation_id()
+        if cmd == "parse" and res.success:
+            self._manifest = res.result
+        results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []
         return DbtResult(success=bool(res.success), results=results, exception=res.exception,
                          invocation_id=invocation_id)
