@@ -48,6 +48,22 @@ class DbtResult:
     invocation_id: str | None = None
 
 
+def _release_duckdb() -> None:
+    """Close the DuckDB instance dbt-duckdb keeps open between invocations: DuckDB allows one writer process per
+    file, and holding it would lock out BI clients and other `fs` processes until this process exits."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        if env is not None:
+            try:
+                env.close()
+            finally:
+                DuckDBConnectionManager._ENV = None
+
+
 class Project:
     """Paths, target and an in-process dbt runner that reuses the parsed manifest."""
 
@@ -62,13 +78,16 @@ class Project:
         self.vars = dict(vars or {})
         self.profiles_dir = Path(os.environ.get("FS_PROFILES_DIR", self.dir))
         # dbt-duckdb resolves a relative path against the cwd; pin it to the project so `fs` works from anywhere.
-        os.environ.setdefault("FS_DUCKDB_PATH", str(self.dir / "target" / "feature_store.duckdb"))
+        # Each Project keeps its own path and sets it for its dbt calls, so several projects can share a process.
+        self._duckdb_path = Path(
+            os.environ.get("FS_DUCKDB_PATH") or self.dir / "target" / "feature_store.duckdb"
+        ).absolute()
         self._manifest = None
 
     # -- paths -------------------------------------------------------------------------------------------
     @property
     def warehouse_path(self) -> Path:
-        return Path(os.environ["FS_DUCKDB_PATH"])
+        return self._duckdb_path
 
     @property
     def target_dir(self) -> Path:
@@ -104,14 +123,23 @@ class Project:
         cmd, *rest = list(args)
         full = [cmd, *self._base_args(), *rest]
         with _DBT_LOCK:
-            runner = dbtRunner(
-                manifest=self._manifest if (reuse_manifest and cmd != "parse") else None,
-                callbacks=callbacks or [],
-            )
-            res = runner.invoke(full)
-            from dbt_common.invocation import get_invocation_id
+            previous = os.environ.get("FS_DUCKDB_PATH")
+            os.environ["FS_DUCKDB_PATH"] = str(self._duckdb_path)
+            try:
+                runner = dbtRunner(
+                    manifest=self._manifest if (reuse_manifest and cmd != "parse") else None,
+                    callbacks=callbacks or [],
+                )
+                res = runner.invoke(full)
+                from dbt_common.invocation import get_invocation_id
 
-            invocation_id = get_invocation_id()
+                invocation_id = get_invocation_id()
+            finally:
+                _release_duckdb()
+                if previous is None:
+                    os.environ.pop("FS_DUCKDB_PATH", None)
+                else:
+                    os.environ["FS_DUCKDB_PATH"] = previous
         if cmd == "parse" and res.success:
             self._manifest = res.result
         results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []
