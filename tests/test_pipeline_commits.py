@@ -241,3 +241,42 @@ def test_dbt_snapshot_sql_is_readable_from_plain_duckdb(items_project: Path):
     out = subprocess.run([sys.executable, "-c", script, str(fs.project.warehouse_path), BI_SQL],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "4"
+
+
+def test_versioned_feature_group(items_project: Path):
+    """A schema-breaking change is a new dbt model version, published and logged as its own feature group."""
+    fg_dir = items_project / "models" / "feature_groups"
+    (fg_dir / "fg_test_items_v2.sql").write_text(
+        "select cast(item_id as bigint) as item_id, cast(event_time as timestamp) as event_time,"
+        " cast(value * 100 as bigint) as value_cents from {{ ref('test_items') }}\n"
+    )
+    yml = fg_dir / "_test_items.yml"
+    yml.write_text(yml.read_text() + """    latest_version: 1
+    versions:
+      - v: 1
+      - v: 2
+        columns:
+          - include: all
+            exclude: [value]
+          - {name: value_cents, data_type: bigint, description: the value in cents}
+""")
+    (fg_dir / "fg_test_items.sql").rename(fg_dir / "fg_test_items_v1.sql")
+    snap = items_project / "snapshots" / "test_items.yml"
+    snap.write_text(snap.read_text().replace("fg_test_items_snapshot", "fg_test_items_v1_snapshot")
+                    .replace("ref('fg_test_items')", "ref('fg_test_items', v=1)") + """
+  - name: fg_test_items_v2_snapshot
+    relation: ref('fg_test_items', v=2)
+    config:
+      unique_key: [item_id, event_time]
+      strategy: check
+      check_cols: all
+      hard_deletes: new_record
+""")
+    write_rows(items_project, V1)
+    fs = FeatureStore(items_project)
+    assert set(fs.catalog.feature_groups) == {"fg_test_items_v1", "fg_test_items_v2"}
+    assert fs.run().ok
+    v2 = fs.read("fg_test_items_v2")
+    assert list(v2.columns) == ["item_id", "event_time", "value_cents"]
+    assert sorted(v2.value_cents.tolist()) == [100, 150, 200, 300]
+    assert [c.inserted for c in fs.commits("fg_test_items_v1")] == [4]
