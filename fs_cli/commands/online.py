@@ -1,0 +1,119 @@
+"""fs materialize / fs serve: the online half on the command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from ..output import console, err_console, print_json, print_table
+
+BIG = 50_000  # rows: show a progress bar above this
+
+
+@click.command()
+@click.argument("feature_groups", nargs=-1)
+@click.option("--full", is_flag=True, help="Rewrite every entity (default: incremental since the last materialization).")
+@click.option("--store", "store_url", envvar="FS_ONLINE_STORE",
+              help="Online store URL: sqlite:///path or redis://host:6379/0 (default: target/online_store.sqlite).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool, store_url: str | None,
+                as_json: bool) -> None:
+    """Write the latest value per entity (within TTL) of online feature groups into the online store.
+
+    \b
+    Atomic: readers see the previous version or the new one, never a mix; a crash leaves the previous
+    version serving. Incremental by default: only entities changed by commits since the last run are
+    rewritten. Also publishes the feature view definitions the service needs. Default: all online FGs.
+    """
+    from ..catalog import load
+    from ..cli import get_store
+    from ..online.from_warehouse import materialize_project
+    from ..online.store import default_url, open_store
+
+    fs = get_store(ctx)
+    catalog = load(fs.project)
+    store = open_store(store_url or default_url(fs.project.warehouse_path))
+    with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
+                  TextColumn("{task.completed:,}/{task.total:,} rows"), TimeElapsedColumn(),
+                  console=err_console, transient=True,
+                  disable=as_json or not err_console.is_terminal) as bar:
+
+        def factory(name: str):
+            task = None
+
+            def progress(done: int, total: int) -> None:
+                nonlocal task
+                if total < BIG:
+                    return
+                if task is None:
+                    task = bar.add_task(f"materializing {name}", total=total)
+                bar.update(task, completed=done)
+
+            return progress
+
+        try:
+            results, warnings = materialize_project(fs.project, catalog, feature_groups, store=store, full=full,
+                                                    progress_factory=factory)
+        finally:
+            store.close()
+    if as_json:
+        print_json({"store": store.url, "results": [r.to_dict() for r in results], "warnings": warnings})
+    else:
+        rows = [{"feature group": r.feature_group, "mode": r.mode, "input rows": r.input_rows, "written": r.written,
+                 "deleted": r.deleted, "version": r.version, "seconds": f"{r.seconds:.2f}",
+                 "rows/s": f"{r.rows_per_s:,.0f}"} for r in results]
+        print_table(rows, ["feature group", "mode", "input rows", "written", "deleted", "version", "seconds", "rows/s"],
+                    title=f"fs materialize -> {store.url}")
+        for w in warnings:
+            console.print(f"[yellow]WARN[/] {w}", highlight=False)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=6566, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--store", "store_url", envvar="FS_ONLINE_STORE", help="Online store URL (default: target/online_store.sqlite).")
+@click.option("--log-dir", type=click.Path(file_okay=False),
+              help="Where served vectors are logged as JSONL (default: served_vectors/ next to the warehouse).")
+@click.option("--no-log", is_flag=True, help="Do not log served vectors.")
+@click.option("--max-batch", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Most entity rows per request (larger batches get 413).")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's per-request log.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str | None, log_dir: str | None,
+          no_log: bool, max_batch: int, access_log: bool) -> None:
+    """Serve online features over HTTP (OpenAPI page at /docs).
+
+    \b
+    POST /get-online-features          Feast feature-server request/response
+    GET  /feature-views/NAME/vector    ?customer_id=42
+    POST /feature-views/NAME/vectors   {"entities": [{"customer_id": 42}, ...]}
+    /health  /ready  /metrics
+    API keys: FS_API_KEYS=key1,key2 (then 401 without x-api-key / Authorization: Bearer).
+    """
+    import uvicorn
+
+    from ..cli import get_store
+    from ..online.store import default_url, open_store
+
+    try:
+        project = get_store(ctx).project
+        warehouse = project.warehouse_path
+        target_dir = Path(warehouse).resolve().parent  # next to the warehouse and the SQLite store
+    except Exception:  # serving needs no dbt project, only a store URL
+        warehouse, target_dir = None, Path.cwd() / "target"
+    url = store_url or default_url(warehouse)
+    open_store(url).close()  # fail fast, with the store's own message, before forking workers
+    os.environ["FS_ONLINE_STORE"] = url
+    os.environ["FS_MAX_BATCH"] = str(max_batch)
+    os.environ["FS_SERVED_LOG_DIR"] = "" if no_log else str(log_dir or (target_dir / "served_vectors"))
+    err_console.print(f"serving {url} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
+                      f"docs at /docs; API keys {'on' if os.environ.get('FS_API_KEYS') else 'off'}", highlight=False)
+    uvicorn.run("fs_cli.server.main:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level="warning", lifespan="on")
+    sys.exit(0)
