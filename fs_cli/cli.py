@@ -62,3 +62,8 @@ main.add_command(_catalog_cmds.describe)
 main.add_command(_catalog_cmds.search)
 main.add_command(_history_cmds.commits)
 main.add_command(_history_cmds.read)
+
+from .commands import online as _online_cmds  # noqa: E402
+
+main.add_command(_online_cmds.materialize)
+main.add_command(_online_cmds.serve)

@@ -186,3 +186,9 @@ def run_pipeline(
         for step in POST_PUBLISH:
             step(project, catalog, outcomes)
     return RunReport(outcomes=outcomes, other_failures=other, run_id=run_id)
+
+
+# Materialize freshly published online feature groups (fs_cli/online/from_warehouse.py, issue 4).
+from .online.from_warehouse import post_publish_materialize  # noqa: E402
+
+POST_PUBLISH.append(post_publish_materialize)

@@ -66,3 +66,32 @@ class FeatureStore:
             t = resolve_as_of(con, fg, as_of, commit)
             table = read_published(con, fg, t)
         return table if format == "arrow" else table.to_pandas()
+
+    # -- online (issue 4) --------------------------------------------------------------------------------
+    def get_online_features(
+        self,
+        features: list[str] | None = None,
+        entities: dict[str, list[Any]] | None = None,
+        feature_service: str | None = None,
+        full_feature_names: bool = False,
+        store_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Latest values from the online store, in-process, shaped like Feast's feature server answer.
+
+        >>> fs.get_online_features(["fg_customer_profile:segment"], {"customer_id": [1, 2]})
+        """
+        from .online.reader import OnlineReader
+        from .online.store import default_url, open_store
+
+        url = store_url or default_url(self.project.warehouse_path)
+        cached = getattr(self, "_online", None)
+        if cached is None or cached[0] != url:
+            cached = (url, OnlineReader(open_store(url)))
+            self._online = cached
+        body: dict[str, Any] = {"entities": entities or {}, "full_feature_names": full_feature_names}
+        if features is not None:
+            body["features"] = features
+        if feature_service is not None:
+            body["feature_service"] = feature_service
+        response, _ = cached[1].get_online_features(body)
+        return response
