@@ -1,0 +1,129 @@
+"""The validation gate of write-audit-publish: every check of a candidate, one report, stored.
+
+`validate_candidate` runs after dbt built the candidate (the feature group's model) and before its snapshot
+publishes it: Soda contract, drift against the published reference, PII content scan and pii lineage, plus the
+results of the dbt tests on the model from the build that just ran. The caller applies the policy.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from ..commits import is_published, list_commits
+from ..errors import FeatureStoreError
+from ..metadata import FeatureGroup
+from ..project import Project
+from ..timeutil import utcnow
+from . import contract as _contract
+from . import drift as _drift
+from . import pii as _pii
+from .expectations import parse_expectations
+from .results import CheckResult, ValidationReport, link_commit, store
+
+
+def _reference_override(exp, reference: Any) -> None:
+    if reference is None:
+        return
+    if isinstance(reference, dict) and isinstance(reference.get("commit"), int):
+        exp.drift.reference, exp.drift.reference_commit = "commit", reference["commit"]
+    elif reference in ("previous_window", "last_commit"):
+        exp.drift.reference = reference
+    else:
+        raise FeatureStoreError(f"unknown drift reference {reference!r}",
+                                fix="use 'previous_window', 'last_commit' or {'commit': N}")
+
+
+def _dbt_test_results(project: Project, fg: FeatureGroup) -> list[CheckResult]:
+    """The dbt tests on `fg`'s model from the last dbt invocation (the build that produced the candidate)."""
+    path = project.target_dir / "run_results.json"
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for r in data.get("results", []):
+        uid = r.get("unique_id", "")
+        if not uid.startswith("test."):
+            continue
+        node = (project.manifest().nodes or {}).get(uid)
+        if node is None or fg.unique_id not in (node.depends_on.nodes or []):
+            continue
+        status = str(r.get("status", "")).lower()
+        outcome = {"pass": "pass", "fail": "fail", "error": "error", "warn": "warn", "skipped": "skipped"}.get(status,
+                                                                                                              status)
+        out.append(CheckResult(f"dbt:{node.name}", "dbt", outcome,
+                               column=getattr(node, "column_name", None),
+                               message=(r.get("message") or status or "")[:500],
+                               metrics={"failures": r.get("failures")}))
+    return out
+
+
+def validate_candidate(project: Project, con, fg: FeatureGroup, reference: Any = None,
+                       include_dbt_tests: bool = True, persist: bool = True) -> ValidationReport:
+    """Audit `fg`'s candidate on the open DuckDB connection `con`; the report is stored in fs_meta.
+
+    reference: override the declared drift reference ('previous_window', 'last_commit' or {'commit': N}).
+    """
+    candidate_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    results: list[CheckResult] = []
+    try:
+        exp = parse_expectations(fg)
+        _reference_override(exp, reference)
+    except FeatureStoreError as e:
+        report = ValidationReport(fg.name, candidate_id, fg.policy,
+                                  [CheckResult("declaration", "contract", "error", message=str(e))])
+        if persist:
+            store(con, report)
+        return report
+
+    now = project.vars.get("fs_now")
+    try:
+        results += _contract.verify(con, project.dir, fg, exp, now=str(now) if now else None)
+    except FeatureStoreError as e:
+        results.append(CheckResult("contract", "contract", "error", message=str(e)))
+
+    published = is_published(con, fg)
+    commit_time = None
+    if exp.drift.reference == "commit" and published:
+        match = [c for c in list_commits(con, fg) if c.commit_id == exp.drift.reference_commit]
+        if not match:
+            results.append(CheckResult("drift", "drift", "error",
+                                       message=f"drift reference commit {exp.drift.reference_commit} does not exist"))
+        commit_time = match[0].commit_time if match else None
+    if not (exp.drift.reference == "commit" and commit_time is None and published):
+        results += _drift.feature_group_drift(con, fg, exp, published, commit_time)
+
+    results += _pii.scan_content(con, fg)
+    results.append(_pii.lineage_check(project.manifest(), fg))
+    if include_dbt_tests:
+        results += _dbt_test_results(project, fg)
+
+    report = ValidationReport(fg.name, candidate_id, fg.policy, results)
+    if persist:
+        store(con, report)
+    return report
+
+
+# -- the hook into `fs run` (fs_cli.pipeline) ----------------------------------------------------------------
+_PENDING: dict[str, str] = {}  # feature group -> candidate id validated in this process, until published
+
+
+def pipeline_check(project: Project, con, fg: FeatureGroup) -> tuple[list[str], list[str]]:
+    """CANDIDATE_CHECKS entry: (failures, warnings) as lines for the run summary."""
+    report = validate_candidate(project, con, fg)
+    _PENDING[fg.name] = report.candidate_id
+    # dbt tests are stored with the report, but the pipeline already lists them from dbt's own results.
+    failures = [report.summary(r) for r in report.failed_checks if r.kind != "dbt"]
+    warnings = [report.summary(r) for r in report.warnings if r.kind != "dbt"]
+    return failures, warnings
+
+
+def link_published(con, feature_group: str, commit_id: int) -> None:
+    """After a publish: record the commit on the results of the candidate it published."""
+    cid = _PENDING.pop(feature_group, None)
+    if cid:
+        link_commit(con, feature_group, cid, commit_id)
