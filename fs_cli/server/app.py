@@ -198,6 +198,8 @@ def create_app(
             reader.refresh()
         except Exception:  # not ready yet: /ready says so; requests retry the refresh
             pass
+        if served_log is not None:
+            served_log.start()
         yield
         if served_log is not None:
             served_log.close()

@@ -35,10 +35,19 @@ class ServedLog:
         self._fh = None
         self._size = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fs-served-log", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self.start()
+
+    def start(self) -> None:
+        """(Re)start the writer thread; an app's lifespan may run several times in one process (tests)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name="fs-served-log", daemon=True)
+            self._thread.start()
 
     def submit(self, request_id: str, response: dict[str, Any], info: dict[str, Any]) -> None:
+        if self._stop.is_set():
+            self.start()
         try:
             self.q.put_nowait((time.time(), request_id, response, info))
         except queue.Full:
@@ -90,8 +99,8 @@ class ServedLog:
         self._size += len(data)
         self.written += len(batch)
 
-    def _run(self) -> None:
-        while not (self._stop.is_set() and self.q.empty()):
+    def _run(self, stop: threading.Event) -> None:
+        while not (stop.is_set() and self.q.empty()):
             try:
                 first = self.q.get(timeout=self.flush_seconds)
             except queue.Empty:
@@ -109,7 +118,8 @@ class ServedLog:
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         if self._fh is not None:
             self._fh.close()
             self._fh = None
