@@ -1,0 +1,149 @@
+{#- Apply fitted model-dependent transformations in SQL (training datasets, batch scoring).
+    The statistics come from fs_cli.transforms.fit (stored with a training dataset version); this macro renders the
+    same SQL as fs_cli.transforms.render_select, expression for expression (tests/test_transforms_sql_macro.py).
+    Definitions of every function: macros/transforms/_transforms.yml. -#}
+
+{% macro fs_apply_transformations(relation, transformations=none, stats=none, columns=none) -%}
+    {{ return(adapter.dispatch('fs_apply_transformations', 'feature_store')(relation, transformations, stats, columns)) }}
+{%- endmacro %}
+
+{% macro default__fs_apply_transformations(relation, transformations, stats, columns) -%}
+    {%- if stats is none -%}
+        {{ exceptions.raise_compiler_error("fs_apply_transformations: no fitted statistics given; fit them with fs_cli.transforms.fit on the train split (a training dataset version stores them)") }}
+    {%- endif -%}
+    {%- if stats is string -%}{%- set stats = fromjson(stats) -%}{%- endif -%}
+    {%- if transformations is not none -%}
+        {%- set normalized = [] -%}
+        {%- for d in transformations -%}
+            {%- do normalized.append({'feature': d.get('feature'), 'fn': d.get('fn'), 'args': d.get('args') or {}, 'output': d.get('output') or d.get('feature')}) -%}
+        {%- endfor -%}
+        {%- if normalized != stats['declarations'] -%}
+            {{ exceptions.raise_compiler_error("fs_apply_transformations: the fitted statistics were computed for other transformation declarations than the feature view's; create a new training dataset version so they are refitted") }}
+        {%- endif -%}
+    {%- endif -%}
+    {%- set cols = columns if columns is not none else stats['input_columns'] -%}
+    {%- set by_output = {} -%}
+    {%- for c in stats['chains'] -%}
+        {%- if c['feature'] not in cols -%}
+            {{ exceptions.raise_compiler_error("fs_apply_transformations: input column " ~ c['feature'] ~ " missing from the relation's columns") }}
+        {%- endif -%}
+        {%- do by_output.update({c['output']: c}) -%}
+    {%- endfor -%}
+    {%- set items = [] -%}
+    {%- for col in cols -%}
+        {%- if col in by_output -%}
+            {%- do items.extend(feature_store.fs_tf_chain_items(by_output[col])) -%}
+        {%- else -%}
+            {%- do items.append([col, feature_store.fs_tf_ident(col)]) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for c in stats['chains'] if c['output'] not in cols -%}
+        {%- do items.extend(feature_store.fs_tf_chain_items(c)) -%}
+    {%- endfor -%}
+select
+    {% for name, expr in items -%}
+    {{ expr }}{% if expr != feature_store.fs_tf_ident(name) %} as {{ feature_store.fs_tf_ident(name) }}{% endif %}{% if not loop.last %},
+    {% endif %}
+    {%- endfor %}
+from {{ relation }}
+{%- endmacro %}
+
+{#- ---- helpers: each mirrors a function of fs_cli/transforms/sql.py ---------------------------------------- -#}
+
+{% macro fs_tf_ident(name) -%}
+    {{ return('"' ~ (name | replace('"', '""')) ~ '"') }}
+{%- endmacro %}
+
+{% macro fs_tf_num(v) -%}
+    {#- a fitted number that round-trips bit for bit (a bare 0.1 would be a DECIMAL literal in DuckDB) -#}
+    {{ return("cast('" ~ (v | float) ~ "' as double precision)") }}
+{%- endmacro %}
+
+{% macro fs_tf_text(s) -%}
+    {{ return("'" ~ (s | replace("'", "''")) ~ "'") }}
+{%- endmacro %}
+
+{% macro fs_tf_output_kind(fn, kind) -%}
+    {%- if fn in ['standard_scaler', 'min_max_scaler', 'robust_scaler', 'log1p', 'clip'] -%}{{ return('numeric') }}
+    {%- elif fn in ['label_encode', 'bucketize'] -%}{{ return('integer') }}
+    {%- elif fn == 'one_hot' -%}{{ return('onehot') }}
+    {%- elif kind == 'integer' -%}{{ return('numeric') }}
+    {%- else -%}{{ return(kind) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro fs_tf_step_input(fn, expr, state, input_kind) -%}
+    {%- set kind = input_kind if state == 'raw' else state -%}
+    {%- if fn in ['one_hot', 'label_encode'] or (fn == 'impute' and kind == 'string') -%}
+        {{ return(expr if state == 'string' else 'cast(' ~ expr ~ ' as varchar)') }}
+    {%- elif state == 'raw' -%}
+        {{ return('nullif(cast(' ~ expr ~ " as double precision), cast('NaN' as double precision))") }}
+    {%- elif state == 'integer' -%}
+        {{ return('cast(' ~ expr ~ ' as double precision)') }}
+    {%- else -%}
+        {{ return(expr) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro fs_tf_step(fn, e, p) -%}
+    {%- set num = feature_store.fs_tf_num -%}
+    {%- set text = feature_store.fs_tf_text -%}
+    {%- if fn == 'standard_scaler' -%}
+        {{ return('((' ~ e ~ ' - ' ~ num(p['mean']) ~ ') / ' ~ num(p['scale']) ~ ')') }}
+    {%- elif fn == 'min_max_scaler' -%}
+        {{ return('((' ~ e ~ ' - ' ~ num(p['min']) ~ ') / ' ~ num(p['scale']) ~ ')') }}
+    {%- elif fn == 'robust_scaler' -%}
+        {{ return('((' ~ e ~ ' - ' ~ num(p['median']) ~ ') / ' ~ num(p['scale']) ~ ')') }}
+    {%- elif fn == 'log1p' -%}
+        {{ return('(case when ' ~ e ~ ' > -1 then ln(1 + ' ~ e ~ ') end)') }}
+    {%- elif fn == 'clip' -%}
+        {%- set ns = namespace(whens='') -%}
+        {%- if p.get('min') is not none -%}{%- set ns.whens = ns.whens ~ ' when ' ~ e ~ ' < ' ~ num(p['min']) ~ ' then ' ~ num(p['min']) -%}{%- endif -%}
+        {%- if p.get('max') is not none -%}{%- set ns.whens = ns.whens ~ ' when ' ~ e ~ ' > ' ~ num(p['max']) ~ ' then ' ~ num(p['max']) -%}{%- endif -%}
+        {{ return('(case' ~ ns.whens ~ ' else ' ~ e ~ ' end)') }}
+    {%- elif fn == 'impute' -%}
+        {{ return('coalesce(' ~ e ~ ', ' ~ (text(p['fill']) if p['fill'] is string else num(p['fill'])) ~ ')') }}
+    {%- elif fn == 'bucketize' -%}
+        {%- set ns = namespace(whens='') -%}
+        {%- for b in p['boundaries'] -%}{%- set ns.whens = ns.whens ~ ' when ' ~ e ~ ' < ' ~ num(b) ~ ' then ' ~ loop.index0 -%}{%- endfor -%}
+        {{ return('(case when ' ~ e ~ ' is null then null' ~ ns.whens ~ ' else ' ~ (p['boundaries'] | length) ~ ' end)') }}
+    {%- elif fn == 'label_encode' -%}
+        {%- set ns = namespace(whens='') -%}
+        {%- for c in p['categories'] -%}{%- set ns.whens = ns.whens ~ ' when ' ~ e ~ ' = ' ~ text(c) ~ ' then ' ~ loop.index0 -%}{%- endfor -%}
+        {{ return('(case when ' ~ e ~ ' is null then null' ~ ns.whens ~ ' else ' ~ p['unseen_code'] ~ ' end)') }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("fs_apply_transformations: unknown transformation function " ~ fn ~ " in fitted statistics; refit the training dataset") }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro fs_tf_one_hot(e, p) -%}
+    {%- set text = feature_store.fs_tf_text -%}
+    {%- set items = [] -%}
+    {%- set known = [] -%}
+    {%- for c in p['categories'] -%}
+        {%- do items.append([p['columns'][loop.index0], '(case when ' ~ e ~ ' = ' ~ text(c) ~ ' then 1 else 0 end)']) -%}
+        {%- do known.append(text(c)) -%}
+    {%- endfor -%}
+    {%- if known -%}
+        {%- do items.append([p['unseen_column'], '(case when ' ~ e ~ ' is null then 0 when ' ~ e ~ ' in (' ~ (known | join(', ')) ~ ') then 0 else 1 end)']) -%}
+    {%- else -%}
+        {%- do items.append([p['unseen_column'], '(case when ' ~ e ~ ' is null then 0 else 1 end)']) -%}
+    {%- endif -%}
+    {{ return(items) }}
+{%- endmacro %}
+
+{% macro fs_tf_chain_items(chain) -%}
+    {#- [[column, expression], ...] of one fitted chain: its steps applied in order -#}
+    {%- set ns = namespace(expr=feature_store.fs_tf_ident(chain['feature']), state='raw', kind=chain['input_kind'], items=none) -%}
+    {%- for step in chain['steps'] if ns.items is none -%}
+        {%- set e = feature_store.fs_tf_step_input(step['fn'], ns.expr, ns.state, chain['input_kind']) -%}
+        {%- if step['fn'] == 'one_hot' -%}
+            {%- set ns.items = feature_store.fs_tf_one_hot(e, step['params']) -%}
+        {%- else -%}
+            {%- set ns.expr = feature_store.fs_tf_step(step['fn'], e, step['params']) -%}
+            {%- set ns.kind = feature_store.fs_tf_output_kind(step['fn'], ns.kind) -%}
+            {%- set ns.state = ns.kind -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(ns.items if ns.items is not none else [[chain['output'], ns.expr]]) }}
+{%- endmacro %}
