@@ -67,3 +67,8 @@ from .commands import online as _online_cmds  # noqa: E402
 
 main.add_command(_online_cmds.materialize)
 main.add_command(_online_cmds.serve)
+
+from .commands import models as _model_cmds  # noqa: E402
+
+main.add_command(_model_cmds.model)
+main.add_command(_model_cmds.impact)

@@ -95,3 +95,11 @@ class FeatureStore:
             body["feature_service"] = feature_service
         response, _ = cached[1].get_online_features(body)
         return response
+
+    # -- model registry (issue 7) ------------------------------------------------------------------------
+    @property
+    def models(self):
+        """The model registry: `fs.models.register(...)`, `.get("name@champion")`, `.list()`, `.best(...)`."""
+        from .registry import ModelRegistry
+
+        return ModelRegistry(self)

@@ -1,0 +1,504 @@
+"""The model registry: immutable, versioned, hash-verified model artifacts linked to their training data.
+
+A model version is a row in fs_meta.model_versions plus a content-addressed blob; neither is ever updated. Deleting a
+version records a tombstone (the bytes stay). Aliases (champion, challenger, ...) are the only mutable pointers and
+every change is appended to fs_meta.alias_history.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ..errors import FeatureStoreError
+from ..timeutil import utcnow
+from ..warehouse import META_SCHEMA, connect, relation_exists
+from . import artifact
+from .blobs import BlobStore
+from .config import RegistryConfig, check_alias, check_name, check_required_meta
+from .schema import ALIAS_HISTORY, ALIASES, MODELS, TOMBSTONES, VALIDATIONS, VERSIONS, ensure_registry
+from .td import TD_SCHEMA, load_td, parse_td_ref
+
+if TYPE_CHECKING:
+    from ..sdk import FeatureStore
+    from .validate import ValidationReport
+
+RESERVED_ALIASES = {"latest"}
+
+
+def current_user() -> str:
+    try:
+        return os.environ.get("FS_USER") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """NAME, NAME:VERSION or NAME@ALIAS -> (name, version, alias)."""
+    if "@" in ref:
+        name, _, alias = ref.partition("@")
+        return check_name(name), None, check_alias(alias)
+    name, sep, ver = ref.partition(":")
+    if sep:
+        if not ver.isdigit():
+            raise FeatureStoreError(f"model reference {ref!r}: version {ver!r} is not a number",
+                                    fix="write NAME, NAME:VERSION (e.g. fraud_model:3) or NAME@ALIAS")
+        return check_name(name), int(ver), None
+    return check_name(name), None, None
+
+
+def _kv(d: dict[str, Any] | None, what: str) -> dict[str, str]:
+    out = {}
+    for k, v in (d or {}).items():
+        if not isinstance(k, str) or not k.strip():
+            raise FeatureStoreError(f"{what} key {k!r} is empty", fix=f"write {what} as key=value")
+        out[k.strip()] = "" if v is None else str(v)
+    return out
+
+
+def _metrics(m: dict[str, Any] | str | None) -> dict[str, float]:
+    if m is None:
+        return {}
+    if isinstance(m, str):
+        try:
+            m = json.loads(m)
+        except ValueError as e:
+            raise FeatureStoreError(f"--metrics is not valid JSON: {e}",
+                                    fix='write e.g. --metrics \'{"auc": 0.91, "log_loss": 0.3}\'') from None
+    if not isinstance(m, dict):
+        raise FeatureStoreError("metrics must be a JSON object of name -> number", fix='e.g. {"auc": 0.91}')
+    out = {}
+    for k, v in m.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            raise FeatureStoreError(f"metric {k!r} is {v!r}, not a finite number", fix='e.g. {"auc": 0.91}')
+        out[str(k)] = float(v)
+    return out
+
+
+def _loads(v: Any) -> Any:
+    return json.loads(v) if isinstance(v, str) else v
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: int
+    created_at: datetime
+    created_by: str | None
+    artifact_sha256: str
+    artifact_bytes: int
+    artifact_format: str
+    artifact_path: str
+    estimator_class: str | None
+    task: str
+    training_dataset: str
+    training_dataset_version: int
+    training_dataset_hash: str | None
+    fg_commits: list[dict[str, Any]]
+    input_schema: list[dict[str, str]]
+    output_schema: dict[str, Any]
+    metrics: dict[str, float]
+    description: str | None
+    tags: dict[str, str]
+    meta: dict[str, str]
+    status: str = "active"
+    deleted_at: datetime | None = None
+    deleted_reason: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    validation: dict[str, Any] | None = None  # the latest validation summary
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [c["name"] for c in self.input_schema]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_VERSION_COLS = ("name, version, created_at, created_by, artifact_sha256, artifact_bytes, artifact_format, "
+                 "artifact_path, estimator_class, task, training_dataset, training_dataset_version, "
+                 "training_dataset_hash, fg_commits, input_schema, output_schema, metrics, description, tags, meta")
+
+
+@dataclass
+class LoadedModel:
+    """A registered model, hash-verified and unpickled. `predict` feeds it exactly its input columns."""
+
+    info: ModelVersion
+    estimator: Any
+
+    def frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        return artifact.model_frame(df, self.info.input_columns)
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.estimator.predict(self.frame(df)))
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        if not hasattr(self.estimator, "predict_proba"):
+            raise FeatureStoreError(f"model {self.info.ref} ({type(self.estimator).__name__}) has no predict_proba",
+                                    fix="use predict()")
+        return np.asarray(self.estimator.predict_proba(self.frame(df)))
+
+
+class ModelRegistry:
+    """`FeatureStore(...).models`: register, get, list, alias, validate, lineage of models."""
+
+    def __init__(self, fs: FeatureStore):
+        self.fs = fs
+        self.project = fs.project
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+    @property
+    def config(self) -> RegistryConfig:
+        return RegistryConfig.load(self.project)
+
+    @property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.config.store_dir)
+
+    def _rw(self):
+        return connect(self.project.warehouse_path)
+
+    def _has_registry(self, con: duckdb.DuckDBPyConnection) -> bool:
+        return relation_exists(con, META_SCHEMA, "model_versions")
+
+    # -- register ------------------------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        path: str | os.PathLike,
+        training_dataset: str,
+        metrics: dict[str, Any] | str | None = None,
+        description: str = "",
+        tags: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+        validate: bool = False,
+        slices: list[str] | None = None,
+    ) -> ModelVersion:
+        """Store the artifact at `path` as the next version of `name`, trained on `training_dataset` ("FV:N")."""
+        check_name(name)
+        fv, td_version = parse_td_ref(training_dataset)
+        cfg = self.config
+        meta_d, tags_d, metrics_d = _kv(meta, "--meta"), _kv(tags, "--tag"), _metrics(metrics)
+        check_required_meta(cfg.required_meta, meta_d)
+        if slices:
+            meta_d["slices"] = ",".join(slices)
+        p = Path(path)
+        if not p.is_file():
+            raise FeatureStoreError(f"model artifact {p} does not exist",
+                                    fix="save the fitted model first: joblib.dump(model, 'model.joblib')")
+        fmt = artifact.artifact_format(p)
+        data = p.read_bytes()
+        where = f"artifact {p}"
+        est = artifact.load_bytes(data, where)  # the caller's own file (see artifact.py on pickle safety)
+        task = artifact.task_of(est, where)
+        artifact.check_fitted(est, where)
+
+        with self._rw() as con:
+            td = load_td(con, fv, td_version)
+            if not td.labels:
+                raise FeatureStoreError(f"training dataset {td.ref} declares no label column",
+                                        fix="declare the label in the feature view and create a new training dataset")
+            label = td.labels[0]
+            inputs = artifact.input_columns(est, td.feature_names, where)
+            types = {f["name"]: f["type"] for f in td.features}
+            label_type = con.execute(
+                "select data_type from information_schema.columns where table_schema = ? and table_name = ? "
+                "and column_name = ?", [TD_SCHEMA, f"{fv}_v{td_version}", label]).fetchall()
+            sample = con.sql(f"select * from {td.table} limit 5").df()
+            try:
+                est.predict(artifact.model_frame(sample, inputs))
+            except Exception as e:  # noqa: BLE001 - any failure here means the artifact does not fit the TD
+                raise FeatureStoreError(
+                    f"{where} cannot predict on rows of training dataset {td.ref}: {type(e).__name__}: {e}",
+                    fix=f"train it on the training dataset's features ({', '.join(inputs)}) as a pandas DataFrame",
+                ) from None
+            digest, relpath = self.blobs.put(data)
+            now, user = utcnow(), current_user()
+            input_schema = [{"name": c, "type": types.get(c, "unknown")} for c in inputs]
+            out_schema = artifact.output_schema(est, task, label, label_type[0][0] if label_type else None)
+            con.execute("begin transaction")
+            try:
+                ensure_registry(con)
+                con.execute(f"insert into {MODELS} values (?, ?, ?, ?) on conflict do nothing",
+                            [name, now, user, description or None])
+                version = con.execute(f"select coalesce(max(version), 0) + 1 from {VERSIONS} where name = ?",
+                                      [name]).fetchall()[0][0]
+                con.execute(
+                    f"insert into {VERSIONS} ({_VERSION_COLS}) values "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [name, version, now, user, digest, len(data), fmt, relpath,
+                     f"{type(est).__module__}.{type(est).__qualname__}", task, fv, td_version, td.content_hash,
+                     json.dumps(td.fg_commits, default=str), json.dumps(input_schema), json.dumps(out_schema),
+                     json.dumps(metrics_d), description or None, json.dumps(tags_d), json.dumps(meta_d)],
+                )
+                con.execute("commit")
+            except BaseException:
+                con.execute("rollback")
+                raise
+        if validate:
+            self.validate(f"{name}:{version}")
+        return self.info(f"{name}:{version}")
+
+    # -- read ----------------------------------------------------------------------------------------------
+    def _rows(self, con, where: str, params: list) -> list[ModelVersion]:
+        rows = con.execute(f"select {_VERSION_COLS} from {VERSIONS} where {where} order by name, version",
+                           params).fetchall()
+        tomb = {(n, v): (t, r) for n, v, t, r in con.execute(
+            f"select name, version, deleted_at, reason from {TOMBSTONES}").fetchall()}
+        aliases: dict[tuple[str, int], list[str]] = {}
+        for n, a, v in con.execute(f"select name, alias, version from {ALIASES} order by alias").fetchall():
+            aliases.setdefault((n, v), []).append(a)
+        vals = {(n, v): {"validation_id": i, "validated_at": t, "status": s}
+                for n, v, i, t, s in con.execute(
+                    f"select name, version, max(validation_id), arg_max(validated_at, validation_id), "
+                    f"arg_max(status, validation_id) from {VALIDATIONS} group by all").fetchall()}
+        out = []
+        for r in rows:
+            d = dict(zip([c.strip() for c in _VERSION_COLS.split(",")], r, strict=True))
+            for k in ("fg_commits", "input_schema", "output_schema", "metrics", "tags", "meta"):
+                d[k] = _loads(d[k]) if d[k] is not None else ({} if k != "fg_commits" else [])
+            key = (d["name"], d["version"])
+            mv = ModelVersion(**d)
+            if key in tomb:
+                mv.status, mv.deleted_at, mv.deleted_reason = "deleted", *tomb[key]
+            mv.aliases = aliases.get(key, [])
+            mv.validation = vals.get(key)
+            out.append(mv)
+        return out
+
+    def info(self, ref: str, version: int | None = None, alias: str | None = None) -> ModelVersion:
+        """The metadata of NAME[:VERSION|@ALIAS] (latest active version by default), without loading the artifact."""
+        name, v, a = parse_model_ref(ref)
+        v, a = version if version is not None else v, alias if alias is not None else a
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            if not self._has_registry(con) or not con.execute(
+                    f"select 1 from {MODELS} where name = ?", [name]).fetchall():
+                known = [r[0] for r in con.execute(f"select name from {MODELS} order by 1").fetchall()] \
+                    if self._has_registry(con) else []
+                raise FeatureStoreError(f"no model named {name!r} is registered",
+                                        fix=f"registered models: {', '.join(known) or '(none)'}; see `fs model list`")
+            if a is not None and a != "latest":
+                rows = con.execute(f"select version from {ALIASES} where name = ? and alias = ?",
+                                   [name, a]).fetchall()
+                if not rows:
+                    known = [r[0] for r in con.execute(
+                        f"select alias from {ALIASES} where name = ? order by 1", [name]).fetchall()]
+                    raise FeatureStoreError(f"model {name} has no alias {a!r}",
+                                            fix=f"aliases of {name}: {', '.join(known) or '(none)'}; "
+                                            f"set one with `fs model alias {name} VERSION {a}`")
+                v = rows[0][0]
+            versions = self._rows(con, "name = ?", [name])
+        if v is None:
+            active = [m for m in versions if m.status == "active"]
+            if not active:
+                raise FeatureStoreError(f"model {name} has no active version (all are deleted)",
+                                        fix="register a new version")
+            return active[-1]
+        for m in versions:
+            if m.version == v:
+                return m
+        raise FeatureStoreError(f"model {name} has no version {v}",
+                                fix=f"versions: {', '.join(str(m.version) for m in versions)}")
+
+    def get(self, ref: str, version: int | None = None, alias: str | None = None,
+            allow_deleted: bool = False) -> LoadedModel:
+        """Load NAME[:VERSION|@ALIAS]: the blob is re-hashed and must match the registered sha256."""
+        info = self.info(ref, version=version, alias=alias)
+        if info.status == "deleted" and not allow_deleted:
+            raise FeatureStoreError(
+                f"model {info.ref} was deleted at {info.deleted_at} ({info.deleted_reason or 'no reason given'})",
+                fix="use another version; its bytes are kept for audit (SDK: get(..., allow_deleted=True))")
+        data = self.blobs.read(info.artifact_sha256, info.artifact_path)
+        return LoadedModel(info, artifact.load_bytes(data, f"{info.ref} ({info.artifact_path})"))
+
+    def verify(self, ref: str) -> bool:
+        info = self.info(ref)
+        self.blobs.verify(info.artifact_sha256, info.artifact_path)
+        return True
+
+    def list(self, name: str | None = None, tags: dict[str, str] | None = None, meta: dict[str, str] | None = None,
+             text: str | None = None, include_deleted: bool = True) -> list[ModelVersion]:
+        """Model versions, filtered by name, tag/meta key=value pairs, or free text over names, descriptions and
+        metadata values."""
+        if not self.project.warehouse_path.exists():
+            return []
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            if not self._has_registry(con):
+                return []
+            rows = self._rows(con, "name = ?" if name else "true", [name] if name else [])
+        out = []
+        for m in rows:
+            if not include_deleted and m.status == "deleted":
+                continue
+            if any(m.tags.get(k) != v for k, v in (tags or {}).items()):
+                continue
+            if any(m.meta.get(k) != v for k, v in (meta or {}).items()):
+                continue
+            if text:
+                hay = " ".join([m.name, m.description or "", *m.tags.values(), *m.tags, *m.meta.values(),
+                                m.training_dataset]).lower()
+                if text.lower() not in hay:
+                    continue
+            out.append(m)
+        return out
+
+    def best(self, name: str, metric: str, max: bool = True) -> tuple[ModelVersion, float]:  # noqa: A002
+        """The active version with the best `metric` (registered metrics first, else its latest validation)."""
+        check_name(name)
+        versions = [m for m in self.list(name) if m.status == "active"]
+        if not versions:
+            raise FeatureStoreError(f"model {name} has no active versions", fix="see `fs model list`")
+        vals = self._validation_metrics(name)
+        scored, seen = [], set()
+        for m in versions:
+            merged = {**vals.get(m.version, {}), **m.metrics}
+            seen |= set(merged)
+            if metric in merged and merged[metric] is not None:
+                scored.append((m, float(merged[metric])))
+        if not scored:
+            raise FeatureStoreError(f"no version of {name} has metric {metric!r}",
+                                    fix=f"known metrics: {', '.join(sorted(seen)) or '(none)'}")
+        pick = (lambda t: t[1]) if max else (lambda t: -t[1])
+        return sorted(scored, key=lambda t: (pick(t), t[0].version))[-1]
+
+    def _validation_metrics(self, name: str) -> dict[int, dict[str, float]]:
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            rows = con.execute(
+                f"select version, arg_max(metrics, validation_id) from {VALIDATIONS} where name = ? group by 1",
+                [name]).fetchall()
+        return {v: {k: x for k, x in (_loads(m) or {}).items() if isinstance(x, int | float)} for v, m in rows}
+
+    # -- aliases and tombstones ----------------------------------------------------------------------------
+    def alias(self, name: str, version: int, alias: str, reason: str | None = None,
+              force: bool = False) -> dict[str, Any]:
+        """Point `alias` at `version` (logged in fs_meta.alias_history). An alias is how a model gets used, so the
+        version's latest validation must have passed, unless `force` (recorded in the history's reason)."""
+        check_alias(alias)
+        if alias in RESERVED_ALIASES:
+            raise FeatureStoreError(f"alias {alias!r} is reserved (it always means the newest version)",
+                                    fix="pick another name, e.g. champion")
+        m = self.info(f"{name}:{int(version)}")
+        if m.status == "deleted":
+            raise FeatureStoreError(f"model {m.ref} is deleted; an alias cannot point at it",
+                                    fix="pick an active version; see `fs model list`")
+        status = (m.validation or {}).get("status")
+        if status != "passed":
+            if not force:
+                raise FeatureStoreError(
+                    f"model {m.ref} has " + ("not been validated" if status is None else "failed its latest validation")
+                    + f"; alias {alias!r} would put it in use",
+                    fix=f"run `fs model validate {m.ref}` (and fix what fails), or pass --force to override "
+                    "(recorded in the alias history)")
+            reason = f"forced (validation: {status or 'none'})" + (f": {reason}" if reason else "")
+        return self._move_alias(name, alias, int(version), reason)
+
+    def unalias(self, name: str, alias: str, reason: str | None = None) -> dict[str, Any]:
+        check_alias(alias)
+        self.info(name)
+        return self._move_alias(name, alias, None, reason)
+
+    def _move_alias(self, name: str, alias: str, version: int | None, reason: str | None) -> dict[str, Any]:
+        with self._rw() as con:
+            ensure_registry(con)
+            con.execute("begin transaction")
+            try:
+                cur = con.execute(f"select version from {ALIASES} where name = ? and alias = ?",
+                                  [name, alias]).fetchall()
+                old = cur[0][0] if cur else None
+                if old == version:
+                    con.execute("rollback")
+                    if version is None:
+                        raise FeatureStoreError(f"model {name} has no alias {alias!r}", fix="see `fs model show`")
+                    return {"name": name, "alias": alias, "old_version": old, "new_version": version,
+                            "action": "unchanged"}
+                now, user = utcnow(), current_user()
+                action = "remove" if version is None else ("set" if old is None else "move")
+                if version is None:
+                    con.execute(f"delete from {ALIASES} where name = ? and alias = ?", [name, alias])
+                else:
+                    con.execute(
+                        f"insert or replace into {ALIASES} values (?, ?, ?, ?, ?)", [name, alias, version, now, user])
+                seq = con.execute(f"select coalesce(max(seq), 0) + 1 from {ALIAS_HISTORY} where name = ? "
+                                  "and alias = ?", [name, alias]).fetchall()[0][0]
+                con.execute(f"insert into {ALIAS_HISTORY} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [name, alias, seq, action, old, version, now, user, reason])
+                con.execute("commit")
+            except FeatureStoreError:
+                raise
+            except BaseException:
+                con.execute("rollback")
+                raise
+        return {"name": name, "alias": alias, "old_version": old, "new_version": version, "action": action}
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            if not self._has_registry(con):
+                return []
+            cols = ["name", "alias", "seq", "action", "old_version", "new_version", "changed_at", "changed_by",
+                    "reason"]
+            rows = con.execute(
+                f"select {', '.join(cols)} from {ALIAS_HISTORY} where name = ? and (? is null or alias = ?) "
+                "order by changed_at, alias, seq", [name, alias, alias]).fetchall()
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def delete(self, ref: str, reason: str | None = None) -> ModelVersion:
+        """Tombstone a version: it can no longer be loaded or aliased; its bytes and row stay for audit."""
+        m = self.info(ref)
+        if ":" not in ref:
+            raise FeatureStoreError("name the version to delete", fix=f"e.g. `fs model delete {m.name}:{m.version}`")
+        if m.status == "deleted":
+            raise FeatureStoreError(f"model {m.ref} is already deleted ({m.deleted_at})", fix="nothing to do")
+        if m.aliases:
+            raise FeatureStoreError(
+                f"model {m.ref} is the target of alias(es) {', '.join(m.aliases)}",
+                fix=f"move or remove them first: `fs model alias {m.name} OTHER_VERSION ALIAS` or "
+                f"`fs model unalias {m.name} ALIAS`")
+        with self._rw() as con:
+            con.execute(f"insert into {TOMBSTONES} values (?, ?, ?, ?, ?)",
+                        [m.name, m.version, utcnow(), current_user(), reason])
+        return self.info(m.ref)
+
+    # -- validation and provenance (separate modules) ------------------------------------------------------
+    def validate(self, ref: str, slices: list[str] | None = None) -> ValidationReport:
+        from .validate import validate_model
+
+        return validate_model(self, ref, slices=slices)
+
+    def validations(self, ref: str) -> list[dict[str, Any]]:
+        m = self.info(ref)
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            cols = ["validation_id", "validated_at", "status", "training_dataset", "training_dataset_version",
+                    "task", "n_test", "metrics", "slices", "ood", "checks"]
+            rows = con.execute(f"select {', '.join(cols)} from {VALIDATIONS} where name = ? and version = ? "
+                               "order by validation_id", [m.name, m.version]).fetchall()
+        out = []
+        for r in rows:
+            d = dict(zip(cols, r, strict=True))
+            for k in ("metrics", "slices", "ood", "checks"):
+                d[k] = _loads(d[k])
+            out.append(d)
+        return out
+
+    def lineage(self, ref: str) -> dict[str, Any]:
+        from .lineage import model_lineage
+
+        return model_lineage(self, ref)
+
+    def impact(self, feature_group: str) -> dict[str, Any]:
+        from .lineage import fg_impact
+
+        return fg_impact(self, feature_group)

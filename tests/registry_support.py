@@ -1,0 +1,78 @@
+"""Helpers for the registry tests: a tiny hand-made training dataset (table + metadata row) and small models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from fs_cli.warehouse import connect
+
+TD_FEATURES = [{"name": "x1", "type": "DOUBLE"}, {"name": "x2", "type": "DOUBLE"}, {"name": "cat", "type": "VARCHAR"}]
+
+
+def crafted_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    x2 = rng.uniform(0, 10, size=n)
+    cat = rng.choice(["a", "b", "c"], size=n)
+    segment = rng.choice(["gold", "silver", "bronze", "tiny"], p=[0.4, 0.3, 0.27, 0.03], size=n)
+    logit = 1.5 * x1 + (cat == "a") * 1.0 - 0.5
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    target = 3.0 * x1 + 0.2 * x2 + rng.normal(scale=0.5, size=n)
+    split = np.where(np.arange(n) < int(n * 0.75), "train", "test")
+    return pd.DataFrame({"row_id": np.arange(n), "segment": segment, "x1": x1, "x2": x2, "cat": cat,
+                         "is_fraud": y, "target": target, "split": split})
+
+
+def write_td(warehouse: Path, df: pd.DataFrame, fv: str = "fv_test", version: int = 1, label: str = "is_fraud",
+             fg_commits: list[dict] | None = None, features: list[dict] | None = None) -> str:
+    """Create fs_training.<fv>_v<version> and its fs_meta.training_datasets row, the way fs_cli.training does."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    commits = fg_commits if fg_commits is not None else [{"feature_group": "fg_customer_profile", "commit_id": 1,
+                                                          "commit_time": "2026-01-15 00:00:00"}]
+    with connect(warehouse) as con:
+        con.execute("create schema if not exists fs_training")
+        con.execute("create schema if not exists fs_meta")
+        con.execute("""create table if not exists fs_meta.training_datasets (
+            feature_view varchar, version integer, created_at timestamp, as_of timestamp, fg_commits json,
+            split json, train_rows bigint, test_rows bigint, content_hash varchar, features json,
+            label_columns json)""")
+        con.register("td_df", df)
+        con.execute(f'create table fs_training."{fv}_v{version}" as select * from td_df')
+        con.unregister("td_df")
+        con.execute(
+            "insert into fs_meta.training_datasets values (?, ?, now()::timestamp, null, ?, ?, ?, ?, ?, ?, ?)",
+            [fv, version, json.dumps(commits), json.dumps({"kind": "random", "fractions": [0.75, 0.25]}),
+             int((df.split == "train").sum()), int((df.split == "test").sum()), f"hash-{fv}-{version}",
+             json.dumps(features or TD_FEATURES), json.dumps([label])])
+    return f"{fv}:{version}"
+
+
+def train_pipeline(df: pd.DataFrame, path: Path, label: str = "is_fraud", robust: bool = True,
+                   features: tuple[str, ...] = ("x1", "x2", "cat")) -> Path:
+    """A logistic regression pipeline; robust=False leaves out the imputers so NULLs crash it."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from fs_cli.registry import model_frame
+
+    num = [f for f in features if f != "cat"]
+    cats = [f for f in features if f == "cat"]
+    num_steps = [SimpleImputer(strategy="median"), StandardScaler()] if robust else [StandardScaler()]
+    cat_steps = ([SimpleImputer(strategy="constant", fill_value="missing")] if robust else []) + [
+        OneHotEncoder(handle_unknown="ignore")]
+    pre = ColumnTransformer([("num", make_pipeline(*num_steps), num)]
+                            + ([("cat", make_pipeline(*cat_steps), cats)] if cats else []))
+    est = LogisticRegression() if label == "is_fraud" else LinearRegression()
+    model = Pipeline([("pre", pre), ("est", est)])
+    train = df[df.split == "train"]
+    model.fit(model_frame(train, list(features)), train[label])
+    joblib.dump(model, path)
+    return path
