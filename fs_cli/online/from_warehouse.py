@@ -4,7 +4,7 @@ Incremental by default: the online version remembers the snapshot time it reflec
 it was computed at. The next run re-materializes only entities whose snapshot rows changed after the
 watermark (inserted, updated or deleted by later commits) plus entities with a row whose event_time fell into
 (previous now, now] (future-dated rows that became current). A schema change, a first run, `--full`, or a
-change touching more than half of the entities falls back to a full, atomically flipped rewrite.
+change touching more than half of the published rows falls back to a full, atomically flipped rewrite.
 """
 
 from __future__ import annotations
@@ -69,8 +69,10 @@ def materialize_feature_group(
         params = [prev_t, prev_t, prev_now, now]
         changed_sql = _changed_keys_sql(fg, spec)
         changed = con.sql(changed_sql, params=params).to_arrow_table()
-        online_rows = int(ptr.meta.get("rows") or 0)
-        if changed.num_rows <= max(1, FULL_IF_CHANGED_SHARE * online_rows):
+        # compare with the published size (what a full run would read), not the online size (TTL may empty it)
+        published_rows = con.execute(
+            f"select count(*) from {fg.snapshot_relation} where dbt_valid_to is null").fetchall()[0][0]
+        if changed.num_rows <= max(1, FULL_IF_CHANGED_SHARE * published_rows):
             pub_sql, pub_params = published_query(fg, None)
             using = ", ".join(quote_ident(k) for k in spec.keys)
             rows = con.sql(
