@@ -68,6 +68,12 @@ from .commands import online as _online_cmds  # noqa: E402
 main.add_command(_online_cmds.materialize)
 main.add_command(_online_cmds.serve)
 
+from .commands import validation as _validation_cmds  # noqa: E402
+
+main.add_command(_validation_cmds.contract)
+main.add_command(_validation_cmds.validations)
+main.add_command(_validation_cmds.validate)
+
 from .commands import models as _model_cmds  # noqa: E402
 
 main.add_command(_model_cmds.model)

@@ -192,3 +192,9 @@ def run_pipeline(
 from .online.from_warehouse import post_publish_materialize  # noqa: E402
 
 POST_PUBLISH.append(post_publish_materialize)
+
+# Audit every candidate through the validation gate (fs_cli/validation, issue 5) and link results to commits.
+from .validation import pipeline_check, post_publish_link  # noqa: E402
+
+CANDIDATE_CHECKS.append(pipeline_check)
+POST_PUBLISH.append(post_publish_link)

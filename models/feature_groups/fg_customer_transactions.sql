@@ -27,12 +27,12 @@ daily as (
 select
     grid.customer_id,
     cast(grid.day as timestamp) + interval '1 day' as feature_time,
-    {{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 1) }} as tx_count_1d,
+    cast({{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 1) }} as bigint) as tx_count_1d,
     cast({{ fs_window_sum('d.amount', 'd.tx_date', 'grid.day', 1) }} as double precision) as tx_amount_1d,
-    {{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 7) }} as tx_count_7d,
+    cast({{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 7) }} as bigint) as tx_count_7d,
     cast({{ fs_window_sum('d.amount', 'd.tx_date', 'grid.day', 7) }} as double precision) as tx_amount_7d,
     cast(max(case when d.tx_date > grid.day - 7 then d.max_amount end) as double precision) as tx_max_amount_7d,
-    {{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 30) }} as tx_count_30d,
+    cast({{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 30) }} as bigint) as tx_count_30d,
     cast({{ fs_window_sum('d.amount', 'd.tx_date', 'grid.day', 30) }} as double precision) as tx_amount_30d,
     cast(sum(d.amount) / sum(d.n) as double precision) as tx_avg_amount_30d,
     cast(sum(d.n_online) as double precision) / sum(d.n) as online_share_30d

@@ -15,7 +15,7 @@ with daily as (
 select
     grid.merchant_id,
     cast(grid.day as timestamp) + interval '1 day' as feature_time,
-    {{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 7) }} as merchant_tx_count_7d,
+    cast({{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 7) }} as bigint) as merchant_tx_count_7d,
     cast(sum(d.amount) / sum(d.n) as double precision) as merchant_avg_amount_7d,
     cast(sum(d.n_online) as double precision) / sum(d.n) as merchant_online_share_7d
 from grid

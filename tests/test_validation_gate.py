@@ -1,0 +1,265 @@
+"""Write-audit-publish end to end: bad batches injected into a real pipeline run, on a throw-away project copy.
+
+One module-scoped project: day 1 is published clean; then one bad batch per feature group goes through `fs run`:
+  fg_customer_transactions (strict): a negative amount, a duplicated key, a NULL key
+  fg_merchant_activity (strict):      the latest week's average amount multiplied by 5 (shifted distribution)
+  fg_customer_profile (warn):         an e-mail address in the `country` feature
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import copy_project
+
+from fs_cli import FeatureStore
+from fs_cli.cli import main
+from fs_cli.online.store import open_store
+from fs_cli.validation import validate_candidate
+from fs_cli.validation.contract import build_contract, contract_yaml
+from fs_cli.validation.results import history
+from fs_cli.warehouse import connect
+
+DAY1 = {"demo_data_cutoff": "2026-01-15 00:00:00"}
+
+
+def _wrap(path: Path, extra_sql: str) -> str:
+    """Replace a model by itself plus extra rows/changes; returns the original text."""
+    original = path.read_text()
+    body = re.sub(r"--[^\n]*\n", "\n", original)
+    path.write_text(extra_sql.replace("{{ORIGINAL}}", body))
+    return original
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    d = copy_project(tmp_path_factory.mktemp("gate") / "proj")
+    r1 = FeatureStore(d, vars=DAY1).run()
+    assert r1.ok, r1.to_dict()
+    return d
+
+
+def _pointers(d: Path) -> dict:
+    with open_store(warehouse_path=d / "target" / "feature_store.duckdb") as s:
+        return {k: (p.gen, p.version) for k, p in s.pointers().items()}
+
+
+def _commits(fs: FeatureStore) -> dict[str, int]:
+    return {n: len(fs.commits(n)) for n in ("fg_customer_transactions", "fg_merchant_activity", "fg_customer_profile")}
+
+
+@pytest.fixture(scope="module")
+def bad_run(proj):
+    """Inject the bad batches, run `fs run` through the CLI; restore the models afterwards."""
+    fs = FeatureStore(proj)
+    before_commits = _commits(fs)
+    before_online = _pointers(proj)
+    fgdir = proj / "models" / "feature_groups"
+    originals = {
+        "fg_customer_transactions.sql": _wrap(fgdir / "fg_customer_transactions.sql", """
+            with o as (select * from ({{ORIGINAL}}) as x)
+            select * from o
+            union all  -- out of range
+            select customer_id, feature_time + interval '1 day', tx_count_1d, -5.0, tx_count_7d, tx_amount_7d,
+                   tx_max_amount_7d, tx_count_30d, tx_amount_30d, tx_avg_amount_30d, online_share_30d
+            from (select * from o order by feature_time desc, customer_id limit 1) as a
+            union all  -- duplicate key
+            select * from (select * from o order by feature_time, customer_id limit 1) as b
+            union all  -- null key
+            select null, feature_time, tx_count_1d, tx_amount_1d, tx_count_7d, tx_amount_7d,
+                   tx_max_amount_7d, tx_count_30d, tx_amount_30d, tx_avg_amount_30d, online_share_30d
+            from (select * from o order by feature_time, customer_id limit 1) as c
+        """),
+        "fg_merchant_activity.sql": _wrap(fgdir / "fg_merchant_activity.sql", """
+            with o as (select * from ({{ORIGINAL}}) as x)
+            select merchant_id, feature_time, merchant_tx_count_7d,
+                   case when feature_time > (select max(feature_time) from o) - interval '7 days'
+                        then merchant_avg_amount_7d * 5 else merchant_avg_amount_7d end as merchant_avg_amount_7d,
+                   merchant_online_share_7d
+            from o
+        """),
+        "fg_customer_profile.sql": _wrap(fgdir / "fg_customer_profile.sql", """
+            with o as (select * from ({{ORIGINAL}}) as x)
+            select customer_id, profile_updated_at,
+                   case when customer_id = 7 then 'jane.doe@example.org' else country end as country,
+                   segment, credit_limit, age_years, tenure_days
+            from o
+        """),
+    }
+    res = CliRunner().invoke(main, ["--project-dir", str(proj), "run", "--json"], catch_exceptions=False)
+    # dbt prints failing tests even under --quiet, before the JSON document (reported to the lead).
+    report = json.loads(res.output[res.output.index('{\n  "ok"'):])
+    fs = FeatureStore(proj)
+    out = {"exit_code": res.exit_code, "report": report, "before_commits": before_commits,
+           "after_commits": _commits(fs), "before_online": before_online, "after_online": _pointers(proj)}
+    yield out
+    for name, text in originals.items():
+        (fgdir / name).write_text(text)
+
+
+def _fg(report: dict, name: str) -> dict:
+    return next(o for o in report["feature_groups"] if o["feature_group"] == name)
+
+
+def _results(proj: Path, fg: str) -> list[dict]:
+    with connect(proj / "target" / "feature_store.duckdb", read_only=True) as con:
+        return history(con, fg, limit=1)
+
+
+def test_clean_day1_passes_every_check(proj):
+    for fg in ("fg_customer_transactions", "fg_merchant_activity", "fg_customer_profile"):
+        with connect(proj / "target" / "feature_store.duckdb", read_only=True) as con:
+            rows = history(con, fg)
+        assert rows, fg
+        first = min(r["candidate_id"] for r in rows)
+        day1 = [r for r in rows if r["candidate_id"] == first]
+        bad = [(r["check_name"], r["outcome"], r["message"]) for r in day1 if r["outcome"] not in ("pass", "skipped")]
+        assert not bad, (fg, bad)
+        assert {r["kind"] for r in day1} >= {"contract", "lineage", "dbt", "drift"}
+        if fg == "fg_customer_profile":  # the only group with string features
+            assert "pii:content:country" in {r["check_name"] for r in day1}
+        assert all(r["commit_id"] == 1 for r in day1), "results are linked to the commit that published them"
+
+
+def test_bad_run_exit_code_and_summary(bad_run):
+    assert bad_run["exit_code"] == 1
+    rep = bad_run["report"]
+    assert not rep["ok"]
+    tx = _fg(rep, "fg_customer_transactions")
+    assert tx["status"] == "blocked" and not tx["published"]
+    text = "\n".join(tx["failures"])
+    for needle in ("contract:invalid:tx_amount_1d:range", "contract:duplicate:key",
+                   "contract:missing:customer_id:not_null", "fs_expectations"):
+        assert needle in text, needle
+    assert "-5.0" in text, "failing-row samples are in the summary"
+    ma = _fg(rep, "fg_merchant_activity")
+    assert ma["status"] == "blocked" and "drift:merchant_avg_amount_7d" in "\n".join(ma["failures"])
+
+
+def test_strict_not_published_warn_published(bad_run):
+    b, a = bad_run["before_commits"], bad_run["after_commits"]
+    assert a["fg_customer_transactions"] == b["fg_customer_transactions"]
+    assert a["fg_merchant_activity"] == b["fg_merchant_activity"]
+    assert a["fg_customer_profile"] == b["fg_customer_profile"] + 1
+    prof = _fg(bad_run["report"], "fg_customer_profile")
+    assert prof["published"] and prof["status"] == "warn"
+    assert any("pii:content:country" in w for w in prof["warnings"])
+
+
+def test_online_store_untouched_for_blocked_groups(bad_run):
+    b, a = bad_run["before_online"], bad_run["after_online"]
+    assert a["fg_customer_transactions"] == b["fg_customer_transactions"]
+    assert a["fg_merchant_activity"] == b["fg_merchant_activity"]
+    assert a["fg_customer_profile"] != b["fg_customer_profile"]
+
+
+def test_every_result_stored_with_samples(bad_run, proj):
+    tx = {r["check_name"]: r for r in _results(proj, "fg_customer_transactions")}
+    rng = tx["contract:invalid:tx_amount_1d:range"]
+    assert rng["outcome"] == "fail" and rng["metrics"]["invalid_count"] == 1
+    assert rng["samples"][0]["tx_amount_1d"] == -5.0
+    assert tx["contract:duplicate:key"]["outcome"] == "fail"
+    assert tx["contract:duplicate:key"]["samples"][0]["n_rows"] == 2
+    assert tx["contract:missing:customer_id:not_null"]["metrics"]["missing_count"] == 1
+    assert tx["dbt:fs_expectations_fg_customer_transactions_"]["outcome"] == "fail"
+    assert all(r["commit_id"] is None for r in tx.values()), "a blocked candidate has no commit"
+    ma = {r["check_name"]: r for r in _results(proj, "fg_merchant_activity")}
+    d = ma["drift:merchant_avg_amount_7d"]
+    assert d["outcome"] == "fail" and d["metrics"]["psi"] > 1 and d["metrics"]["wasserstein_norm"] > 1
+    assert ma["drift:merchant_online_share_7d"]["outcome"] == "pass"
+    prof = {r["check_name"]: r for r in _results(proj, "fg_customer_profile")}
+    p = prof["pii:content:country"]
+    assert p["outcome"] == "fail" and p["metrics"]["kinds"] == ["email"]
+    assert "jane.doe@example.org" not in json.dumps(p["samples"]), "PII is masked in stored samples"
+    assert prof["pii:lineage"]["outcome"] == "pass"
+    assert all(r["commit_id"] is not None for r in prof.values()), "the warn group's results link to its commit"
+
+
+def test_validations_cli(bad_run, proj):
+    r = CliRunner().invoke(main, ["--project-dir", str(proj), "validations", "fg_customer_transactions",
+                                  "--failed", "--json", "--limit", "1"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert rows and all(x["outcome"] in ("fail", "error") for x in rows)
+    r = CliRunner().invoke(main, ["--project-dir", str(proj), "validations", "fg_customer_transactions"])
+    assert r.exit_code == 0 and "contract:duplicate:key" in r.output
+
+
+def test_plain_dbt_build_skips_snapshot_of_failing_strict_candidate(bad_run, proj):
+    """The fs_expectations dbt test runs before the snapshot in the DAG, so dbt itself withholds the publish."""
+    # bad_run restored the models on teardown only; they are still bad here.
+    fs = FeatureStore(proj)
+    res = fs.project.dbt(["build", "--select", "fg_customer_transactions+", "fg_customer_profile+"])
+    status = {r.node.name: str(r.status).split(".")[-1].lower() for r in res.results}
+    assert status["fs_expectations_fg_customer_transactions_"] == "fail"
+    assert status["fg_customer_transactions_snapshot"] == "skipped"
+    assert status["fs_expectations_fg_customer_profile_"] == "pass"  # the e-mail is not a declared expectation
+    assert status["fg_customer_profile_snapshot"] == "success"
+
+
+def test_contract_cli_and_handwritten_merge(proj, tmp_path):
+    r = CliRunner().invoke(main, ["--project-dir", str(proj), "contract", "fg_customer_profile"])
+    assert r.exit_code == 0, r.output
+    assert "dataset: fs/main/fg_customer_profile" in r.output and "valid_values" in r.output
+    extra = proj / "models" / "feature_groups" / "fg_customer_profile.contract.yml"
+    extra.write_text(
+        "columns:\n"
+        "  - name: credit_limit\n"
+        "    checks:\n"
+        "      - invalid: {qualifier: range, valid_min: 0, valid_max: 20000}\n"
+        "checks:\n"
+        "  - row_count: {qualifier: min_rows, threshold: {must_be_greater_than: 100000}}\n"
+    )
+    try:
+        fs = FeatureStore(proj)
+        fg = fs.catalog.fg("fg_customer_profile")
+        c = build_contract(proj, fg)
+        rng = [ch for col in c["columns"] if col["name"] == "credit_limit" for ch in col["checks"]
+               if "invalid" in ch]
+        assert rng == [{"invalid": {"qualifier": "range", "valid_min": 0, "valid_max": 20000}}]
+        assert sum("row_count" in ch for ch in c["checks"]) == 1
+        assert "valid_max: 20000" in contract_yaml(c)
+        with connect(fs.project.warehouse_path) as con:
+            rep = validate_candidate(fs.project, con, fg, persist=False)
+        failed = {x.check for x in rep.failed_checks}
+        assert "contract:invalid:credit_limit:range" in failed  # the demo has 30000 limits
+        assert "contract:row_count:min_rows" in failed
+        sample = next(x for x in rep.failed_checks if x.check == "contract:invalid:credit_limit:range").samples
+        assert sample == [], "hand-written bounds are not known to the sampler: no misleading samples"
+    finally:
+        extra.unlink()
+
+
+def test_drift_reference_modes(bad_run, proj):
+    fs = FeatureStore(proj)
+    fg = fs.catalog.fg("fg_merchant_activity")
+    with connect(fs.project.warehouse_path) as con:
+        for ref in ("last_commit", {"commit": 1}):
+            rep = validate_candidate(fs.project, con, fg, reference=ref, persist=False)
+            drift = {x.check: x for x in rep.results if x.kind == "drift"}
+            assert drift["drift:merchant_avg_amount_7d"].outcome == "fail", ref
+            assert drift["drift:merchant_avg_amount_7d"].metrics["reference"] == (
+                ref if isinstance(ref, str) else "commit")
+        rep = validate_candidate(fs.project, con, fg, reference={"commit": 99}, persist=False)
+        assert any(x.check == "drift" and x.outcome == "error" for x in rep.results)
+
+
+def test_freshness_declared(proj):
+    """`expectations.freshness` becomes a Soda freshness check against var fs_now (else the clock)."""
+    from datetime import timedelta
+
+    fs = FeatureStore(proj)
+    fg = fs.catalog.fg("fg_customer_transactions")
+    fg.meta = {**fg.meta, "expectations": {"freshness": "1d"}}
+    with connect(fs.project.warehouse_path) as con:
+        newest = con.execute(f"select max(feature_time) from {fg.relation}").fetchone()[0]
+        outcomes = []
+        for age in (timedelta(hours=12), timedelta(days=3)):
+            fs.project.vars["fs_now"] = (newest + age).isoformat() + "+00:00"
+            rep = validate_candidate(fs.project, con, fg, persist=False)
+            outcomes.append(next(x for x in rep.results if x.check.startswith("contract:freshness")).outcome)
+    assert outcomes == ["pass", "fail"]
