@@ -263,3 +263,21 @@ def test_freshness_declared(proj):
             rep = validate_candidate(fs.project, con, fg, persist=False)
             outcomes.append(next(x for x in rep.results if x.check.startswith("contract:freshness")).outcome)
     assert outcomes == ["pass", "fail"]
+
+
+def test_drift_macros_are_one_definition_for_dbt_and_python(proj):
+    """dbt compiles macros/drift to the very SQL fs_cli renders with its shim, and it runs to the same numbers."""
+    from fs_cli.validation.drift import column_drift
+    from fs_cli.validation.sqlrender import render_macro
+
+    fs = FeatureStore(proj)
+    rel = fs.catalog.fg("fg_customer_transactions").relation
+    for macro, col in (("fs_numeric_drift", "tx_amount_1d"), ("fs_categorical_drift", "tx_count_1d")):
+        call = f"{{{{ {macro}('{rel}', '{rel}', '{col}') }}}}"
+        res = fs.project.dbt(["compile", "--quiet", "--inline", call])
+        assert res.success, res.exception
+        compiled = res.results[0].node.compiled_code
+        assert " ".join(compiled.split()) == " ".join(render_macro("duckdb", macro, rel, rel, col).split())
+    with connect(fs.project.warehouse_path) as con:
+        same = column_drift(con, rel, rel, "tx_amount_1d", numeric=True)
+    assert same["psi"] == 0 and same["ks_d"] == 0 and same["wasserstein"] == 0

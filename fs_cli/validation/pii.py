@@ -69,13 +69,15 @@ DETECTORS: list[tuple[str, str, re.Pattern, Any]] = [
 def find_pii(value: str) -> list[str]:
     """Kinds of PII found in one string (confirmed: Luhn for cards, mod 97 for IBANs)."""
     kinds = []
+    taken: list[tuple[int, int]] = []  # spans of confirmed cards/IBANs: their digit runs are not phone numbers
     for kind, _, rx, ok in DETECTORS:
         for m in rx.finditer(value):
+            if kind == "phone" and any(m.start() < b and a < m.end() for a, b in taken):
+                continue
             if ok is None or ok(m.group(0)):
-                kinds.append(kind)
-                break
-    if "card_number" in kinds and "phone" in kinds:
-        kinds.remove("phone")  # a card number also looks like a long phone number
+                if kind not in kinds:
+                    kinds.append(kind)
+                taken.append(m.span())
     return kinds
 
 
