@@ -12,7 +12,25 @@ from .warehouse import connect
 
 
 def load(project: Project, refresh: bool = False) -> Catalog:
-    return load_catalog(project.manifest(refresh=refresh), project.dir, project.vars)
+    catalog = load_catalog(project.manifest(refresh=refresh), project.dir, project.vars)
+    _validate_transforms(catalog)
+    return catalog
+
+
+def _validate_transforms(catalog: Catalog) -> None:
+    """Feature views' transformations and on-demand features fail here, at declare time (issue 6)."""
+    from .errors import DeclarationError
+    from .transforms.view import validate_feature_view
+
+    problems = []
+    for fv in catalog.feature_views.values():
+        if getattr(fv, "transformations", None) or getattr(fv, "on_demand", None):
+            try:
+                validate_feature_view(catalog, fv)
+            except DeclarationError as e:
+                problems += e.problems
+    if problems:
+        raise DeclarationError(problems)
 
 
 def _lineage(manifest, unique_id: str) -> list[dict[str, str]]:

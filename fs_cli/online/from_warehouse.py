@@ -111,6 +111,7 @@ def materialize_project(
     results: list[MaterializeResult] = []
     try:
         with connect(project.warehouse_path, read_only=True) as con:
+            views = _with_transforms(con, catalog, views, warnings)
             for n in selected:
                 fg = catalog.fg(n)
                 if not is_published(con, fg):
@@ -124,6 +125,18 @@ def materialize_project(
         if own:
             store.close()
     return results, warnings
+
+
+def _with_transforms(con: Any, catalog: Any, views: dict[str, FVSpec], warnings: list[str]) -> dict[str, FVSpec]:
+    """Publish each view with its training datasets' fitted transformations and on-demand features (issue 6);
+    a problem there is a warning: the features themselves are still served."""
+    from ..transforms.serving import attach_to_views
+
+    try:
+        return attach_to_views(con, catalog, views)
+    except Exception as e:  # noqa: BLE001 - e.g. a TD table written by an older version
+        warnings.append(f"transformations not published: {e}")
+        return views
 
 
 def post_publish_materialize(project: Any, catalog: Any, outcomes: dict[str, Any]) -> None:

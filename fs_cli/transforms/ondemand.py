@@ -44,7 +44,7 @@ class OnDemandFeature:
     inputs: tuple[str, ...]
     request: tuple[str, ...]
     input_types: tuple[tuple[str, str], ...]  # (input, DuckDB type) in `inputs` order
-    data_type: str  # the expression's type, as DuckDB binds it
+    data_type: str  # the expression's type, as DuckDB binds it ("" while input types are not known yet)
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,9 +103,12 @@ def parse_on_demand(
     feature_types: Mapping[str, str | None],
     request_types: Mapping[str, str | None] | None = None,
     where: str = "on_demand",
+    defer_unknown: bool = False,
 ) -> list[OnDemandFeature]:
-    """Validate on-demand declarations. `feature_types`: the view's features (name -> type); `request_types`: the
-    columns a training spine provides for request parameters. Raises DeclarationError listing every problem."""
+    """Validate on-demand declarations. `feature_types`: the view's columns (name -> type); `request_types`: the
+    columns a training spine provides for request parameters. Raises DeclarationError listing every problem.
+    With defer_unknown, inputs whose type is not known yet (None) skip the binding check (references are still
+    checked); the result then has data_type None and the full check runs when a training dataset is built."""
     problems: list[FeatureStoreError] = []
     out: list[OnDemandFeature] = []
     request_types = request_types or {}
@@ -153,7 +156,9 @@ def parse_on_demand(
                 if r not in inputs:
                     bad(f"request parameter {r} is not among its inputs", f"add {r} to `inputs`")
                 t = t or request_types.get(r) or feature_types.get(r)
-                if not t:
+                if not t and defer_unknown:
+                    types[r] = ""  # unknown until the spine is read
+                elif not t:
                     bad(f"request parameter {r} has no type", f"declare it: `request: {{{r}: double}}`")
                 elif not TYPE_RE.match(str(t)):
                     bad(f"request parameter {r} has type {t!r}, not a SQL type name", "e.g. double, bigint, varchar")
@@ -165,6 +170,8 @@ def parse_on_demand(
                 if x not in feature_types:
                     bad(f"input {x} is neither a feature of the view nor a request parameter",
                         f"add {x} to the view's features, or to `request:` if the caller sends it")
+                elif not feature_types[x] and defer_unknown:
+                    types[x] = ""
                 elif not feature_types[x] or not TYPE_RE.match(str(feature_types[x])):
                     bad(f"input {x} has no usable data_type ({feature_types[x]!r})",
                         f"declare data_type for {x} in its feature group's YAML")
@@ -181,6 +188,10 @@ def parse_on_demand(
                 continue
             if len(types) != len(inputs):
                 continue  # an input problem was reported above
+            if any(not t for t in types.values()):  # deferred: references checked, binding waits for real types
+                out.append(OnDemandFeature(name, expr, tuple(inputs), tuple(req_types),
+                                           tuple((x, types[x]) for x in inputs), "", str(decl.get("description") or "")))
+                continue
             cols = ", ".join([f"{ROWID} integer", *(f"{q(x)} {types[x]}" for x in inputs)])
             try:
                 con.execute(f"create or replace temp table __fs_input ({cols})")

@@ -206,11 +206,14 @@ def parse_transformations(
     declarations: Sequence[Mapping[str, Any]] | None,
     column_types: Mapping[str, str | None],
     where: str = "transformations",
+    defer_unknown: bool = False,
 ) -> TransformPlan:
     """Validate declarations against the feature types (name -> SQL data_type) they will be applied to.
 
     Raises DeclarationError listing every problem (unknown feature, function or argument, a function not applicable
     to the type, an output name that collides) with its fix. Nothing is fitted or rendered here.
+    With defer_unknown, a column whose type is None (e.g. a spine column without a declared data_type) is assumed
+    to suit its first step; the check is then repeated with the real types when a training dataset is fitted.
     """
     problems: list[FeatureStoreError] = []
     chains: dict[str, Chain] = {}
@@ -263,6 +266,9 @@ def parse_transformations(
                     f"pick a new name, or transform {output} itself with `feature: {output}`")
                 continue
             kind = type_kind(column_types[feature])
+            if kind is None and defer_unknown and column_types[feature] is None:
+                # INTEGER suits every numeric step and the encoders; a string constant says the column is text
+                kind = STRING if fn == "impute" and isinstance(args.get("value"), str) else INTEGER
             if kind is None:
                 bad(f"feature {feature} has type {column_types[feature]!r}, which no transformation applies to",
                     "transformations apply to numeric and string features; cast it in the feature group")

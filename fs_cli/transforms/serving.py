@@ -1,0 +1,189 @@
+"""Online side of transformations: what is published with a feature view into the online store, and how the
+service turns a looked-up vector into the model's input for a training dataset (TD) version.
+
+The service never opens the warehouse, so materialization publishes, in the view's FVSpec.extra["transforms"]:
+    {"latest": N, "versions": {"N": <fitted stats of TD version N>, ...}, "on_demand": [<OnDemandFeature dicts>],
+     "columns": {<online value name>: <TD column name>}}
+A request then: looked-up values (renamed to TD columns) + entity keys + request parameters -> on-demand features
+(in-process DuckDB, the TD's own expressions) -> apply_row with version N's statistics (default: the latest).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import FeatureStoreError
+from .ondemand import OnDemandEvaluator, OnDemandFeature
+from .online import Transformer
+
+EXTRA_KEY = "transforms"
+
+
+class RequestProblem(FeatureStoreError):
+    """A bad request (HTTP 400): carries `status` like fs_cli.online.reader.RequestError."""
+
+    status = 400
+
+
+def _online_names(spec_features: Sequence[str]) -> dict[tuple[str, str], str]:
+    """(fg, feature) -> the value name the online reader answers with (full name if two groups share one)."""
+    refs = [tuple(r.split(":", 1)) for r in spec_features]
+    plain = [f for _, f in refs]
+    unique = len(set(plain)) == len(plain)
+    return {(fg, f): (f if unique else f"{fg}__{f}") for fg, f in refs}
+
+
+def view_transforms_extra(con: Any, catalog: Any, fv: Any, spec_features: Sequence[str]) -> dict[str, Any] | None:
+    """The `transforms` entry to publish with a view: every TD version's fitted statistics (from the warehouse)."""
+    from ..training import list_tds
+
+    tds = [td for td in list_tds(con, fv.name) if td.statistics]
+    versions = {str(td.version): td.statistics["transformations"] for td in tds
+                if td.statistics.get("transformations")}
+    latest_od = next((td.statistics.get("on_demand") for td in reversed(tds) if td.statistics.get("on_demand")), None)
+    if not versions and not latest_od:
+        return None
+    names = _online_names(spec_features)
+    columns = {names[(fg, f)]: out for out, fg, f in fv.feature_columns if (fg, f) in names}
+    return {"latest": max((int(v) for v in versions), default=None), "versions": versions,
+            "on_demand": latest_od or [], "columns": columns}
+
+
+def attach_to_views(con: Any, catalog: Any, views: Mapping[str, Any]) -> dict[str, Any]:
+    """FVSpecs with their `transforms` extra filled in (views without fitted statistics unchanged)."""
+    from ..online.specs import FVSpec
+
+    out: dict[str, Any] = {}
+    for name, spec in views.items():
+        fv = catalog.feature_views.get(name)
+        extra = view_transforms_extra(con, catalog, fv, spec.features) if fv is not None else None
+        if extra is None:
+            out[name] = spec
+            continue
+        out[name] = FVSpec(spec.name, spec.features, spec.keys, spec.description, {**spec.extra, EXTRA_KEY: extra})
+    return out
+
+
+def publish_transforms(project: Any, catalog: Any, store: Any = None) -> list[str]:
+    """Re-publish the online views with the current TD statistics (run after creating a TD version; `fs
+    materialize` does it too). Returns the names of the views that carry statistics."""
+    from ..online.from_warehouse import online_specs
+    from ..online.store import default_url, open_store
+    from ..warehouse import connect
+
+    _, views, _ = online_specs(catalog)
+    own = store is None
+    store = store or open_store(default_url(project.warehouse_path))
+    try:
+        with connect(project.warehouse_path, read_only=True) as con:
+            views = attach_to_views(con, catalog, views)
+        store.publish_views(views)
+    finally:
+        if own:
+            store.close()
+    return [n for n, v in views.items() if EXTRA_KEY in v.extra]
+
+
+class ViewServing:
+    """Per view (and per published statistics): on-demand evaluator + one compiled Transformer per TD version."""
+
+    def __init__(self, name: str, extra: Mapping[str, Any], keys: Sequence[str]):
+        self.name = name
+        self.columns: dict[str, str] = dict(extra.get("columns") or {})
+        self.versions: dict[int, Mapping[str, Any]] = {int(k): v for k, v in (extra.get("versions") or {}).items()}
+        self.latest: int | None = extra.get("latest")
+        ods = [OnDemandFeature.from_dict(d) for d in extra.get("on_demand") or []]
+        self.evaluator = OnDemandEvaluator(ods) if ods else None
+        self.on_demand_names = [o.name for o in ods]
+        self.keys = list(keys)
+        provided = set(self.columns.values()) | set(self.on_demand_names) | set(self.keys)
+        self.od_request: list[str] = []
+        for o in ods:
+            self.od_request += [r for r in o.request if r not in self.od_request]
+        self.tf_request: list[str] = []  # transformed spine columns (e.g. `amount`) come with the request
+        for stats in self.versions.values():
+            for c in stats["chains"]:
+                if c["feature"] not in provided and c["feature"] not in self.tf_request:
+                    self.tf_request.append(c["feature"])
+        self.request_params = [*self.od_request, *(p for p in self.tf_request if p not in self.od_request)]
+        self._transformers: dict[int, Transformer] = {}
+        self._lock = threading.Lock()
+
+    def transformer(self, version: int | None) -> tuple[int, Transformer]:
+        if not self.versions:
+            raise RequestProblem(f"feature view {self.name} has no training dataset with fitted transformations",
+                                 fix="create one (`fs training-dataset create`) and run `fs materialize`, or drop "
+                                     "training_dataset_version")
+        v = self.latest if version is None else version
+        if v not in self.versions:
+            raise RequestProblem(f"training dataset version {version} of {self.name} has no published statistics",
+                                 fix=f"versions: {', '.join(map(str, sorted(self.versions)))}")
+        t = self._transformers.get(v)
+        if t is None:
+            with self._lock:
+                t = self._transformers.setdefault(v, Transformer(self.versions[v]))
+        return v, t
+
+    def apply(self, answer: dict[str, Any], request_rows: Sequence[Mapping[str, Any]] | None,
+              version: int | None, transformed: bool = True) -> dict[str, Any]:
+        """Rewrite a reader.vectors answer in place: values keyed by TD column, + on-demand, + transformed."""
+        vectors = answer["vectors"]
+        req = list(request_rows) if request_rows is not None else [{}] * len(vectors)
+        if len(req) != len(vectors):
+            raise RequestProblem(f"{len(req)} request rows for {len(vectors)} entity rows",
+                                 fix="send one `request` object per entity row")
+        v, transformer = self.transformer(version) if transformed else (None, None)
+        needed = self.od_request if transformer is None else self.request_params
+        rows = []
+        cols = self.columns
+        for vec, r in zip(vectors, req, strict=True):
+            if not isinstance(r, Mapping):
+                raise RequestProblem("every request row must be an object of parameter -> value")
+            unknown = [k for k in r if k not in self.request_params]
+            if unknown:
+                raise RequestProblem(f"unknown request parameter {str(unknown[0])[:60]!r} for {self.name}",
+                                     fix=f"its request parameters: {', '.join(self.request_params) or '(none)'}")
+            missing = [p for p in needed if p not in r]
+            if missing:
+                raise RequestProblem(f"request parameter {missing[0]} is missing",
+                                     fix=f"feature view {self.name} needs: {', '.join(self.request_params)}")
+            row = dict(vec["entity"])
+            row.update(r)
+            for k, val in vec["values"].items():
+                row[cols.get(k, k)] = val
+            rows.append(row)
+        if self.evaluator is not None:
+            for row, od in zip(rows, self.evaluator.evaluate_many(rows), strict=True):
+                row.update(od)
+        passthrough = set(self.keys) | set(self.request_params)
+        for vec, row in zip(vectors, rows, strict=True):
+            if transformer is not None:
+                out = transformer.apply_row(row)
+                outputs = transformer.outputs
+                vec["values"] = {k: x for k, x in out.items() if k not in passthrough or k in outputs}
+            else:
+                vec["values"] = {k: x for k, x in row.items() if k not in passthrough}
+        answer["training_dataset_version"] = v
+        answer["transformed"] = transformer is not None
+        return answer
+
+
+_CACHE: dict[int, tuple[Any, ViewServing | None]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def serving_for(spec: Any) -> ViewServing | None:
+    """The ViewServing of a published FVSpec (None if it carries no transforms), cached per spec object (the
+    reader replaces spec objects when the store publishes new ones)."""
+    hit = _CACHE.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    extra = (spec.extra or {}).get(EXTRA_KEY)
+    serving = ViewServing(spec.name, extra, spec.keys) if extra else None
+    with _CACHE_LOCK:
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        _CACHE[id(spec)] = (spec, serving)
+    return serving

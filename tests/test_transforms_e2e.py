@@ -1,0 +1,168 @@
+"""Transformations on the demo, end to end: a feature view declaring on-demand features and transformations ->
+a training dataset version whose statistics are fitted on its train split -> the transformed training set (SQL
+path) equals apply_row over its raw rows (Python path) -> the online side applies the same statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+from conftest import copy_project
+
+from fs_cli import FeatureStore, training
+from fs_cli.errors import DeclarationError
+from fs_cli.transforms import apply_row, fit
+from fs_cli.transforms.serving import ViewServing, attach_to_views
+from fs_cli.transforms.view import (
+    fit_training_dataset,
+    read_transformed,
+    td_statistics,
+    transform_frame,
+    validate_feature_view,
+)
+from fs_cli.warehouse import connect
+
+FV = "fv_tf_demo"
+FV_YAML = """
+version: 2
+models:
+  - name: fv_tf_demo
+    description: Test view for issue 6 (transformations + on-demand).
+    config:
+      meta:
+        fs:
+          feature_view:
+            spine:
+              model: stg_fraud_labels
+              timestamp: transaction_at
+              entities: {customer: customer_id}
+              label: is_fraud
+              columns: [transaction_id, amount]
+            features:
+              - feature_group: fg_customer_transactions
+                features: [tx_amount_7d, tx_count_7d, tx_avg_amount_30d]
+              - feature_group: fg_customer_profile
+                features: [segment, credit_limit]
+            on_demand:
+              - name: amount_to_avg_basket
+                expr: "amount / nullif(tx_avg_amount_30d, 0)"
+                inputs: [amount, tx_avg_amount_30d]
+                request: [amount]
+            transformations:
+              - {feature: tx_amount_7d, fn: impute, args: {strategy: median}}
+              - {feature: tx_amount_7d, fn: standard_scaler}
+              - {feature: tx_count_7d, fn: robust_scaler}
+              - {feature: segment, fn: impute, args: {strategy: constant, value: unknown}}
+              - {feature: segment, fn: one_hot}
+              - {feature: credit_limit, fn: bucketize, args: {boundaries: [1000, 3000, 6000]}, output: credit_band}
+              - {feature: amount, fn: log1p}
+              - {feature: amount_to_avg_basket, fn: clip, args: {min: 0, max: 50}}
+              - {feature: amount_to_avg_basket, fn: min_max_scaler}
+"""
+FV_SQL = """-- depends_on: {{ ref('stg_fraud_labels') }}
+-- depends_on: {{ ref('fg_customer_transactions_snapshot') }}
+-- depends_on: {{ ref('fg_customer_profile_snapshot') }}
+{{ feature_store.fs_feature_view() }}
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> dict:
+    d = copy_project(tmp_path_factory.mktemp("tf_e2e") / "proj")
+    (d / "models" / "feature_views" / "_fv_tf_demo.yml").write_text(FV_YAML)
+    (d / "models" / "feature_views" / "fv_tf_demo.sql").write_text(FV_SQL)
+    fs = FeatureStore(d)
+    assert fs.run(materialize=False).ok
+    added = fit_training_dataset not in training.TD_BUILD_STEPS
+    if added:  # until fs_cli/training.py registers the step itself
+        training.TD_BUILD_STEPS.append(fit_training_dataset)
+    try:
+        td = fs.create_training_dataset(FV, split="random:0.7,0.3:11")
+    finally:
+        if added:
+            training.TD_BUILD_STEPS.remove(fit_training_dataset)
+    return {"dir": d, "fs": fs, "td": td}
+
+
+def test_statistics_are_fitted_on_the_train_split_only(demo):
+    fs, td = demo["fs"], demo["td"]
+    stats = td_statistics(td)
+    assert stats["fitted_on"]["train_value"] == "train"
+    assert td.statistics["on_demand"][0]["name"] == "amount_to_avg_basket"
+    with connect(fs.project.warehouse_path, read_only=True) as con:
+        refit = fit(con, f"(select * from {td.table} where split = 'train') as t", stats["declarations"],
+                    split_column=None)
+        everything = fit(con, td.table, stats["declarations"], split_column=None)
+    assert [c["steps"] for c in refit["chains"]] == [c["steps"] for c in stats["chains"]]
+    assert [c["steps"] for c in everything["chains"]] != [c["steps"] for c in stats["chains"]]  # test rows differ
+
+
+def test_transformed_training_set_equals_python_path(demo):
+    fs, td = demo["fs"], demo["td"]
+    stats = td_statistics(td)
+    _, raw = training.read(fs.project, FV, td.version)
+    _, transformed = read_transformed(fs.project, FV, td.version)
+    assert transformed.num_rows == raw.num_rows == td.rows
+    cols = transformed.column_names
+    assert "segment__gold" in cols and "segment__unseen" in cols and "credit_band" in cols and "segment" not in cols
+    for r, t in zip(raw.to_pylist(), transformed.to_pylist(), strict=True):
+        py = apply_row(r, stats)
+        assert list(py) == cols
+        for k in cols:
+            a, b = t[k], py[k]
+            assert (a is None and b is None) or a == b or (
+                isinstance(a, float) and math.isclose(a, b, rel_tol=1e-12, abs_tol=0)), (k, a, b)
+    # batch scoring of an arbitrary frame goes through the same SQL
+    frame = raw.slice(0, 5).to_pandas().drop(columns=["is_fraud", "split"])
+    scored = transform_frame(fs.project, frame, FV, td.version)
+    assert list(scored["tx_amount_7d"]) == pytest.approx([r["tx_amount_7d"] for r in transformed.slice(0, 5)
+                                                          .to_pylist()], rel=1e-12)
+
+
+def test_online_serving_applies_the_td_statistics(demo):
+    """What the service does for /feature-views/fv_tf_demo/vector?customer_id=..&amount=..: same values."""
+    from fs_cli.online.from_warehouse import online_specs
+
+    fs, td = demo["fs"], demo["td"]
+    _, views, _ = online_specs(fs.catalog)
+    with connect(fs.project.warehouse_path, read_only=True) as con:
+        spec = attach_to_views(con, fs.catalog, views)[FV]
+        row = con.execute(f"select * from {td.table} where tx_avg_amount_30d > 0 and segment is not null "
+                          "limit 1").fetchall()
+        names = [d[0] for d in con.description]
+    raw = dict(zip(names, row[0], strict=True))
+    serving = ViewServing(FV, spec.extra["transforms"], spec.keys)
+    assert serving.request_params == ["amount"]
+    online_names = {"tx_amount_7d", "tx_count_7d", "tx_avg_amount_30d", "segment", "credit_limit"}
+    answer = {"vectors": [{"entity": {"customer_id": raw["customer_id"]},
+                           "values": {k: raw[k] for k in online_names}}]}
+    out = serving.apply(answer, [{"amount": raw["amount"]}], None)["vectors"][0]["values"]
+    expected = apply_row(raw, td_statistics(td))
+    for k, v in out.items():
+        assert v == pytest.approx(expected[k], rel=1e-12) if isinstance(v, float) else v == expected[k], k
+    assert answer["training_dataset_version"] == td.version
+    assert "customer_id" not in out and "amount" in out  # keys are not features; amount is transformed
+    plain = serving.apply({"vectors": [{"entity": {"customer_id": 1}, "values": {k: raw[k] for k in online_names}}]},
+                          [{"amount": raw["amount"]}], None, transformed=False)["vectors"][0]["values"]
+    assert plain["amount_to_avg_basket"] == pytest.approx(raw["amount_to_avg_basket"], rel=1e-12)
+
+
+def test_bad_declarations_fail_when_the_catalog_loads(demo):
+    cat = demo["fs"].catalog
+    fv = cat.fv(FV)
+    bad = dataclasses.replace(fv, transformations=[{"feature": "segment", "fn": "standard_scaler"},
+                                                   {"feature": "tx_amount_7dd", "fn": "log1p"}],
+                              on_demand=[{"name": "r", "expr": "amount / avg_basket", "inputs": ["amount"],
+                                          "request": ["amount"]}])
+    with pytest.raises(DeclarationError) as e:
+        validate_feature_view(cat, bad)
+    text = str(e.value)
+    assert "3 invalid" in text and "references avg_basket" in text and "standard_scaler is not applicable" in text
+    assert "unknown feature 'tx_amount_7dd'" in text and "fv_tf_demo" in text
+
+
+def test_project_files_are_untouched():
+    repo = Path(__file__).resolve().parent.parent
+    assert not (repo / "models" / "feature_views" / "fv_tf_demo.sql").exists()
