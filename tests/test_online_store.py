@@ -140,9 +140,15 @@ def test_concurrent_readers_see_whole_versions(store):
 
     def reader_loop():
         keys = [str(k) for k in range(n)]
+        i = 0
         while not stop.is_set():
-            res = store.read([(SPEC.name, keys)])[0]
-            vals = {unpack_row(v)[2] for v in res.values if v is not None}
+            i += 1
+            # alternate the one-statement read and the multi-statement read transaction (> 900 parameters)
+            results = store.read([(SPEC.name, keys)] * (1 if i % 2 else 3))
+            if len({(r.gen, r.version) for r in results}) != 1:
+                errors.append("lookups of one read came from different versions")
+                return
+            vals = {unpack_row(v)[2] for r in results for v in r.values if v is not None}
             if len(vals) != 1:
                 errors.append(f"mixed versions in one read: {sorted(vals)[:5]}")
                 return

@@ -178,8 +178,11 @@ def test_health_ready_metrics_and_logs(served):
             break
         time.sleep(0.1)
     mine = [x for x in lines if x["request_id"] == rid]
-    assert len(mine) == 2 and mine[0]["feature_view"] == "customer_v1"
-    assert mine[0]["entity"] == {"customer_id": k} and mine[0]["values"]["amount"] == expected[k]["amount"]
+    assert len(mine) == 1 and mine[0]["feature_view"] == "customer_v1"
+    resp = mine[0]["response"]
+    assert resp["metadata"]["feature_names"] == ["customer_id", "n", "amount"]
+    assert resp["results"][0]["values"] == [k, 7]  # the entity keys of both served vectors
+    assert resp["results"][2]["values"][0] == expected[k]["amount"]
     assert mine[0]["versions"] == {"fg_test": 1} and mine[0]["served_at"].endswith("Z")
     all_text = b"".join(open(f, "rb").read() for f in glob.glob(str(log_dir / "*.jsonl")))
     assert KEY.encode() not in all_text  # API keys are never logged
@@ -189,9 +192,9 @@ def test_log_rotation_bounds_disk(tmp_path):
     from fs_cli.server.logs import ServedLog
 
     log = ServedLog(tmp_path, max_bytes=2000, max_files=3, flush_seconds=0.01)
-    resp = {"metadata": {"feature_names": ["k", "f"]}, "results": [{"values": [1]}, {"values": ["x" * 500], "statuses": ["PRESENT"]}]}
+    body = orjson.dumps({"metadata": {"feature_names": ["k", "f"]}, "results": [{"values": ["x" * 500]}]})
     for i in range(40):
-        log.submit(str(i), resp, {"keys": {"k": [1]}, "n": 1, "versions": {}, "feature_view": "v"})
+        log.submit(str(i), "v", {}, body)
         time.sleep(0.005)
     log.close()
     files = glob.glob(str(tmp_path / "served-*.jsonl"))

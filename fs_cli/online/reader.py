@@ -15,6 +15,7 @@ passed as bound values / Redis arguments.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +42,9 @@ class RequestError(FeatureStoreError):
         self.status = status
 
 
+@functools.lru_cache(maxsize=65536)
 def ts_text(us: int | None) -> str:
+    """Epoch microseconds -> RFC 3339 UTC text, as Feast prints protobuf Timestamps."""
     if us is None:
         return EPOCH_TS
     dt = _EPOCH + timedelta(microseconds=us)
@@ -304,27 +307,36 @@ class OnlineReader:
         results: list[dict[str, Any]] = []
         for c in key_out:
             results.append({"values": cols[c], "statuses": ["PRESENT"] * n, "event_timestamps": [EPOCH_TS] * n})
-        pos_cache: dict[str, dict[str, int]] = {}
-        for fg, feat in plan.refs:
+        # Per FG, classify each entity row once (status, timestamp text); features then only pick values.
+        now_us = int(now_s * 1_000_000)
+        per_fg: dict[str, tuple[dict[str, int], list, list[str], list[str]]] = {}
+        for fg in plan.fgs:
             spec, _, rows = data[fg]
-            pos = pos_cache.setdefault(fg, {f: i + 2 for i, f in enumerate(spec.feature_names)})[feat]
             ttl_us = spec.ttl_seconds * 1_000_000 if spec.ttl_seconds else None
-            now_us = int(now_s * 1_000_000)
-            values, statuses, stamps = [], [], []
+            kinds: list[str] = []
+            stamps: list[str] = []
             for row in rows:
                 if row is None:
-                    values.append(None)
-                    statuses.append("NOT_FOUND")
+                    kinds.append("NOT_FOUND")
                     stamps.append(EPOCH_TS)
                     continue
                 stamps.append(ts_text(row[0]))
-                if ttl_us is not None and now_us - row[0] > ttl_us:
+                kinds.append("OUTSIDE_MAX_AGE" if ttl_us is not None and now_us - row[0] > ttl_us else "PRESENT")
+            pos = {f: i + 2 for i, f in enumerate(spec.feature_names)}
+            per_fg[fg] = (pos, rows, kinds, stamps)
+        for fg, feat in plan.refs:
+            pos_map, rows, kinds, stamps = per_fg[fg]
+            pos = pos_map[feat]
+            values: list[Any] = []
+            statuses: list[str] = []
+            for row, kind in zip(rows, kinds, strict=True):
+                if kind == "PRESENT":
+                    v = row[pos]
+                    values.append(v)
+                    statuses.append("PRESENT" if v is not None else "NULL_VALUE")
+                else:
                     values.append(None)
-                    statuses.append("OUTSIDE_MAX_AGE")
-                    continue
-                v = row[pos]
-                values.append(v)
-                statuses.append("PRESENT" if v is not None else "NULL_VALUE")
+                    statuses.append(kind)
             results.append({"values": values, "statuses": statuses, "event_timestamps": stamps})
         response = {"metadata": {"feature_names": key_out + plan.names}, "results": results}
         info = {"versions": {fg: data[fg][1] for fg in plan.fgs}, "keys": {c: cols[c] for c in plan.key_columns},
@@ -333,6 +345,10 @@ class OnlineReader:
 
     def vectors(self, view_name: str, rows: Any, now: float | None = None) -> dict[str, Any]:
         """Native answer: one feature view, a list of entity rows -> named values per row + versions."""
+        return self.vectors_with_feast(view_name, rows, now)[0]
+
+    def vectors_with_feast(self, view_name: str, rows: Any, now: float | None = None):
+        """(native answer, the Feast-shaped answer it was built from, log info)."""
         fv = self.view(view_name)
         plan = self.plan(list(fv.features), None, False) if _unique_names(fv) else \
             self.plan(list(fv.features), None, True)
@@ -366,7 +382,8 @@ class OnlineReader:
                 "statuses": {nm: r["statuses"][i] for nm, r in zip(names, res, strict=True)},
                 "event_timestamps": {nm: r["event_timestamps"][i] for nm, r in zip(names, res, strict=True)},
             })
-        return {"feature_view": fv.name, "versions": info["versions"], "vectors": out}
+        info["feature_view"] = fv.name
+        return {"feature_view": fv.name, "versions": info["versions"], "vectors": out}, feast, info
 
 
 class _MissingType:

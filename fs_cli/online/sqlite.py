@@ -35,6 +35,19 @@ create table if not exists fs_seq (name text primary key, n integer not null);
 """
 _CHUNK = 20_000
 _MAX_VARS = 900  # stay under SQLITE_MAX_VARIABLE_NUMBER on old builds
+_READ_SQL: dict[int, str] = {}
+
+
+def _read_sql(n: int) -> str:
+    """One FG's part of the read statement; parameters: (lookup index, n keys, fg)."""
+    sql = _READ_SQL.get(n)
+    if sql is None:
+        marks = ",".join("?" * n)
+        sql = (f"select ? as i, p.gen, p.version, r.k, r.v from fs_pointer p "
+               f"left join fs_rows r on r.fg = p.fg and r.gen = p.gen and r.k in ({marks}) where p.fg = ?")
+        if len(_READ_SQL) < 2048:
+            _READ_SQL[n] = sql
+    return sql
 
 
 class SQLiteStore(OnlineStore):
@@ -192,12 +205,37 @@ class SQLiteStore(OnlineStore):
 
     def read(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[ReadResult | None]:
         con = self._con()
-        # One read transaction: WAL pins the snapshot at its first read, so all FGs come from one state.
-        con.execute("begin")
-        try:
-            return [self._read_one(con, fg, keys) for fg, keys in lookups]
-        finally:
-            con.execute("commit")
+        if sum(len(set(keys)) for _, keys in lookups) + 2 * len(lookups) > _MAX_VARS:
+            # Large batch: one read transaction (WAL pins the snapshot at its first read) over several statements.
+            con.execute("begin")
+            try:
+                return [self._read_one(con, fg, keys) for fg, keys in lookups]
+            finally:
+                con.execute("commit")
+        # Common case: ONE statement for every FG (a single statement always reads one snapshot), which
+        # follows each FG's pointer to its row set. Unmatched keys simply produce no row.
+        parts, params = [], []
+        uniq = []
+        for i, (fg, keys) in enumerate(lookups):
+            u = list(dict.fromkeys(keys))
+            uniq.append(u)
+            parts.append(_read_sql(len(u)))
+            params += [i, *u, fg]
+        rows = con.execute(" union all ".join(parts), params).fetchall()
+        found: list[dict[str, bytes]] = [{} for _ in lookups]
+        ptrs: list[tuple[int, int] | None] = [None] * len(lookups)
+        for i, gen, version, k, v in rows:
+            ptrs[i] = (gen, version)
+            if k is not None:
+                found[i][k] = v
+        out: list[ReadResult | None] = []
+        for i, (_, keys) in enumerate(lookups):
+            if ptrs[i] is None:
+                out.append(None)
+            else:
+                f = found[i]
+                out.append(ReadResult(ptrs[i][0], ptrs[i][1], [f.get(k) for k in keys]))
+        return out
 
     def row_count(self, fg: str) -> int:
         r = self._con().execute(

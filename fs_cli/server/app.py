@@ -215,9 +215,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.served_log = served_log
 
-    def _log(request: Request, response: dict, info: dict) -> None:
+    def _log(request: Request, info: dict, body: bytes) -> None:
         if served_log is not None:
-            served_log.submit(request.scope["state"]["request_id"], response, info)
+            served_log.submit(request.scope["state"]["request_id"], info.get("feature_view"), info["versions"], body)
 
     def _versions_header(versions: dict[str, int]) -> dict[str, str]:
         return {"x-fs-versions": ",".join(f"{k}={v}" for k, v in versions.items())}
@@ -234,23 +234,14 @@ def create_app(
             return _error(e)
         except Exception as e:
             return _unexpected(e)
-        _log(request, response, info)
-        return _json_response(response, headers=_versions_header(info["versions"]))
+        body = orjson.dumps(response)
+        _log(request, info, body)  # logs the very bytes we answer with: no second encoding
+        return Response(body, media_type="application/json", headers=_versions_header(info["versions"]))
 
-    def _vectors(request: Request, name: str, rows: Any) -> Response:
-        answer = reader.vectors(name, rows)
+    def _vectors(request: Request, name: str, rows: Any) -> dict[str, Any]:
+        answer, feast, info = reader.vectors_with_feast(name, rows)
         if served_log is not None:
-            # log through the Feast-shaped path's format: rebuild the minimal response/info for the writer
-            vecs = answer["vectors"]
-            names = list(vecs[0]["values"]) if vecs else []
-            keys = list(vecs[0]["entity"]) if vecs else []
-            resp = {"metadata": {"feature_names": keys + names},
-                    "results": [{"values": [v["entity"][k] for v in vecs]} for k in keys]
-                    + [{"values": [v["values"][n] for v in vecs], "statuses": [v["statuses"][n] for v in vecs]}
-                       for n in names]}
-            info = {"keys": {k: [v["entity"][k] for v in vecs] for k in keys}, "n": len(vecs),
-                    "versions": answer["versions"], "feature_view": name}
-            _log(request, resp, info)
+            _log(request, info, orjson.dumps(feast))
         return answer
 
     @app.get("/feature-views/{name}/vector", tags=["online"], responses=_ERRORS)
@@ -345,6 +336,13 @@ def create_app(
         return Response(metrics.render(versions, extra), media_type="text/plain; version=0.0.4")
 
     keys = [k.encode() for k in api_keys]
+    # Hot path: the same endpoint function as a plain Starlette route placed first, so requests skip FastAPI's
+    # per-request dependency solving (it takes no parameters FastAPI would parse). The FastAPI route above
+    # stays registered for the OpenAPI document; being second, it never matches.
+    from starlette.routing import Route
+
+    app.router.routes.insert(0, Route("/get-online-features", get_online_features, methods=["POST"],
+                                      include_in_schema=False))
     app.add_middleware(_Edge, keys=keys, metrics=metrics)
     return app
 

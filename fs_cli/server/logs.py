@@ -1,22 +1,27 @@
 """Served-vector logging: append-only JSONL files, written off the request path, bounded on disk.
 
-The request handler only puts (time, request id, answer) on a queue; a daemon thread expands each answer into
-one line per served vector and appends batches to `served-<start>-<pid>-<n>.jsonl` under the log dir
-(one file per process, so several workers never interleave). Files rotate at `max_bytes`; only the newest
-`max_files` files of the directory are kept. If the writer falls behind by more than `max_queue` answers,
-new answers are dropped and counted (`dropped`), which /metrics exposes: serving is never slowed by logging.
-The warehouse reads these files as a dbt source (read_json over the directory).
+One line per answered request:
+  {"served_at": "...Z", "request_id": "...", "feature_view": name|null, "versions": {fg: version},
+   "response": <the Feast-shaped answer: metadata.feature_names (entity keys first), results[].values/statuses>}
+so every served vector (its keys, values, statuses), the time and the request id are recorded; a dbt source
+unnests `response.results` per entity row (DuckDB: read_json + unnest).
+
+The request handler only enqueues the answer bytes it already serialized for the HTTP response (no extra
+encoding on the request path); a daemon thread formats the envelope and appends batches to
+`served-<start>-<pid>-<n>.jsonl` (one file per process, so workers never interleave). Files rotate at
+`max_bytes`; the newest `max_files` files of the directory are kept. If the writer falls behind by more than
+`max_queue` answers, new answers are dropped and counted (`dropped`, exported by /metrics): serving is
+never slowed down by logging.
 """
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -27,7 +32,10 @@ class ServedLog:
         self.dir = Path(log_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes, self.max_files, self.flush_seconds = max_bytes, max_files, flush_seconds
-        self.q: queue.Queue = queue.Queue(maxsize=max_queue)
+        # A deque, not a Queue: append is atomic and wakes nobody, so a request never hands the GIL to the writer;
+        # the writer polls every `flush_seconds` and drains what has accumulated.
+        self.q: collections.deque = collections.deque()
+        self.max_queue = max_queue
         self.dropped = 0
         self.written = 0
         self._stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -45,33 +53,22 @@ class ServedLog:
             self._thread = threading.Thread(target=self._run, args=(self._stop,), name="fs-served-log", daemon=True)
             self._thread.start()
 
-    def submit(self, request_id: str, response: dict[str, Any], info: dict[str, Any]) -> None:
+    def submit(self, request_id: str, feature_view: str | None, versions: dict[str, int], body: bytes) -> None:
+        """`body`: the Feast-shaped answer as already serialized (JSON bytes)."""
         if self._stop.is_set():
             self.start()
-        try:
-            self.q.put_nowait((time.time(), request_id, response, info))
-        except queue.Full:
+        if len(self.q) >= self.max_queue:
             self.dropped += 1
+            return
+        self.q.append((time.time(), request_id, feature_view, versions, body))
 
     # -- writer thread -----------------------------------------------------------------------------------
-    def _lines(self, item) -> list[bytes]:
-        ts, rid, response, info = item
+    @staticmethod
+    def _line(item: tuple[float, str, str | None, dict[str, int], bytes]) -> bytes:
+        ts, rid, fv, versions, body = item
         when = datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-        names = response["metadata"]["feature_names"]
-        results = response["results"]
-        nkeys = len(info["keys"])
-        out = []
-        for i in range(info["n"]):
-            out.append(orjson.dumps({
-                "served_at": when,
-                "request_id": rid,
-                "feature_view": info.get("feature_view"),
-                "entity": {c: v[i] for c, v in info["keys"].items()},
-                "values": {names[j]: results[j]["values"][i] for j in range(nkeys, len(names))},
-                "statuses": {names[j]: results[j]["statuses"][i] for j in range(nkeys, len(names))},
-                "versions": info["versions"],
-            }) + b"\n")
-        return out
+        head = orjson.dumps({"served_at": when, "request_id": rid, "feature_view": fv, "versions": versions})
+        return head[:-1] + b',"response":' + body + b"}\n"
 
     def _open(self) -> None:
         self._n += 1
@@ -87,7 +84,7 @@ class ServedLog:
                 pass
 
     def _write(self, batch: list) -> None:
-        data = b"".join(line for item in batch for line in self._lines(item))
+        data = b"".join(self._line(item) for item in batch)
         if not data:
             return
         if self._fh is None or self._size >= self.max_bytes:
@@ -100,21 +97,18 @@ class ServedLog:
         self.written += len(batch)
 
     def _run(self, stop: threading.Event) -> None:
-        while not (stop.is_set() and self.q.empty()):
-            try:
-                first = self.q.get(timeout=self.flush_seconds)
-            except queue.Empty:
-                continue
-            batch = [first]
-            while len(batch) < 5000:
+        while True:
+            stopping = stop.wait(self.flush_seconds)
+            batch = []
+            while self.q and len(batch) < 10_000:
+                batch.append(self.q.popleft())
+            if batch:
                 try:
-                    batch.append(self.q.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._write(batch)
-            except Exception:  # a full disk must not kill serving; count the loss instead
-                self.dropped += len(batch)
+                    self._write(batch)
+                except Exception:  # a full disk must not kill serving; count the loss instead
+                    self.dropped += len(batch)
+            if stopping and not self.q:
+                return
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
