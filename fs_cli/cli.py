@@ -78,3 +78,7 @@ from .commands import models as _model_cmds  # noqa: E402
 
 main.add_command(_model_cmds.model)
 main.add_command(_model_cmds.impact)
+
+from .commands import training as _training_cmds  # noqa: E402
+
+main.add_command(_training_cmds.training_dataset)

@@ -119,13 +119,64 @@ class FeatureGroup:
 
 
 @dataclass
+class FeatureSelection:
+    """Features taken from one feature group, joined on `join_keys` ({fg column: spine column})."""
+
+    feature_group: str
+    features: list[str]
+    prefix: str
+    join_keys: dict[str, str]
+
+    def outputs(self) -> list[tuple[str, str]]:
+        """(feature, output column) pairs."""
+        return [(f, self.prefix + f) for f in self.features]
+
+
+@dataclass
 class FeatureView:
     name: str
     unique_id: str
     relation: str
     description: str
-    spec: dict[str, Any]
+    spec: dict[str, Any]  # config.meta.fs.feature_view as declared
     path: str
+    # Parsed and validated declaration (see models/feature_views/_feature_views.yml for the format).
+    spine_model: str = ""
+    spine_relation: str | None = None
+    spine_timestamp: str = ""
+    labels: list[str] = field(default_factory=list)
+    spine_extra: list[str] = field(default_factory=list)
+    selections: list[FeatureSelection] = field(default_factory=list)
+    boundary: str = "inclusive"
+    transformations: list[Any] = field(default_factory=list)  # issue 6 owns their meaning
+    on_demand: list[Any] = field(default_factory=list)
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Spine columns the feature groups join on, in declaration order."""
+        out: list[str] = []
+        for s in self.selections:
+            out += [c for c in s.join_keys.values() if c not in out]
+        return out
+
+    @property
+    def spine_columns(self) -> list[str]:
+        """Spine columns the view keeps, in output order: keys, timestamp, extra columns, labels."""
+        out: list[str] = []
+        for c in [*self.key_columns, self.spine_timestamp, *self.spine_extra, *self.labels]:
+            if c not in out:
+                out.append(c)
+        return out
+
+    @property
+    def feature_columns(self) -> list[tuple[str, str, str]]:
+        """(output column, feature group, feature) of every joined feature, in output order."""
+        return [(out, s.feature_group, f) for s in self.selections for f, out in s.outputs()]
+
+    @property
+    def output_columns(self) -> list[str]:
+        od = [d["name"] for d in self.on_demand if isinstance(d, dict) and isinstance(d.get("name"), str)]
+        return [*self.spine_columns, *(c for c, _, _ in self.feature_columns), *od]
 
 
 @dataclass
@@ -200,6 +251,7 @@ def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None
     problems: list[FeatureStoreError] = []
     fgs: dict[str, FeatureGroup] = {}
     fvs: dict[str, FeatureView] = {}
+    fv_nodes = []
     snapshots = {n.depends_on.nodes[0]: n for n in manifest.nodes.values()
                  if n.resource_type == "snapshot" and len(n.depends_on.nodes) == 1}
     for node in manifest.nodes.values():
@@ -207,10 +259,7 @@ def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None
             continue
         meta_fs = (node.config.meta or {}).get("fs")
         if isinstance(meta_fs, dict) and "feature_view" in meta_fs:
-            fvs[node.name] = FeatureView(
-                name=node.name, unique_id=node.unique_id, relation=node.relation_name,
-                description=node.description or "", spec=meta_fs["feature_view"], path=node.original_file_path,
-            )
+            fv_nodes.append(node)  # parsed below: a view refers to feature groups
             continue
         if not _is_feature_group(node):
             continue
@@ -218,6 +267,10 @@ def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None
         problems.extend(errs)
         if fg is not None:
             fgs[fg.name] = fg
+    for node in fv_nodes:
+        fv, errs = _parse_fv(node, node.config.meta["fs"]["feature_view"], fgs, entities, manifest)
+        problems.extend(errs)
+        fvs[fv.name] = fv
     if problems and strict:
         raise DeclarationError(problems)
     return Catalog(entities=entities, feature_groups=fgs, feature_views=fvs, manifest=manifest)
@@ -346,3 +399,177 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
         fg.snapshot_relation = snapshot.relation_name
         fg.snapshot_schema = snapshot.schema
     return fg, errs
+
+
+FV_KEYS = {"spine", "features", "boundary", "transformations", "on_demand", "description", "owner", "tags"}
+SPINE_KEYS = {"model", "timestamp", "entities", "label", "labels", "columns"}
+SELECTION_KEYS = {"feature_group", "features", "prefix"}
+RESERVED_OUTPUTS = {"split"}  # added by training datasets
+
+
+def _names(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value) if isinstance(value, list) else [value]
+
+
+def _parse_fv(node, decl, fgs: dict[str, FeatureGroup], entities: dict[str, Entity], manifest) -> tuple[FeatureView, list]:
+    """Validate a feature view's declaration against the feature groups; every problem names model, field and fix."""
+    where = f"feature view {node.name} ({node.patch_path.split('://')[-1] if node.patch_path else node.original_file_path})"
+    errs: list[FeatureStoreError] = []
+    fv = FeatureView(name=node.name, unique_id=node.unique_id, relation=node.relation_name,
+                     description=node.description or "", spec=decl if isinstance(decl, dict) else {},
+                     path=node.original_file_path)
+
+    def bad(fieldname: str, what: str, fix: str) -> None:
+        errs.append(FeatureStoreError(f"{where}: config.meta.fs.feature_view.{fieldname} {what}", fix=fix))
+
+    if not isinstance(decl, dict):
+        bad("", "is not a mapping", "declare `feature_view: {spine: {...}, features: [...]}` (see models/feature_views/)")
+        return fv, errs
+    unknown = set(decl) - FV_KEYS
+    if unknown:
+        bad(sorted(unknown)[0], "is not a known field", f"known fields: {', '.join(sorted(FV_KEYS))}")
+    fv.description = str(decl.get("description") or fv.description)
+
+    # The spine: a model (or seed/snapshot) with a timestamp, entity key columns and labels.
+    spine = decl.get("spine")
+    if not isinstance(spine, dict):
+        bad("spine", "is missing", "declare `spine: {model: <label model>, timestamp: <column>, label: <column>}`")
+        spine = {}
+    unknown = set(spine) - SPINE_KEYS
+    if unknown:
+        bad(f"spine.{sorted(unknown)[0]}", "is not a known field", f"known fields: {', '.join(sorted(SPINE_KEYS))}")
+    spine_node = None
+    model = spine.get("model")
+    if spine and not isinstance(model, str):
+        bad("spine.model", "is missing", "name the model (or seed) holding one row per training example")
+    elif isinstance(model, str):
+        candidates = [n for n in manifest.nodes.values()
+                      if n.resource_type in ("model", "seed", "snapshot")
+                      and model in (n.name, _fg_name(n) if n.resource_type == "model" else n.name)]
+        if not candidates:
+            bad("spine.model", f"names {model!r}, which is not a model, seed or snapshot of the project",
+                "fix the name (see `dbt ls --resource-type model`)")
+        else:
+            spine_node = candidates[0]
+            fv.spine_model, fv.spine_relation = model, spine_node.relation_name
+    ts = spine.get("timestamp")
+    if spine and (not isinstance(ts, str) or not IDENT.match(ts)):
+        bad("spine.timestamp", "is missing or not a column name",
+            "name the spine column holding each example's time, e.g. `timestamp: transaction_at`")
+    fv.spine_timestamp = ts if isinstance(ts, str) else ""
+    labels = _names(spine.get("label")) + _names(spine.get("labels"))
+    extra = _names(spine.get("columns"))
+    for fieldname, cols in (("spine.label", labels), ("spine.columns", extra)):
+        for c in cols:
+            if not isinstance(c, str) or not IDENT.match(c):
+                bad(fieldname, f"contains {c!r}, not a column name", "list plain column names")
+    fv.labels = [c for c in labels if isinstance(c, str)]
+    fv.spine_extra = [c for c in extra if isinstance(c, str)]
+    ent_map = spine.get("entities") or {}
+    if not isinstance(ent_map, dict):
+        bad("spine.entities", "is not a mapping", "write `entities: {customer: customer_id}` (entity: spine column)")
+        ent_map = {}
+    for e, m in ent_map.items():
+        if e not in entities:
+            bad(f"spine.entities.{e}", "is not a declared entity",
+                f"use one of {', '.join(sorted(entities))} (dbt_project.yml vars.fs_entities)")
+        elif not (isinstance(m, str) and IDENT.match(m)) and not (
+                isinstance(m, dict) and set(m) <= set(entities[e].join_keys)
+                and all(isinstance(v, str) and IDENT.match(v) for v in m.values())):
+            bad(f"spine.entities.{e}", f"is {m!r}", f"name the spine column holding {e}'s join key, e.g. `{e}: "
+                f"{entities[e].join_keys[0]}`, or map each join key: `{e}: {{{entities[e].join_keys[0]}: <column>}}`")
+
+    # Feature selections.
+    sels = decl.get("features")
+    if not isinstance(sels, list) or not sels:
+        bad("features", "is missing or empty",
+            "list feature groups: `features: [{feature_group: <fg>, features: '*'}]` (or a list of feature names)")
+        sels = []
+    for i, sel in enumerate(sels):
+        at = f"features[{i}]"
+        if not isinstance(sel, dict):
+            bad(at, f"is {sel!r}", "write `{feature_group: <fg>, features: [..] or '*', prefix: <optional>}`")
+            continue
+        unknown = set(sel) - SELECTION_KEYS
+        if unknown:
+            bad(f"{at}.{sorted(unknown)[0]}", "is not a known field", f"known fields: {', '.join(sorted(SELECTION_KEYS))}")
+        name = sel.get("feature_group")
+        if name not in fgs:
+            close = [n for n in fgs if str(name).lower() in n.lower() or n.lower() in str(name).lower()]
+            bad(f"{at}.feature_group", f"names unknown feature group {name!r}",
+                f"did you mean {', '.join(close)}?" if close else f"use one of {', '.join(sorted(fgs)) or '(none)'}")
+            continue
+        fg = fgs[name]
+        join_keys: dict[str, str] = {}
+        for e in fg.entities:
+            if e not in entities:
+                continue  # reported on the feature group
+            m = ent_map.get(e)
+            for jk in entities[e].join_keys:
+                join_keys[jk] = m.get(jk, jk) if isinstance(m, dict) else m if isinstance(m, str) else jk
+        if set(fg.primary_key) - set(join_keys):
+            bad(f"{at}.feature_group", f"{name} has primary key columns beyond its entities' join keys "
+                f"({', '.join(sorted(set(fg.primary_key) - set(join_keys)))}), so a spine row could match several rows",
+                "join a feature group whose primary key is its entity join keys (aggregate the extra key away)")
+        chosen = sel.get("features", "*")
+        names = [f.name for f in fg.features]
+        if chosen in ("*", None, ["*"]):
+            feats = names
+        elif isinstance(chosen, list) and chosen and all(isinstance(f, str) for f in chosen):
+            feats = []
+            for f in chosen:
+                if f in names:
+                    feats.append(f)
+                elif f in fg.column_names:
+                    bad(f"{at}.features", f"selects {f!r}, a key/time column of {name}, not a feature",
+                        "drop it: keys and times come from the spine")
+                else:
+                    bad(f"{at}.features", f"selects {f!r}, which feature group {name} does not have",
+                        f"pick from {', '.join(names)} (or '*')")
+        else:
+            bad(f"{at}.features", f"is {chosen!r}", "write '*' (all features) or a list of feature names")
+            continue
+        prefix = sel.get("prefix") or ""
+        if not isinstance(prefix, str) or (prefix and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", prefix)):
+            bad(f"{at}.prefix", f"is {prefix!r}", "use letters, digits and _ (e.g. `prefix: merchant_`)")
+            prefix = ""
+        fv.selections.append(FeatureSelection(name, feats, prefix, join_keys))
+
+    boundary = decl.get("boundary", "inclusive")
+    if boundary not in ("inclusive", "strict"):
+        bad("boundary", f"is {boundary!r}", "use `inclusive` (event_time <= spine time, the default) or `strict` (<)")
+    else:
+        fv.boundary = boundary
+    for fieldname in ("transformations", "on_demand"):
+        value = decl.get(fieldname) or []
+        if not isinstance(value, list):
+            bad(fieldname, "is not a list", f"write `{fieldname}: [...]` or remove it")
+        else:
+            setattr(fv, fieldname, value)
+
+    # Spine columns exist (when the spine's YAML documents a typed schema; otherwise checked against the
+    # warehouse when a training dataset is built) and every output column name is unique.
+    if spine_node is not None and fv.spine_timestamp:
+        declared = {c.name: c for c in spine_node.columns.values()}
+        if declared and all(c.data_type for c in declared.values()):
+            for c in fv.spine_columns:
+                if c not in declared:
+                    bad("spine", f"uses column {c!r}, which spine model {model} does not have",
+                        f"use one of {', '.join(declared)} or add {c} to {model}")
+    seen: dict[str, str] = {}
+    for c in fv.spine_columns:
+        seen.setdefault(c.lower(), "the spine")
+    for out, fg_name, _f in fv.feature_columns:
+        other = seen.get(out.lower())
+        if other is not None:
+            bad("features", f"outputs column {out!r} from {fg_name} and from {other}",
+                f"set a distinct `prefix:` on {fg_name} (e.g. `prefix: {fg_name.removeprefix('fg_')}_`) "
+                "or drop one of them")
+        seen[out.lower()] = fg_name
+    for c in [*seen, *(str(d.get("name", "")).lower() for d in fv.on_demand if isinstance(d, dict))]:
+        if c in RESERVED_OUTPUTS:
+            bad("features", f"outputs a column named {c!r}, which training datasets reserve",
+                "rename it in the spine, or set a prefix on its feature group")
+    return fv, errs

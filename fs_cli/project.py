@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -110,6 +111,14 @@ class Project:
                     fix="run `dbt parse` to see the full error, fix the model/YAML it names, then retry",
                 )
         return self._manifest
+
+    def with_vars(self, extra: dict[str, Any]) -> Project:
+        """This project and warehouse with more dbt vars for its dbt calls, reusing the parsed manifest: vars are
+        read when dbt executes a node, and a fresh parse with new vars would cost a full re-parse."""
+        other = copy.copy(self)
+        other.vars = {**self.vars, **extra}
+        other._manifest = self.manifest()
+        return other
 
     def dbt(
         self,

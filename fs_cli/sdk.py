@@ -67,6 +67,55 @@ class FeatureStore:
             table = read_published(con, fg, t)
         return table if format == "arrow" else table.to_pandas()
 
+    # -- training datasets (issue 3) ---------------------------------------------------------------------
+    def create_training_dataset(
+        self,
+        feature_view: str,
+        as_of: str | datetime | None = None,
+        split: str | None = None,
+        description: str | None = None,
+    ):
+        """Materialize the next immutable version of a feature view's training dataset; returns its metadata.
+
+        >>> fs.create_training_dataset("fv_fraud_detection", split="random:0.8,0.2:42")
+        """
+        from . import training
+
+        return training.create(self.project, self.catalog, feature_view, as_of=as_of, split=split,
+                               description=description)
+
+    def training_datasets(self, feature_view: str | None = None) -> list:
+        """Metadata of every training dataset version (of one feature view, or all)."""
+        from . import training
+
+        if not self.project.warehouse_path.exists():
+            return []
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            return training.list_tds(con, feature_view)
+
+    def training_dataset_info(self, feature_view: str, version: int | None = None):
+        """Metadata of one version (default: the latest): commits read, split, counts, features, hash."""
+        from . import training
+
+        with connect(self.project.warehouse_path, read_only=True) as con:
+            return training.get_td(con, feature_view, version)
+
+    def training_dataset(
+        self,
+        feature_view: str,
+        version: int | None = None,
+        split: str | None = None,
+        format: Literal["pandas", "arrow"] = "pandas",
+    ) -> pd.DataFrame | pa.Table:
+        """The rows of a training dataset version (default: the latest), one split or all, in canonical order.
+
+        >>> train = fs.training_dataset("fv_fraud_detection", split="train")
+        """
+        from . import training
+
+        _, table = training.read(self.project, feature_view, version, split)
+        return table if format == "arrow" else table.to_pandas()
+
     # -- online (issue 4) --------------------------------------------------------------------------------
     def get_online_features(
         self,

@@ -49,12 +49,16 @@ def project_copy(tmp_path: Path, monkeypatch) -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory) -> Path:
-    """The demo, built and published twice (day 1 with cutoff 2026-01-15, then day 2), once per test worker."""
+    """The demo, built and published twice (day 1 with cutoff 2026-01-15, then day 2), once per test worker;
+    training dataset fv_fraud_detection:1 was created between the two publishes."""
     from fs_cli import FeatureStore
 
     d = copy_project(tmp_path_factory.mktemp("demo") / "proj")  # warehouse: d/target/feature_store.duckdb
     r1 = FeatureStore(d, vars={"demo_data_cutoff": "2026-01-15 00:00:00"}).run(materialize=False)
     assert r1.ok, r1.to_dict()
-    r2 = FeatureStore(d).run(materialize=False)
+    fs = FeatureStore(d)
+    # Training dataset v1, made right after commit 1: test_training_datasets.py proves --as-of reproduces it.
+    fs.create_training_dataset("fv_fraud_detection", split="random:0.8,0.2:7", description="right after commit 1")
+    r2 = fs.run(materialize=False)
     assert r2.ok, r2.to_dict()
     return d

@@ -1,0 +1,549 @@
+"""Training datasets (TDs): immutable, numbered materializations of a feature view over its label spine.
+
+`create` compiles the feature view's model (macro fs_feature_view -> point-in-time join) with var `fs_as_of` set to
+the commit time to read at, and materializes it as table fs_training.<fv>_v<N> with a `split` column, plus one row
+in fs_meta.training_datasets: the feature-group commits read, the spine's time range, the split, row counts, the
+feature list with types, the declaration and a content hash.
+
+Guarantees:
+- Immutable: a version is never rewritten; creating again always allocates N+1.
+- Atomic: the table is built under a temporary name; renaming it and inserting its metadata row happen in one
+  transaction, so a crash leaves no half version visible (only a `__building_*` table, dropped by the next create).
+- Reproducible (bitemporal): every TD reads the feature groups as of one commit time (`--as-of`, or the creation
+  time), so a TD created later with `--as-of` equal to an earlier TD's read time has the same content hash, given
+  the same spine rows.
+- Canonical order: rows are stored sorted by (spine timestamp, entity keys, the other columns); the random split
+  hashes the row's number in that order with the seed, so it does not depend on how the warehouse scanned the spine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .commits import list_commits, sync_commits
+from .errors import DeclarationError, FeatureStoreError
+from .metadata import Catalog, FeatureView
+from .project import Project
+from .timeutil import parse_timestamp, utcnow
+from .transforms.view import fit_training_dataset
+from .warehouse import META_SCHEMA, connect, quote_ident, relation_exists
+
+TD_SCHEMA = "fs_training"
+TD_META = f"{META_SCHEMA}.training_datasets"
+SPLIT_COLUMN = "split"
+BUILDING_PREFIX = "__building_"
+_IN_PROGRESS: set[str] = set()  # temporary tables this process is building right now
+_IN_PROGRESS_LOCK = threading.Lock()
+
+# Steps run on the finished (still temporary) table before it is published, e.g. fitting the view's
+# transformations on the train split (issue 6). f(con, relation, feature_view, metadata) -> dict merged into
+# the version's `statistics`, or None.
+TDBuildStep = Callable[[duckdb.DuckDBPyConnection, str, FeatureView, dict[str, Any]], dict[str, Any] | None]
+TD_BUILD_STEPS: list[TDBuildStep] = [fit_training_dataset]  # a no-op for views without transformations
+
+
+# -- split -------------------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DEFAULT_NAMES = {1: ("train",), 2: ("train", "test"), 3: ("train", "validation", "test")}
+SPLIT_HELP = ("random:0.8,0.2:SEED (train/test; three fractions add validation; or train=0.7,validation=0.1,"
+              "test=0.2), time:CUTOFF (train before, test from CUTOFF; time:C1,C2 adds validation), or none")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How rows are assigned to splits. `none` puts every row in `train`."""
+
+    kind: str  # none | random | time
+    names: tuple[str, ...] = ("train",)
+    fractions: tuple[float, ...] = ()
+    seed: int = 0
+    cutoffs: tuple[datetime, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> SplitSpec:
+        if text is None or str(text).strip().lower() in ("", "none"):
+            return cls("none")
+        raw = str(text).strip()
+        kind, _, rest = raw.partition(":")
+        kind = kind.strip().lower()
+
+        def fail(problem: str) -> FeatureStoreError:
+            return FeatureStoreError(f"--split {raw!r}: {problem}", fix=f"use {SPLIT_HELP}")
+
+        if kind == "random":
+            parts = rest.split(":")
+            if len(parts) > 2 or not parts[0].strip():
+                raise fail("expected random:FRACTIONS[:SEED]")
+            seed = 0
+            if len(parts) == 2:
+                if not parts[1].strip().isdigit():
+                    raise fail(f"seed {parts[1]!r} is not a whole number")
+                seed = int(parts[1])
+            names, fractions = [], []
+            for item in parts[0].split(","):
+                name, eq, value = item.strip().rpartition("=")
+                if not eq:
+                    name, value = "", item.strip()
+                if not _NUMBER.match(value.strip()) or not 0 < float(value) <= 1:
+                    raise fail(f"fraction {value.strip()!r} is not a number in (0, 1]")
+                if eq and not _NAME.match(name.strip()):
+                    raise fail(f"split name {name!r} is not a plain name")
+                names.append(name.strip())
+                fractions.append(float(value))
+            if any(names) and not all(names):
+                raise fail("name every fraction or none")
+            if not any(names):
+                if len(fractions) not in _DEFAULT_NAMES:
+                    raise fail("give 1-3 fractions (train,test or train,validation,test) or name them")
+                names = list(_DEFAULT_NAMES[len(fractions)])
+            if len(set(names)) != len(names):
+                raise fail("split names repeat")
+            if abs(sum(fractions) - 1.0) > 1e-6:
+                raise fail(f"fractions add up to {sum(fractions):g}, not 1")
+            return cls("random", tuple(names), tuple(fractions), seed)
+        if kind == "time":
+            cutoffs = []
+            for item in rest.split(","):
+                if not item.strip():
+                    raise fail("expected time:CUTOFF[,CUTOFF2]")
+                cutoffs.append(parse_timestamp(item.strip(), where=f"--split {raw!r}"))
+            if len(cutoffs) > 2 or cutoffs != sorted(cutoffs) or len(set(cutoffs)) != len(cutoffs):
+                raise fail("give one cutoff (train/test) or two increasing cutoffs (train/validation/test)")
+            return cls("time", _DEFAULT_NAMES[len(cutoffs) + 1], (), 0, tuple(cutoffs))
+        raise fail(f"unknown split kind {kind!r}")
+
+    def __str__(self) -> str:
+        if self.kind == "random":
+            return "random:" + ",".join(f"{n}={f:g}" for n, f in zip(self.names, self.fractions, strict=True)) \
+                + f":{self.seed}"
+        if self.kind == "time":
+            return "time:" + ",".join(c.isoformat(sep=" ") for c in self.cutoffs)
+        return "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "spec": str(self), "names": list(self.names), "fractions": list(self.fractions),
+                "seed": self.seed if self.kind == "random" else None,
+                "cutoffs": [c.isoformat(sep=" ") for c in self.cutoffs]}
+
+    def draw_sql(self, row_number: str) -> tuple[str, list[Any]]:
+        """The random split's uniform draw in [0, 1) for the row numbered `row_number` (1-based, canonical order):
+        the first 32 bits of md5('<seed>:<row number>'). Stable across engines and versions (unlike hash()) and
+        reproducible in Python: split_fraction(seed, n)."""
+        if self.kind != "random":
+            return "cast(null as double)", []
+        return (f"(cast(('0x' || substr(md5(? || ':' || cast({row_number} as varchar)), 1, 8)) as ubigint)"
+                " / 4294967296.0)", [str(self.seed)])
+
+    def label_sql(self, ts: str, draw: str) -> tuple[str, list[Any]]:
+        """The split label as SQL (and its parameters), from the spine timestamp `ts` and the draw column."""
+        if self.kind == "random":
+            whens, params, acc = [], [], 0.0
+            for name, frac in zip(self.names[:-1], self.fractions[:-1], strict=True):
+                acc += frac
+                whens.append(f"when {draw} < {acc!r} then ?")
+                params.append(name)
+            params.append(self.names[-1])
+            return f"(case {' '.join(whens)} else ? end)", params
+        if self.kind == "time":
+            # Rows without a timestamp cannot be placed in time: they go to the last (held-out) split.
+            whens, params = [], []
+            for name, cutoff in zip(self.names[:-1], self.cutoffs, strict=True):
+                whens.append(f"when {ts} < ? then ?")
+                params += [cutoff, name]
+            params.append(self.names[-1])
+            return f"(case {' '.join(whens)} else ? end)", params
+        return "cast(? as varchar)", ["train"]
+
+
+def split_fraction(seed: int, row_number: int) -> float:
+    """The random split's uniform draw for a row, in Python (the oracle of SplitSpec.sql)."""
+    return int(hashlib.md5(f"{seed}:{row_number}".encode()).hexdigest()[:8], 16) / 2**32
+
+
+# -- metadata ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainingDataset:
+    feature_view: str
+    version: int
+    table: str  # quoted, schema-qualified
+    created_at: datetime
+    as_of: datetime | None  # the commit time asked for (None: the latest at creation)
+    read_at: datetime  # the commit time the feature groups were read at
+    fg_commits: list[dict[str, Any]]  # [{feature_group, commit_id, commit_time}]
+    spine_model: str
+    spine_start: datetime | None
+    spine_end: datetime | None
+    split: dict[str, Any]
+    row_counts: dict[str, int]
+    rows: int
+    content_hash: str
+    features: list[dict[str, Any]]  # [{name, type, feature_group, feature}]
+    labels: list[str]
+    columns: list[dict[str, Any]]  # every column: {name, type, role}
+    declaration: dict[str, Any]
+    statistics: dict[str, Any] | None = None
+    description: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.feature_view}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        d["ref"] = self.ref
+        for k in ("created_at", "as_of", "read_at", "spine_start", "spine_end"):
+            d[k] = d[k].isoformat(sep=" ") if d[k] is not None else None
+        return d
+
+
+_META_COLUMNS = [
+    ("feature_view", "varchar not null"), ("version", "integer not null"), ("table_name", "varchar not null"),
+    ("created_at", "timestamp not null"), ("as_of", "timestamp"), ("read_at", "timestamp not null"),
+    ("fg_commits", "json not null"), ("spine_model", "varchar not null"), ("spine_start", "timestamp"),
+    ("spine_end", "timestamp"), ("split", "json not null"), ("row_counts", "json not null"), ("rows", "bigint not null"),
+    ("content_hash", "varchar not null"), ("features", "json not null"), ("labels", "json not null"),
+    ("columns", "json not null"), ("declaration", "json not null"), ("statistics", "json"), ("description", "varchar"),
+]
+_JSON = {"fg_commits", "split", "row_counts", "features", "labels", "columns", "declaration", "statistics"}
+
+
+def ensure_td_meta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create schema if not exists {META_SCHEMA}")
+    con.execute(f"create schema if not exists {TD_SCHEMA}")
+    cols = ",\n".join(f"{quote_ident(n)} {t}" for n, t in _META_COLUMNS)
+    con.execute(f"create table if not exists {TD_META} (\n{cols},\nprimary key (feature_view, version))")
+
+
+def table_name(feature_view: str, version: int) -> str:
+    return f"{feature_view}_v{version}"
+
+
+def _row_to_td(row: tuple) -> TrainingDataset:
+    d = dict(zip([n for n, _ in _META_COLUMNS], row, strict=True))
+    for k in _JSON:
+        if isinstance(d[k], str):
+            d[k] = json.loads(d[k])
+    return TrainingDataset(
+        feature_view=d["feature_view"], version=int(d["version"]),
+        table=f"{TD_SCHEMA}.{quote_ident(d['table_name'])}", created_at=d["created_at"], as_of=d["as_of"],
+        read_at=d["read_at"], fg_commits=d["fg_commits"], spine_model=d["spine_model"],
+        spine_start=d["spine_start"], spine_end=d["spine_end"], split=d["split"], row_counts=d["row_counts"],
+        rows=int(d["rows"]), content_hash=d["content_hash"], features=d["features"], labels=d["labels"],
+        columns=d["columns"], declaration=d["declaration"], statistics=d["statistics"], description=d["description"],
+    )
+
+
+def list_tds(con: duckdb.DuckDBPyConnection, feature_view: str | None = None) -> list[TrainingDataset]:
+    if not relation_exists(con, META_SCHEMA, "training_datasets"):
+        return []
+    names = ", ".join(quote_ident(n) for n, _ in _META_COLUMNS)
+    where, params = ("where feature_view = ?", [feature_view]) if feature_view else ("", [])
+    rows = con.execute(f"select {names} from {TD_META} {where} order by feature_view, version", params).fetchall()
+    return [_row_to_td(r) for r in rows]
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """'fv' (latest) or 'fv:3'."""
+    fv, sep, ver = str(ref).partition(":")
+    if not fv or (sep and not ver.strip().isdigit()):
+        raise FeatureStoreError(f"training dataset {ref!r} is not FEATURE_VIEW or FEATURE_VIEW:VERSION",
+                                fix="write e.g. `fv_fraud_detection` (the latest version) or `fv_fraud_detection:2`")
+    return fv, int(ver) if sep else None
+
+
+def get_td(con: duckdb.DuckDBPyConnection, feature_view: str, version: int | None = None) -> TrainingDataset:
+    tds = list_tds(con, feature_view)
+    if not tds:
+        raise FeatureStoreError(f"feature view {feature_view} has no training datasets",
+                                fix=f"create one: `fs training-dataset create {feature_view}`")
+    if version is None:
+        return tds[-1]
+    for td in tds:
+        if td.version == version:
+            return td
+    raise FeatureStoreError(f"training dataset {feature_view}:{version} does not exist",
+                            fix=f"existing versions: {', '.join(str(t.version) for t in tds)}")
+
+
+# -- creation ----------------------------------------------------------------------------------------------------
+
+def _commits_read(con: duckdb.DuckDBPyConnection, catalog: Catalog, fv: FeatureView,
+                  read_at: datetime) -> list[dict[str, Any]]:
+    """The commit of each feature group that was current at `read_at`."""
+    out = []
+    for name in dict.fromkeys(s.feature_group for s in fv.selections):
+        fg = catalog.fg(name)
+        sync_commits(con, fg)  # picks up publishes made by plain `dbt snapshot`
+        commits = list_commits(con, fg)
+        if not commits:
+            raise FeatureStoreError(f"feature view {fv.name} reads feature group {name}, which was never published",
+                                    fix=f"publish it first: `fs run --select {fg.model}`")
+        current = [c for c in commits if c.commit_time <= read_at]
+        if not current:
+            raise FeatureStoreError(
+                f"feature group {name} was first published at {commits[0].commit_time}, after as_of {read_at}",
+                fix=f"use an --as-of at or after {commits[0].commit_time} (see `fs commits {name}`)")
+        c = current[-1]
+        out.append({"feature_group": name, "commit_id": c.commit_id, "commit_time": c.commit_time.isoformat(sep=" ")})
+    return out
+
+
+def compile_feature_view(project: Project, fv: FeatureView, read_at: datetime | None) -> str:
+    """The feature view's SQL as dbt compiles it (the macro), reading the feature groups as of `read_at`."""
+    extra = {"fs_as_of": read_at.isoformat(sep=" ")} if read_at is not None else {}
+    res = project.with_vars(extra).dbt(["compile", "--log-level", "none", "--select", fv.unique_id.split(".", 2)[-1]])
+    if not res.success or not res.results or not res.results[0].node.compiled_code:
+        why = res.exception or next((r.message for r in res.results if r.message), None) or "no compiled SQL"
+        raise FeatureStoreError(f"dbt could not compile feature view {fv.name}: {str(why).strip()}",
+                                fix=f"run `dbt compile --select {fv.name}` to see the full error")
+    sql = res.results[0].node.compiled_code
+    return sql.strip().rstrip(";")
+
+
+def _check_spine(con: duckdb.DuckDBPyConnection, fv: FeatureView) -> None:
+    """The spine's columns, checked against the warehouse (its YAML need not list them)."""
+    try:
+        have = [r[0] for r in con.execute(f"select * from {fv.spine_relation} limit 0").description]
+    except duckdb.Error as e:
+        raise FeatureStoreError(f"feature view {fv.name}: cannot read spine {fv.spine_model}: {str(e).splitlines()[0]}",
+                                fix=f"build it first: `dbt run --select {fv.spine_model}` (or `fs run`)") from None
+    missing = [c for c in fv.spine_columns if c not in have]
+    if missing:
+        raise DeclarationError([FeatureStoreError(
+            f"feature view {fv.name} ({fv.path}): config.meta.fs.feature_view.spine uses column(s) "
+            f"{', '.join(missing)}, which spine model {fv.spine_model} does not have",
+            fix=f"use columns of {fv.spine_model} ({', '.join(have)}) or add them to the model")])
+
+
+def _drop_abandoned(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop `__building_*` tables of builds that died (this process is the only writer of the file)."""
+    rows = con.execute("select table_name from information_schema.tables where table_schema = ? and "
+                       "starts_with(table_name, ?)", [TD_SCHEMA, BUILDING_PREFIX]).fetchall()
+    with _IN_PROGRESS_LOCK:
+        stale = [r[0] for r in rows if r[0] not in _IN_PROGRESS]
+    for name in stale:
+        con.execute(f"drop table if exists {TD_SCHEMA}.{quote_ident(name)}")
+
+
+def _roles(fv: FeatureView) -> dict[str, dict[str, Any]]:
+    roles: dict[str, dict[str, Any]] = {c: {"role": "key"} for c in fv.key_columns}
+    roles[fv.spine_timestamp] = {"role": "timestamp"}
+    for c in fv.spine_extra:
+        roles.setdefault(c, {"role": "spine"})
+    for c in fv.labels:
+        roles[c] = {"role": "label"}
+    for out, fg, f in fv.feature_columns:
+        roles[out] = {"role": "feature", "feature_group": fg, "feature": f}
+    for d in fv.on_demand:
+        if isinstance(d, dict) and d.get("name"):
+            roles[str(d["name"])] = {"role": "on_demand", "feature_group": None, "feature": str(d["name"])}
+    roles[SPLIT_COLUMN] = {"role": "split"}
+    return roles
+
+
+def canonical_order(fv: FeatureView, columns: list[str]) -> list[str]:
+    """Spine timestamp, entity keys, then every other column: a total order up to identical rows."""
+    first = [fv.spine_timestamp, *fv.key_columns]
+    return [*first, *(c for c in columns if c not in first)]
+
+
+def content_hash(con: duckdb.DuckDBPyConnection, relation: str, order: list[str],
+                 types: list[tuple[str, str]]) -> str:
+    """sha256 over the column names and types, then each row's md5 in canonical order. A value is encoded as
+    'n' (NULL) or 'v<length>:<text>' so that no two different rows encode alike."""
+    h = hashlib.sha256(json.dumps([[n, t] for n, t in types]).encode())
+    enc = " || ".join(
+        f"(case when {quote_ident(n)} is null then 'n' else 'v' || length(cast({quote_ident(n)} as varchar)) || ':' "
+        f"|| cast({quote_ident(n)} as varchar) end)" for n, _ in types)
+    by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in order)
+    cur = con.execute(f"select md5({enc}) from {relation} order by {by}")
+    while batch := cur.fetchmany(100_000):
+        h.update("".join(f"{r[0]}\n" for r in batch).encode())
+    return h.hexdigest()
+
+
+def build(con: duckdb.DuckDBPyConnection, fv: FeatureView, sql: str, meta: dict[str, Any],
+          split: SplitSpec) -> TrainingDataset:
+    """Materialize compiled feature-view SQL as the next version of `fv`'s training dataset (see module doc)."""
+    ensure_td_meta(con)
+    _drop_abandoned(con)
+    tmp = f"{BUILDING_PREFIX}{fv.name}_{uuid.uuid4().hex[:12]}"
+    tmp_rel = f"{TD_SCHEMA}.{quote_ident(tmp)}"
+    with _IN_PROGRESS_LOCK:
+        _IN_PROGRESS.add(tmp)
+    try:
+        out_cols = [r[0] for r in con.execute(f"select * from ({sql}) as __fs_probe limit 0").description]
+        missing = [c for c in fv.output_columns if c not in out_cols]
+        if missing or SPLIT_COLUMN in out_cols:
+            raise FeatureStoreError(f"feature view {fv.name} compiled to columns {out_cols}, expected {fv.output_columns}",
+                                    fix="the model must be `{{ feature_store.fs_feature_view() }}`; rerun `dbt parse`")
+        order = canonical_order(fv, out_cols)
+        by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in order)
+        draw_sql, draw_params = split.draw_sql("__fs_row")
+        label_sql, label_params = split.label_sql(quote_ident(fv.spine_timestamp), "__fs_u")
+        cols = ", ".join(quote_ident(c) for c in out_cols)
+        con.execute(
+            f"""create table {tmp_rel} as
+            with __fs_fv as ({sql}),
+            __fs_numbered as (select *, row_number() over (order by {by}) as __fs_row from __fs_fv),
+            __fs_drawn as (select *, {draw_sql} as __fs_u from __fs_numbered)
+            select {cols}, {label_sql} as {quote_ident(SPLIT_COLUMN)}
+            from __fs_drawn order by __fs_row""",
+            [*draw_params, *label_params],
+        )
+        types = [(r[0], r[1]) for r in con.execute(f"describe {tmp_rel}").fetchall()]
+        counts = dict(con.execute(f"select {quote_ident(SPLIT_COLUMN)}, count(*) from {tmp_rel} group by 1").fetchall())
+        row_counts = {n: int(counts.get(n, 0)) for n in split.names}
+        row_counts.update({k: int(v) for k, v in counts.items() if k not in row_counts})
+        ts = quote_ident(fv.spine_timestamp)
+        start, end = con.execute(f"select min({ts}), max({ts}) from {tmp_rel}").fetchall()[0]
+        roles = _roles(fv)
+        columns = [{"name": n, "type": t, **roles.get(n, {"role": "spine"})} for n, t in types]
+        meta = dict(meta)
+        meta.update(
+            split=split.to_dict(), row_counts=row_counts, rows=sum(row_counts.values()),
+            spine_start=start, spine_end=end, columns=columns,
+            features=[c for c in columns if c["role"] in ("feature", "on_demand")],
+            labels=list(fv.labels),
+            content_hash=content_hash(con, tmp_rel, [*order, SPLIT_COLUMN], types),
+        )
+        stats: dict[str, Any] = {}
+        for step in TD_BUILD_STEPS:
+            stats.update(step(con, tmp_rel, fv, meta) or {})
+        meta["statistics"] = stats or None
+        return _publish(con, fv, tmp, meta)
+    except BaseException:
+        con.execute(f"drop table if exists {tmp_rel}")
+        raise
+    finally:
+        with _IN_PROGRESS_LOCK:
+            _IN_PROGRESS.discard(tmp)
+
+
+def _next_version(con: duckdb.DuckDBPyConnection, feature_view: str) -> int:
+    """One past the highest version in the metadata or among the tables (a table never gets overwritten)."""
+    meta_max = con.execute(f"select coalesce(max(version), 0) from {TD_META} where feature_view = ?",
+                           [feature_view]).fetchall()[0][0]
+    tables = con.execute("select table_name from information_schema.tables where table_schema = ?",
+                         [TD_SCHEMA]).fetchall()
+    pat = re.compile(rf"^{re.escape(feature_view)}_v(\d+)$")
+    table_max = max((int(m.group(1)) for (t,) in tables if (m := pat.match(t))), default=0)
+    return max(meta_max, table_max) + 1
+
+
+def _publish(con: duckdb.DuckDBPyConnection, fv: FeatureView, tmp: str, meta: dict[str, Any]) -> TrainingDataset:
+    """Allocate the version, rename the table and record it, in one transaction; retry on a concurrent winner."""
+    last_error: Exception | None = None
+    for attempt in range(20):
+        try:
+            con.execute("begin transaction")
+            version = _next_version(con, fv.name)
+            name = table_name(fv.name, version)
+            con.execute(f"alter table {TD_SCHEMA}.{quote_ident(tmp)} rename to {quote_ident(name)}")
+            row = {**meta, "feature_view": fv.name, "version": version, "table_name": name}
+            values = [json.dumps(row[n], default=str) if n in _JSON and row.get(n) is not None else row.get(n)
+                      for n, _ in _META_COLUMNS]
+            con.execute(f"insert into {TD_META} values ({', '.join('?' for _ in _META_COLUMNS)})", values)
+            con.execute("commit")
+            return get_td(con, fv.name, version)
+        except (duckdb.TransactionException, duckdb.ConstraintException, duckdb.CatalogException) as e:
+            last_error = e
+            try:
+                con.execute("rollback")
+            except duckdb.Error:
+                pass
+            time.sleep(0.01 * (attempt + 1))
+        except BaseException:
+            try:
+                con.execute("rollback")
+            except duckdb.Error:
+                pass
+            raise
+    raise FeatureStoreError(f"could not allocate a version of {fv.name}'s training dataset: {last_error}",
+                            fix="another process keeps creating versions; retry")
+
+
+def create(project: Project, catalog: Catalog, feature_view: str, as_of: str | datetime | None = None,
+           split: str | None = None, description: str | None = None) -> TrainingDataset:
+    """Create the next version of a feature view's training dataset (see module doc)."""
+    fv = catalog.fv(feature_view)
+    spec = SplitSpec.parse(split)
+    now = utcnow()
+    asked = parse_timestamp(as_of, where="--as-of") if as_of is not None else None
+    if asked is not None and asked > now:
+        raise FeatureStoreError(f"--as-of {asked} is in the future (now {now:%Y-%m-%d %H:%M:%S} UTC)",
+                                fix="a training dataset can read only commits that exist: use a past commit time")
+    # Read at one instant even without --as-of: a commit landing during the build cannot leak in, and the
+    # version is reproducible later with --as-of read_at.
+    read_at = asked or now
+    with connect(project.warehouse_path) as con:
+        commits = _commits_read(con, catalog, fv, read_at)
+        _check_spine(con, fv)
+    sql = compile_feature_view(project, fv, read_at)
+    meta = {"created_at": now, "as_of": asked, "read_at": read_at, "fg_commits": commits,
+            "spine_model": fv.spine_model, "declaration": fv.spec, "description": description}
+    with connect(project.warehouse_path) as con:
+        return build(con, fv, sql, meta, spec)
+
+
+def td_order(td: TrainingDataset) -> list[str]:
+    """The canonical row order of a stored training dataset (see canonical_order), split last."""
+    names = [c["name"] for c in td.columns]
+    first = [c["name"] for c in td.columns if c["role"] == "timestamp"]
+    first += [c["name"] for c in td.columns if c["role"] == "key"]
+    rest = [n for n in names if n not in first and n != SPLIT_COLUMN]
+    return [*first, *rest, SPLIT_COLUMN]
+
+
+def read(project: Project, feature_view: str, version: int | None = None,
+         split: str | None = None) -> tuple[TrainingDataset, pa.Table]:
+    with connect(project.warehouse_path, read_only=True) as con:
+        td = get_td(con, feature_view, version)
+        if split is not None and split not in td.row_counts:
+            raise FeatureStoreError(f"training dataset {td.ref} has no split {split!r}",
+                                    fix=f"its splits: {', '.join(td.row_counts)} (split {td.split['spec']})")
+        where, params = (f"where {quote_ident(SPLIT_COLUMN)} = ?", [split]) if split is not None else ("", [])
+        # Stored in canonical order; ordering again keeps it so for any reader and engine.
+        by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in td_order(td))
+        table = con.sql(f"select * from {td.table} {where} order by {by}", params=params).to_arrow_table()
+    return td, table
+
+
+def export(project: Project, feature_view: str, version: int | None, out: str | Path,
+           fmt: str | None = None, split: str | None = None) -> tuple[TrainingDataset, int]:
+    path = Path(out)
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = (fmt or suffix or "").lower()
+    if fmt not in ("parquet", "csv"):
+        raise FeatureStoreError(f"cannot tell the export format of {out}", fix="pass --format parquet or --format csv")
+    if suffix in ("parquet", "csv") and suffix != fmt:
+        raise FeatureStoreError(f"--out {out} ends in .{suffix} but --format is {fmt}", fix="make them agree")
+    td, table = read(project, feature_view, version, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    return td, table.num_rows
