@@ -27,7 +27,7 @@ def _to_double(state: str, feature: str) -> Scalar | None:
         def raw(v: Any) -> float | None:
             if v is None:
                 return None
-            if isinstance(v, float):
+            if type(v) is float or isinstance(v, float):
                 return None if v != v else v  # NaN is missing, as nullif(..., 'NaN') in SQL
             if isinstance(v, int | Decimal):
                 f = float(v)
@@ -56,9 +56,8 @@ def _to_text(state: str, feature: str) -> Scalar | None:
 
 
 def _step(fn: str, p: Mapping[str, Any]) -> Scalar:
-    if fn in ("standard_scaler", "min_max_scaler", "robust_scaler"):
-        center = p["mean"] if fn == "standard_scaler" else p["min"] if fn == "min_max_scaler" else p["median"]
-        scale = p["scale"]
+    if fn in _SCALERS:
+        center, scale = _center(fn, p), p["scale"]
         return lambda x: None if x is None else (x - center) / scale
     if fn == "log1p":
         return lambda x: math.log(1 + x) if x is not None and x > -1 else None
@@ -88,6 +87,41 @@ def _step(fn: str, p: Mapping[str, Any]) -> Scalar:
                             fix="refit the training dataset with this version of fs_cli")
 
 
+_SCALERS = ("standard_scaler", "min_max_scaler", "robust_scaler")
+
+
+def _center(fn: str, p: Mapping[str, Any]) -> float:
+    return p["mean"] if fn == "standard_scaler" else p["min"] if fn == "min_max_scaler" else p["median"]
+
+
+def _fused_scaler(fn: str, p: Mapping[str, Any], conv: Scalar) -> Scalar:
+    """Raw input -> double -> (x - center) / scale in one closure; same operations as the two-step form."""
+    center, scale = _center(fn, p), p["scale"]
+
+    def f(v: Any) -> float | None:
+        if type(v) is float:
+            return None if v != v else (v - center) / scale
+        x = conv(v)
+        return None if x is None else (x - center) / scale
+    return f
+
+
+def _compose(funcs: list[Scalar]) -> Scalar:
+    """f3(f2(f1(v))) without a per-call loop (this runs per feature per request)."""
+    if not funcs:
+        return lambda v: v
+    if len(funcs) == 1:
+        return funcs[0]
+    if len(funcs) == 2:
+        f1, f2 = funcs
+        return lambda v: f2(f1(v))
+    if len(funcs) == 3:
+        f1, f2, f3 = funcs
+        return lambda v: f3(f2(f1(v)))
+    head, tail = _compose(funcs[:3]), _compose(funcs[3:])
+    return lambda v: tail(head(v))
+
+
 def compile_chain(chain: Mapping[str, Any]) -> Callable[[Any, dict[str, Any]], None]:
     """A function (input value, output dict) -> None that writes the chain's output column(s)."""
     funcs: list[Scalar] = []
@@ -96,19 +130,19 @@ def compile_chain(chain: Mapping[str, Any]) -> Callable[[Any, dict[str, Any]], N
     for step in chain["steps"]:
         fn = step["fn"]
         conv = (_to_text if consumes_text(fn, state, chain["input_kind"]) else _to_double)(state, feature)
-        if conv is not None:
-            funcs.append(conv)
-        if fn == "one_hot":
-            onehot = step["params"]
-            break
-        funcs.append(_step(fn, step["params"]))
+        if fn in _SCALERS and state == RAW and conv is not None:
+            funcs.append(_fused_scaler(fn, step["params"], conv))  # the common case, one call instead of two
+        else:
+            if conv is not None:
+                funcs.append(conv)
+            if fn == "one_hot":
+                onehot = step["params"]
+                break
+            funcs.append(_step(fn, step["params"]))
         kind = step_output_kind(fn, kind)
         state = kind
 
-    def scalar(v: Any) -> Any:
-        for f in funcs:
-            v = f(v)
-        return v
+    scalar = _compose(funcs)
 
     if onehot is None:
         output = chain["output"]

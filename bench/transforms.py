@@ -1,0 +1,222 @@
+"""Benchmark: the cost of applying fitted transformations (and on-demand features) on the online path.
+
+usage: .venv/bin/python bench/transforms.py [--customers 10000] [--requests 5000] [--http] [--duration 8]
+                                            [--connections 4]
+
+Builds two online feature groups (synthetic, seeded) in a fresh SQLite online store and three feature views over
+the same six features: `fv_raw` (no transformations), `fv_tf` (six fitted transformations, incl. one-hot and
+label encoding) and `fv_od` (fv_tf + one on-demand feature evaluated by in-process DuckDB).
+1. In-process: OnlineReader.vectors (+ ViewServing.apply) per single-entity request, median of 5 rounds.
+2. --http: `fs`'s FastAPI app under uvicorn (1 worker, subprocess), GET /feature-views/<fv>/vector driven by a
+   keep-alive Python load generator; requests/s for each view. Needs the server wiring (fs_cli/server/app.py).
+Prints a Markdown table; results also in bench/results/transforms.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fs_cli.online import FeatureSpec, FGSpec, FVSpec, materialize  # noqa: E402
+from fs_cli.online.reader import OnlineReader  # noqa: E402
+from fs_cli.online.store import open_store  # noqa: E402
+from fs_cli.transforms import fit, parse_on_demand  # noqa: E402
+from fs_cli.transforms.serving import EXTRA_KEY, ViewServing  # noqa: E402
+
+NOW = datetime(2025, 1, 2)
+SEGMENTS = ["standard", "gold", "platinum", None]
+COUNTRIES = ["DE", "FR", "ES", "NL", "IT", "PL", "PT", "BE"]
+TRANSFORMS = [
+    {"feature": "tx_amount_7d", "fn": "impute", "args": {"strategy": "median"}},
+    {"feature": "tx_amount_7d", "fn": "standard_scaler"},
+    {"feature": "tx_count_7d", "fn": "robust_scaler"},
+    {"feature": "avg_basket", "fn": "log1p"},
+    {"feature": "segment", "fn": "one_hot"},
+    {"feature": "country", "fn": "label_encode"},
+    {"feature": "credit_limit", "fn": "bucketize", "args": {"boundaries": [1000, 3000, 6000]}},
+]
+ON_DEMAND = [{"name": "amount_to_avg_basket", "expr": "amount / nullif(avg_basket, 0)",
+              "inputs": ["amount", "avg_basket"], "request": {"amount": "double"}}]
+
+
+def data(n: int) -> tuple[pa.Table, pa.Table]:
+    rnd = random.Random(42)
+    ids = list(range(1, n + 1))
+    t = [datetime(2024, 12, 31)] * n
+    tx = pa.table({"customer_id": ids, "event_time": t,
+                   "tx_amount_7d": [rnd.choice([None, rnd.lognormvariate(4, 1)]) for _ in ids],
+                   "tx_count_7d": [rnd.randint(0, 40) for _ in ids],
+                   "avg_basket": [rnd.lognormvariate(3, 0.7) for _ in ids]})
+    prof = pa.table({"customer_id": ids, "event_time": t,
+                     "segment": [rnd.choice(SEGMENTS) for _ in ids], "country": [rnd.choice(COUNTRIES) for _ in ids],
+                     "credit_limit": [float(rnd.choice([500, 1000, 2000, 5000, 10000])) for _ in ids]})
+    return tx, prof
+
+
+def build(store_url: str, n: int) -> None:
+    tx, prof = data(n)
+    fgs = {
+        "fg_tx": FGSpec("fg_tx", ("customer_id",), ("bigint",), "event_time",
+                        (FeatureSpec("tx_amount_7d", "double"), FeatureSpec("tx_count_7d", "bigint"),
+                         FeatureSpec("avg_basket", "double"))),
+        "fg_profile": FGSpec("fg_profile", ("customer_id",), ("bigint",), "event_time",
+                             (FeatureSpec("segment", "varchar"), FeatureSpec("country", "varchar"),
+                              FeatureSpec("credit_limit", "double"))),
+    }
+    feats = tuple(f"{fg}:{f.name}" for fg, s in fgs.items() for f in s.features)
+    con = duckdb.connect()
+    con.register("tx", tx)
+    con.register("prof", prof)
+    train = "(select tx.*, segment, country, credit_limit, 100.0 as amount from tx join prof using (customer_id)) t"
+    stats = fit(con, train, TRANSFORMS, split_column=None)
+    cols = {f.split(":")[1]: f.split(":")[1] for f in feats}
+    ods = [o.to_dict() for o in parse_on_demand(ON_DEMAND, {"avg_basket": "double"})]
+    extra = {"latest": 1, "versions": {"1": stats}, "columns": cols, "on_demand": []}
+    views = {
+        "fv_raw": FVSpec("fv_raw", feats, ("customer_id",)),
+        "fv_tf": FVSpec("fv_tf", feats, ("customer_id",), extra={EXTRA_KEY: extra}),
+        "fv_od": FVSpec("fv_od", feats, ("customer_id",), extra={EXTRA_KEY: {**extra, "on_demand": ods}}),
+    }
+    store = open_store(store_url)
+    try:
+        materialize(store, fgs["fg_tx"], tx, NOW, views=views)
+        materialize(store, fgs["fg_profile"], prof, NOW, views=views)
+    finally:
+        store.close()
+
+
+def in_process(store_url: str, n: int, requests: int) -> dict[str, float]:
+    store = open_store(store_url)
+    reader = OnlineReader(store)
+    reader.refresh()
+    rnd = random.Random(1)
+    keys = [rnd.randint(1, n) for _ in range(requests)]
+    servings = {name: ViewServing(name, reader.view(name).extra[EXTRA_KEY], ["customer_id"])
+                for name in ("fv_tf", "fv_od")}
+    out: dict[str, float] = {}
+    for name in ("fv_raw", "fv_tf", "fv_od"):
+        serving = servings.get(name)
+        req = [{"amount": 25.0}] if name == "fv_od" else None
+        rounds = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for k in keys:
+                answer = reader.vectors(name, [{"customer_id": k}])
+                if serving is not None:
+                    serving.apply(answer, req, None)
+            rounds.append((time.perf_counter() - t0) / len(keys) * 1e6)
+        out[name] = statistics.median(rounds)
+    store.close()
+    return out
+
+
+SERVER = """
+import sys
+sys.path.insert(0, {root!r})
+import uvicorn
+from fs_cli.online.store import open_store
+from fs_cli.server.app import create_app
+uvicorn.run(create_app(open_store({url!r}), api_keys="", log_dir=None), host="127.0.0.1", port={port},
+            log_level="warning", access_log=False)
+"""
+
+
+def http_load(port: int, path_of, duration: float, conns: int) -> float:
+    stop = time.perf_counter() + duration
+    counts = [0] * conns
+
+    def worker(i: int) -> None:
+        rnd = random.Random(i)
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        while time.perf_counter() < stop:
+            c.request("GET", path_of(rnd))
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}")
+            counts[i] += 1
+        c.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def over_http(store_url: str, n: int, duration: float, conns: int) -> dict[str, float]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", SERVER.format(root=str(ROOT), url=store_url, port=port)])
+    try:
+        for _ in range(200):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                c.request("GET", "/ready")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        paths = {"fv_raw": lambda r: f"/feature-views/fv_raw/vector?customer_id={r.randint(1, n)}",
+                 "fv_tf": lambda r: f"/feature-views/fv_tf/vector?customer_id={r.randint(1, n)}",
+                 "fv_od": lambda r: f"/feature-views/fv_od/vector?customer_id={r.randint(1, n)}&amount=25.5"}
+        out = {}
+        for name in ("fv_raw", "fv_tf", "fv_od", "fv_raw", "fv_tf"):  # raw/tf twice: interleaved, best of two
+            rps = http_load(port, paths[name], duration, conns)
+            out[name] = max(out.get(name, 0.0), rps)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=10_000)
+    ap.add_argument("--requests", type=int, default=5_000)
+    ap.add_argument("--http", action="store_true")
+    ap.add_argument("--duration", type=float, default=8)
+    ap.add_argument("--connections", type=int, default=4)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/online.sqlite"
+        build(url, args.customers)
+        res: dict[str, dict[str, float]] = {"in_process_us_per_request": in_process(url, args.customers, args.requests)}
+        if args.http:
+            res["http_requests_per_s"] = over_http(url, args.customers, args.duration, args.connections)
+    ip = res["in_process_us_per_request"]
+    print("| path | untransformed (fv_raw) | transformed (fv_tf) | + on-demand (fv_od) | tf vs raw |")
+    print("|---|---|---|---|---|")
+    print(f"| in-process, us/request | {ip['fv_raw']:.1f} | {ip['fv_tf']:.1f} | {ip['fv_od']:.1f} | "
+          f"{(ip['fv_raw'] / ip['fv_tf'] - 1) * 100:+.1f}% throughput |")
+    if "http_requests_per_s" in res:
+        h = res["http_requests_per_s"]
+        print(f"| HTTP GET vector, req/s | {h['fv_raw']:.0f} | {h['fv_tf']:.0f} | {h['fv_od']:.0f} | "
+              f"{(h['fv_tf'] / h['fv_raw'] - 1) * 100:+.1f}% |")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transforms.json").write_text(json.dumps({**res, "args": vars(args)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
