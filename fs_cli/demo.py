@@ -29,6 +29,14 @@ STEPS: list[tuple[str, list[str]]] = [
     ("Time travel: the profile group as published by commit 1", ["read", "fg_customer_profile", "--commit", "1",
                                                                  "--limit", "5"]),
     ("Export the current version", ["read", "fg_customer_transactions", "--out", "target/demo/fg_tx.parquet"]),
+    ("Training dataset: every labelled transaction joined point-in-time with the features known at that moment",
+     ["training-dataset", "create", "fv_fraud_detection", "--split", "random:0.8,0.2:42",
+      "--description", "demo: 80/20 random split"]),
+    ("Training dataset versions (immutable; the FG commits read, the split, the content hash)",
+     ["training-dataset", "list"]),
+    ("One version in detail", ["training-dataset", "show", "fv_fraud_detection:1"]),
+    ("Export its train split for a notebook", ["training-dataset", "export", "fv_fraud_detection:1", "--split", "train",
+                                               "--out", "target/demo/fraud_train.parquet"]),
 ]
 
 
