@@ -76,3 +76,21 @@ def train_pipeline(df: pd.DataFrame, path: Path, label: str = "is_fraud", robust
     model.fit(model_frame(train, list(features)), train[label])
     joblib.dump(model, path)
     return path
+
+
+def set_project_var(d: Path, key: str, value) -> None:
+    """Set a var in a project copy's dbt_project.yml."""
+    import yaml
+
+    cfg = yaml.safe_load((d / "dbt_project.yml").read_text())
+    cfg.setdefault("vars", {})[key] = value
+    (d / "dbt_project.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def registry_project(dst: Path) -> Path:
+    """A project copy without the repo's governance requirements (tested on their own)."""
+    from conftest import copy_project
+
+    d = copy_project(dst, with_seeds=False)
+    set_project_var(d, "fs_model_required_meta", [])
+    return d

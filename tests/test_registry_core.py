@@ -9,10 +9,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
 from click.testing import CliRunner
-from conftest import copy_project
-from registry_support import crafted_frame, train_pipeline, write_td
+from registry_support import crafted_frame, registry_project, set_project_var, train_pipeline, write_td
 
 from fs_cli import FeatureStore
 from fs_cli.cli import main
@@ -30,7 +28,7 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def proj(tmp_path, artifacts) -> Path:
-    d = copy_project(tmp_path / "proj", with_seeds=False)
+    d = registry_project(tmp_path / "proj")
     write_td(d / "target" / "feature_store.duckdb", artifacts["df"])
     return d
 
@@ -158,14 +156,8 @@ def test_best_uses_registered_then_validated_metrics(proj, artifacts):
     assert reg.best("fraud", "f1") == (reg.info("fraud:1"), r.metrics["f1"])
 
 
-def _set_project_var(d: Path, key: str, value) -> None:
-    cfg = yaml.safe_load((d / "dbt_project.yml").read_text())
-    cfg["vars"][key] = value
-    (d / "dbt_project.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-
 def test_required_metadata_is_enforced(proj, artifacts):
-    _set_project_var(proj, "fs_model_required_meta", ["owner", "intended_use"])
+    set_project_var(proj, "fs_model_required_meta", ["owner", "intended_use"])
     reg = FeatureStore(proj).models
     with pytest.raises(FeatureStoreError, match="missing: owner, intended_use") as e:
         reg.register("fraud", artifacts["good"], "fv_test:1")

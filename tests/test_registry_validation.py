@@ -9,8 +9,7 @@ import joblib
 import numpy as np
 import pytest
 import yaml
-from conftest import copy_project
-from registry_support import crafted_frame, train_pipeline, write_td
+from registry_support import crafted_frame, registry_project, train_pipeline, write_td
 
 from fs_cli import FeatureStore
 from fs_cli.errors import FeatureStoreError
@@ -52,7 +51,7 @@ def np_metrics(y: np.ndarray, pred: np.ndarray, p1: np.ndarray) -> dict[str, flo
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("val")
-    d = copy_project(base / "proj", with_seeds=False)
+    d = registry_project(base / "proj")
     df = crafted_frame(n=600, seed=3)
     df.loc[df.row_id % 17 == 0, "segment"] = None  # NULL is a slice of its own
     write_td(d / "target" / "feature_store.duckdb", df)
@@ -174,7 +173,7 @@ def test_ood_catches_a_model_that_crashes_on_nulls(setup):
 
 def test_thresholds_gate_validation(setup, tmp_path):
     d, df, arts = setup
-    p = copy_project(tmp_path / "p", with_seeds=False)
+    p = registry_project(tmp_path / "p")
     write_td(p / "target" / "feature_store.duckdb", df)
     cfg = yaml.safe_load((p / "dbt_project.yml").read_text())
     cfg["vars"]["fs_model_thresholds"] = {

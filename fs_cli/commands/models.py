@@ -277,6 +277,36 @@ def lineage(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 
 @model.command()
+@click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
+@click.option("--since", help="Score spine rows at or after this time.")
+@click.option("--until", help="Score spine rows before this time.")
+@click.option("--as-of", help="Read the feature groups as published at this commit time (default: now).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the scores to this .parquet or .csv file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@click.pass_context
+def score(ctx: click.Context, ref: str, since: str | None, until: str | None, as_of: str | None, out: str | None,
+          as_json: bool) -> None:
+    """Batch inference: score the model's feature view with a registered (hash-verified) model."""
+    from pathlib import Path
+
+    df = _registry(ctx).score(ref, since=since, until=until, as_of=as_of)
+    if out:
+        p = Path(out)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.suffix.lower() == ".csv":
+            df.to_csv(p, index=False)
+        else:
+            df.to_parquet(p, index=False)
+    if as_json:
+        print_json(df.to_dict(orient="records"))
+        return
+    head = df.sort_values("score", ascending=False) if "score" in df.columns else df
+    print_table(head.head(10).to_dict(orient="records"), list(df.columns),
+                title=f"{len(df)} rows scored by {df['model'].iloc[0]}" + (f", written to {out}" if out else "")
+                + (" (top 10 by score)" if "score" in df.columns else ""))
+
+
+@model.command()
 @click.argument("ref", metavar="NAME:VERSION")
 @click.option("--reason", help="Why (kept with the tombstone).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

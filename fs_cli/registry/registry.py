@@ -493,6 +493,13 @@ class ModelRegistry:
             out.append(d)
         return out
 
+    def score(self, ref: str, since: str | datetime | None = None, until: str | datetime | None = None,
+              as_of: str | datetime | None = None) -> pd.DataFrame:
+        """Batch inference: score the model's feature view (spine time in [since, until)) with NAME[:V|@ALIAS]."""
+        from .batch import score_batch
+
+        return score_batch(self, ref, since=since, until=until, as_of=as_of)
+
     def lineage(self, ref: str) -> dict[str, Any]:
         from .lineage import model_lineage
 
