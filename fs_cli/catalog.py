@@ -8,6 +8,7 @@ from .commits import is_published, list_commits
 from .metadata import Catalog, FeatureGroup, load_catalog
 from .project import Project
 from .timeutil import format_ttl
+from .validation.cost import cost_history
 from .warehouse import connect
 
 
@@ -128,8 +129,10 @@ def describe(project: Project, name: str) -> dict[str, Any]:
     if project.warehouse_path.exists():
         with connect(project.warehouse_path, read_only=True) as con:
             d["commit_log"] = [c.to_dict() for c in list_commits(con, fg)] if is_published(con, fg) else []
+            d["cost"] = cost_history(con, fg.name, limit=5)  # per validated run (fs_cli/validation/cost.py)
     else:
         d["commit_log"] = []
+        d["cost"] = []
     return d
 
 

@@ -256,7 +256,7 @@ def test_freshness_declared(proj):
     fg = fs.catalog.fg("fg_customer_transactions")
     fg.meta = {**fg.meta, "expectations": {"freshness": "1d"}}
     with connect(fs.project.warehouse_path) as con:
-        newest = con.execute(f"select max(feature_time) from {fg.relation}").fetchone()[0]
+        newest = con.execute(f"select max(feature_time) from {fg.relation}").fetchall()[0][0]
         outcomes = []
         for age in (timedelta(hours=12), timedelta(days=3)):
             fs.project.vars["fs_now"] = (newest + age).isoformat() + "+00:00"
@@ -281,3 +281,18 @@ def test_drift_macros_are_one_definition_for_dbt_and_python(proj):
     with connect(fs.project.warehouse_path) as con:
         same = column_drift(con, rel, rel, "tx_amount_1d", numeric=True)
     assert same["psi"] == 0 and same["ks_d"] == 0 and same["wasserstein"] == 0
+
+
+def test_cost_recorded_per_run_and_shown_by_describe(proj):
+    r = CliRunner().invoke(main, ["--project-dir", str(proj), "describe", "fg_customer_transactions", "--json"])
+    assert r.exit_code == 0, r.output
+    cost = json.loads(r.output)["cost"]
+    assert cost, "every validated run records the group's cost"
+    first = cost[-1]  # day 1
+    assert first["build_seconds"] > 0 and first["test_seconds"] >= 0 and first["validation_seconds"] > 0
+    with connect(proj / "target" / "feature_store.duckdb", read_only=True) as con:
+        n1 = con.execute("select rows from fs_meta.commits where feature_group = 'fg_customer_transactions' "
+                         "and commit_id = 1").fetchall()[0][0]
+    assert first["rows"] == n1 and first["bytes_estimate"] > n1 * 8
+    r = CliRunner().invoke(main, ["--project-dir", str(proj), "describe", "fg_customer_transactions"])
+    assert "cost per run" in r.output

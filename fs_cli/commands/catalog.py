@@ -54,6 +54,9 @@ def describe(ctx: click.Context, name: str, as_json: bool) -> None:
     if d["commit_log"]:
         print_table(d["commit_log"][-5:], ["commit_id", "commit_time", "inserted", "updated", "deleted", "rows"],
                     title="latest commits")
+    if d.get("cost"):
+        print_table(d["cost"], ["recorded_at", "build_seconds", "test_seconds", "validation_seconds", "rows",
+                                "bytes_estimate"], title="cost per run (latest first)")
     print_table(d["lineage"], ["depth", "type", "name"], title="lineage (upstream)")
 
 

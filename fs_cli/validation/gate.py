@@ -8,6 +8,7 @@ results of the dbt tests on the model from the build that just ran. The caller a
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..metadata import FeatureGroup
 from ..project import Project
 from ..timeutil import utcnow
 from . import contract as _contract
+from . import cost as _cost
 from . import drift as _drift
 from . import pii as _pii
 from .expectations import parse_expectations
@@ -45,6 +47,8 @@ def _dbt_test_results(project: Project, fg: FeatureGroup) -> list[CheckResult]:
     except (OSError, ValueError):
         return []
     out = []
+    if not any(r.get("unique_id") == fg.unique_id for r in data.get("results", [])):
+        return []  # the last dbt invocation did not build this candidate: its test results would be stale
     for r in data.get("results", []):
         uid = r.get("unique_id", "")
         if not uid.startswith("test."):
@@ -69,6 +73,7 @@ def validate_candidate(project: Project, con, fg: FeatureGroup, reference: Any =
     reference: override the declared drift reference ('previous_window', 'last_commit' or {'commit': N}).
     """
     candidate_id = f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    started = time.perf_counter()
     results: list[CheckResult] = []
     try:
         exp = parse_expectations(fg)
@@ -104,6 +109,12 @@ def validate_candidate(project: Project, con, fg: FeatureGroup, reference: Any =
 
     report = ValidationReport(fg.name, candidate_id, fg.policy, results)
     if persist:
+        # Cost is recorded per validated candidate, i.e. per run that built the group; measuring it is
+        # bookkeeping, so a failure there is a warning, never a failed candidate.
+        try:
+            _cost.record(con, fg, candidate_id, _cost.measure(project, con, fg, time.perf_counter() - started))
+        except Exception as e:  # noqa: BLE001
+            report.results.append(CheckResult("cost", "cost", "warn", message=f"cost not recorded: {e}"))
         store(con, report)
     return report
 
@@ -114,7 +125,10 @@ _PENDING: dict[str, str] = {}  # feature group -> candidate id validated in this
 
 def pipeline_check(project: Project, con, fg: FeatureGroup) -> tuple[list[str], list[str]]:
     """CANDIDATE_CHECKS entry: (failures, warnings) as lines for the run summary."""
-    report = validate_candidate(project, con, fg)
+    try:
+        report = validate_candidate(project, con, fg)
+    except Exception as e:  # noqa: BLE001 - an unexpected crash of the gate blocks the candidate, it never passes it
+        return [f"validation gate error: {type(e).__name__}: {e}"], []
     _PENDING[fg.name] = report.candidate_id
     # dbt tests are stored with the report, but the pipeline already lists them from dbt's own results.
     failures = [report.summary(r) for r in report.failed_checks if r.kind != "dbt"]
