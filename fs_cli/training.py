@@ -309,12 +309,13 @@ def _commits_read(con: duckdb.DuckDBPyConnection, catalog: Catalog, fv: FeatureV
 def compile_feature_view(project: Project, fv: FeatureView, read_at: datetime | None) -> str:
     """The feature view's SQL as dbt compiles it (the macro), reading the feature groups as of `read_at`."""
     extra = {"fs_as_of": read_at.isoformat(sep=" ")} if read_at is not None else {}
-    res = project.with_vars(extra).dbt(["compile", "--log-level", "none", "--select", fv.unique_id.split(".", 2)[-1]])
-    if not res.success or not res.results or not res.results[0].node.compiled_code:
+    res = project.with_vars(extra).dbt(["compile", "--log-level", "none", "--select", fv.name])
+    node = next((r.node for r in res.results if r.node.unique_id == fv.unique_id), None)
+    if not res.success or node is None or not node.compiled_code:
         why = res.exception or next((r.message for r in res.results if r.message), None) or "no compiled SQL"
         raise FeatureStoreError(f"dbt could not compile feature view {fv.name}: {str(why).strip()}",
                                 fix=f"run `dbt compile --select {fv.name}` to see the full error")
-    sql = res.results[0].node.compiled_code
+    sql = node.compiled_code
     return sql.strip().rstrip(";")
 
 
