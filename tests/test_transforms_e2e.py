@@ -166,3 +166,42 @@ def test_bad_declarations_fail_when_the_catalog_loads(demo):
 def test_project_files_are_untouched():
     repo = Path(__file__).resolve().parent.parent
     assert not (repo / "models" / "feature_views" / "fv_tf_demo.sql").exists()
+
+
+def test_http_service_serves_transformed_vectors(demo, tmp_path):
+    """fs materialize publishes the TD statistics with the view; the service applies them (default: latest TD)."""
+    from fastapi.testclient import TestClient
+
+    from fs_cli.online.from_warehouse import materialize_project
+    from fs_cli.online.store import open_store
+    from fs_cli.server.app import create_app
+
+    fs, td = demo["fs"], demo["td"]
+    store = open_store(f"sqlite:///{tmp_path}/online.sqlite")
+    try:
+        _, warnings = materialize_project(fs.project, fs.catalog, store=store)
+        assert not [w for w in warnings if "transformations" in w], warnings
+        client = TestClient(create_app(store, api_keys="", log_dir=None))
+        raw = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7, "amount": 42.5, "transformed": "false"})
+        assert raw.status_code == 200, raw.text
+        got = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7, "amount": 42.5})
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["training_dataset_version"] == td.version and body["transformed"] is True
+        row = {"customer_id": 7, "amount": 42.5, **raw.json()["values"]}
+        expected = {k: v for k, v in apply_row(row, td_statistics(td)).items() if k != "customer_id"}
+        assert body["values"].keys() == expected.keys()
+        for k, v in expected.items():
+            assert body["values"][k] == (pytest.approx(v, rel=1e-12) if isinstance(v, float) else v), k
+        # the same through the batch endpoint, pinned to the version
+        many = client.post(f"/feature-views/{FV}/vectors", json={
+            "entities": [{"customer_id": 7}], "request": [{"amount": 42.5}], "training_dataset_version": td.version})
+        assert many.status_code == 200 and many.json()["vectors"][0]["values"] == body["values"]
+        # clear request errors
+        missing = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7})
+        assert missing.status_code == 400 and "request parameter amount is missing" in missing.json()["error"]
+        bad = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7, "amount": 1,
+                                                                 "training_dataset_version": 99})
+        assert bad.status_code == 400 and "version 99" in bad.json()["error"]
+    finally:
+        store.close()

@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from ..errors import FeatureStoreError
 from ..online.reader import DEFAULT_MAX_BATCH, OnlineReader, RequestError, parse_query_key
 from ..online.store import OnlineStore
+from ..transforms.serving import serving_for
 from .logs import ServedLog
 from .metrics import Metrics
 
@@ -56,7 +57,13 @@ VECTORS_REQUEST_SCHEMA = {
     "title": "VectorsRequest",
     "required": ["entities"],
     "properties": {"entities": {"type": "array", "items": {"type": "object", "additionalProperties": _KEY_VALUE},
-                                "example": [{"customer_id": 1}, {"customer_id": 2}]}},
+                                "example": [{"customer_id": 1}, {"customer_id": 2}]},
+                   "request": {"type": "array", "items": {"type": "object"},
+                               "description": "request parameters (on-demand inputs), one object per entity row"},
+                   "training_dataset_version": {"type": "integer",
+                                                "description": "apply this TD version's fitted transformations "
+                                                               "(default: the latest, if the view has any)"},
+                   "transformed": {"type": "boolean", "default": True}},
 }
 _ERROR = {"description": "bad request: JSON {error, fix}",
           "content": {"application/json": {"schema": {"type": "object", "properties": {
@@ -252,7 +259,10 @@ def create_app(
             kinds = _key_kinds(reader, fv)
             spec_keys = list(kinds)
             qp = request.query_params
-            extra = [k for k in qp if k not in spec_keys]
+            serving = serving_for(fv)  # transformations / on-demand features of the view (issue 6)
+            allowed = set(spec_keys) | ({"training_dataset_version", "transformed", *serving.request_params}
+                                        if serving is not None else set())
+            extra = [k for k in qp if k not in allowed]
             if extra:
                 raise RequestError(f"unknown query parameter {extra[0][:60]!r} for feature view {fv.name}",
                                    fix=f"its entity keys: {', '.join(spec_keys)}")
@@ -264,12 +274,17 @@ def create_app(
                                        fix=f"e.g. ?{k}=42")
                 row[k] = parse_query_key(vals[0], kinds.get(k, "any"), k)
             answer = _vectors(request, name, [row])
+            if serving is not None:
+                req = {p: _query_value(qp[p]) for p in serving.request_params if p in qp}
+                answer = serving.apply(answer, [req], _tdv(qp.get("training_dataset_version")),
+                                       qp.get("transformed", "true").lower() not in ("false", "0", "no"))
         except FeatureStoreError as e:
             return _error(e)
         except Exception as e:
             return _unexpected(e)
         one = answer["vectors"][0]
-        return _json_response({"feature_view": answer["feature_view"], "versions": answer["versions"], **one},
+        td = {k: answer[k] for k in ("training_dataset_version", "transformed") if k in answer}
+        return _json_response({"feature_view": answer["feature_view"], "versions": answer["versions"], **td, **one},
                               headers=_versions_header(answer["versions"]))
 
     @app.post("/feature-views/{name}/vectors", tags=["online"], responses=_ERRORS,
@@ -289,6 +304,17 @@ def create_app(
                 raise RequestError(f"batch of {len(rows)} entity rows exceeds the limit of {reader.max_batch}",
                                    fix="split the request", status=413)
             answer = _vectors(request, name, rows)
+            serving = serving_for(reader.view(name))
+            if serving is not None:
+                transformed = body.get("transformed", True)
+                if not isinstance(transformed, bool):
+                    raise RequestError("`transformed` must be true or false")
+                answer = serving.apply(answer, body.get("request"), _tdv(body.get("training_dataset_version")),
+                                       transformed)
+            elif any(k in body for k in ("request", "training_dataset_version")):
+                raise RequestError(f"feature view {name} has no on-demand features or fitted transformations",
+                                   fix="drop `request` / `training_dataset_version`, or create a training dataset "
+                                       "of a view that declares them and run `fs materialize`")
         except FeatureStoreError as e:
             return _error(e)
         except Exception as e:
@@ -345,6 +371,26 @@ def create_app(
                                       include_in_schema=False))
     app.add_middleware(_Edge, keys=keys, metrics=metrics)
     return app
+
+
+def _tdv(value: Any) -> int | None:
+    """A training_dataset_version from a query string or JSON body (None: the latest)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise RequestError(f"training_dataset_version {str(value)[:30]!r} is not a version number", fix="e.g. 3")
+
+
+def _query_value(text: str) -> Any:
+    """A request parameter from the query string: a JSON number / true / false / null, else the text."""
+    try:
+        v = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return v if isinstance(v, int | float | bool) or v is None else text
 
 
 def _key_kinds(reader: OnlineReader, fv) -> dict[str, str]:
