@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,6 +13,7 @@ import pyarrow as pa
 
 from . import catalog as _catalog
 from .commits import Commit, list_commits, read_published, resolve_as_of, sync_commits
+from .errors import FeatureStoreError
 from .metadata import Catalog
 from .pipeline import RunReport, run_pipeline
 from .project import Project
@@ -97,7 +100,7 @@ class FeatureStore:
         """Metadata of one version (default: the latest): commits read, split, counts, features, hash."""
         from . import training
 
-        with connect(self.project.warehouse_path, read_only=True) as con:
+        with self._unknown_view_hint(feature_view), connect(self.project.warehouse_path, read_only=True) as con:
             return training.get_td(con, feature_view, version)
 
     def training_dataset(
@@ -113,8 +116,27 @@ class FeatureStore:
         """
         from . import training
 
-        _, table = training.read(self.project, feature_view, version, split)
+        with self._unknown_view_hint(feature_view):
+            _, table = training.read(self.project, feature_view, version, split)
         return table if format == "arrow" else table.to_pandas()
+
+    def export_training_dataset(self, feature_view: str, out: str | os.PathLike, version: int | None = None,
+                                format: str | None = None, split: str | None = None):
+        """Write a version (default: the latest) to Parquet or CSV in canonical row order; returns (td, rows)."""
+        from . import training
+
+        with self._unknown_view_hint(feature_view):
+            return training.export(self.project, feature_view, version, out, format, split)
+
+    @contextmanager
+    def _unknown_view_hint(self, feature_view: str) -> Iterator[None]:
+        """A mistyped view name gets 'unknown feature view' and the known names, not 'has no training datasets'."""
+        try:
+            yield
+        except FeatureStoreError as e:
+            if "has no training datasets" in e.message:
+                self.catalog.fv(feature_view)
+            raise
 
     # -- online (issue 4) --------------------------------------------------------------------------------
     def get_online_features(

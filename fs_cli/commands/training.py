@@ -104,8 +104,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 def export(ctx: click.Context, ref: str, out: str, fmt: str | None, split: str | None) -> None:
     """Export a version (default: the latest) to Parquet or CSV, in its canonical row order."""
     from ..cli import get_store
-    from ..training import export as do_export
 
     fv, version = parse_ref(ref)
-    td, n = do_export(get_store(ctx).project, fv, version, out, fmt, split)
+    td, n = get_store(ctx).export_training_dataset(fv, out, version=version, format=fmt, split=split)
     console.print(f"wrote {n} rows of {td.ref}{f' ({split})' if split else ''} to {out}", highlight=False)
