@@ -115,6 +115,8 @@ class OnlineReader:
         with self._lock:
             self._pointers = pointers
             self._views = views
+            if len(self._specs) > 1000:  # long-running server, many republishes: keep the current ones
+                self._specs = {k: v for k, v in self._specs.items() if k[0] in pointers and pointers[k[0]].gen == k[1]}
             for p in pointers.values():
                 if (p.fg, p.gen) not in self._specs and "spec" in p.meta:
                     self._specs[(p.fg, p.gen)] = p.spec
@@ -326,7 +328,10 @@ class OnlineReader:
             per_fg[fg] = (pos, rows, kinds, stamps)
         for fg, feat in plan.refs:
             pos_map, rows, kinds, stamps = per_fg[fg]
-            pos = pos_map[feat]
+            pos = pos_map.get(feat)
+            if pos is None:  # the FG was republished with another schema between planning and reading
+                raise RequestError(f"feature {fg}:{feat} is not in the version of {fg} now online",
+                                   fix=f"its features: {', '.join(pos_map)}", status=404)
             values: list[Any] = []
             statuses: list[str] = []
             for row, kind in zip(rows, kinds, strict=True):
