@@ -208,3 +208,39 @@ def test_numeric_property_duckdb(duck, ref, cur):
 def test_categorical_property_duckdb(duck, ref, cur):
     load_duckdb(duck, ref, cur, "varchar")
     assert_close(column_drift(duck, "ref", "cur", "x", numeric=False), categorical_oracle(ref, cur))
+
+
+# -- correlation limits (fs_cli/validation/correlation.py) ---------------------------------------------------------
+def _corr_data(n: int = 300):
+    rng = np.random.default_rng(11)
+    label = (rng.random(n) < 0.3).astype(float)
+    a = rng.normal(0, 1, n)
+    b = a * 2 + rng.normal(0, 0.05, n)  # redundant with a
+    leak = label + rng.normal(0, 0.05, n)  # computed from the label
+    c = rng.normal(0, 1, n)
+    return {"label": label, "a": a, "b": b, "leak": leak, "c": c}
+
+
+def test_correlation_checks_against_numpy(duck, pg):
+    from fs_cli.validation.correlation import correlation_checks, correlations
+
+    data = _corr_data()
+    cols = list(data)
+    rows = [[float(data[k][i]) for k in cols] for i in range(len(data["label"]))]
+    duck.execute("create or replace temp table fv (label double, a double, b double, leak double, c double)")
+    duck.executemany("insert into fv values (?, ?, ?, ?, ?)", rows)
+    con, schema = pg
+    with con.cursor() as cur:
+        cur.execute(f'create table "{schema}".fv (label float8, a float8, b float8, leak float8, c float8)')
+        cur.executemany(f'insert into "{schema}".fv values (%s, %s, %s, %s, %s)', rows)
+    feats = ["a", "b", "leak", "c"]
+    for connection, rel in ((duck, "fv"), (con, f'"{schema}".fv')):
+        got = correlations(connection, rel, feats, "label")
+        for (x, y), v in got.items():
+            assert v == pytest.approx(np.corrcoef(data[x], data[y])[0, 1], abs=1e-9), (x, y)
+        res = {r.check: r for r in correlation_checks(connection, rel, feats, "label")}
+        assert res["correlation:leak~label"].outcome == "fail"
+        assert res["correlation:a~label"].outcome == "pass"
+        pair = res["correlation:pairwise"]
+        assert pair.outcome == "fail" and [(s["a"], s["b"]) for s in pair.samples] == [("a", "b")]
+        assert pair.metrics["pairs_checked"] == 6

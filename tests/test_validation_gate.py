@@ -296,3 +296,20 @@ def test_cost_recorded_per_run_and_shown_by_describe(proj):
     assert first["rows"] == n1 and first["bytes_estimate"] > n1 * 8
     r = CliRunner().invoke(main, ["--project-dir", str(proj), "describe", "fg_customer_transactions"])
     assert "cost per run" in r.output
+
+
+def test_feature_view_correlation_limits(proj):
+    fs = FeatureStore(proj)
+    res = fs.project.dbt(["run", "--quiet", "--select", "fv_fraud_detection"])
+    assert res.success, res.exception
+    r = CliRunner().invoke(main, ["--project-dir", str(proj), "validate", "fv_fraud_detection", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output[r.output.index("{"):])
+    checks = {c["check"]: c for c in rep["results"]}
+    assert checks["correlation:pairwise"]["outcome"] == "pass"
+    got = checks["correlation:tx_avg_amount_30d~is_fraud"]["metrics"]["corr"]
+    with connect(fs.project.warehouse_path, read_only=True) as con:
+        df = con.sql(f"select tx_avg_amount_30d, is_fraud from {fs.catalog.fv('fv_fraud_detection').relation}").df()
+    assert got == pytest.approx(df["tx_avg_amount_30d"].astype(float).corr(df["is_fraud"].astype(float)), abs=1e-9)
+    r = CliRunner().invoke(main, ["--project-dir", str(proj), "validations", "fv_fraud_detection", "--json"])
+    assert any(x["check_name"] == "correlation:pairwise" for x in json.loads(r.output))

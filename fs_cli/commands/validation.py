@@ -38,13 +38,14 @@ def contract(ctx: click.Context, feature_group: str, generated_only: bool, as_js
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def validations(ctx: click.Context, feature_group: str, limit: int, failed: bool, as_json: bool) -> None:
-    """Validation history of a feature group: every check of every candidate, newest first."""
+    """Validation history of a feature group (or feature view): every check of every candidate, newest first."""
     from ..cli import get_store
     from ..validation.results import history
     from ..warehouse import connect
 
     store = get_store(ctx)
-    fg = store.catalog.fg(feature_group)
+    cat = store.catalog
+    fg = cat.feature_views[feature_group] if feature_group in cat.feature_views else cat.fg(feature_group)
     if not store.project.warehouse_path.exists():
         rows = []
     else:
@@ -81,41 +82,48 @@ def _short_metrics(m: dict | None) -> str:
 
 
 @click.command()
-@click.argument("feature_group")
+@click.argument("name")
 @click.option("--reference", help="Drift reference: previous_window, last_commit or commit:N (default: declared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def validate(ctx: click.Context, feature_group: str, reference: str | None, as_json: bool) -> None:
-    """Audit the current candidate of a feature group (its built dbt model) without publishing it.
+def validate(ctx: click.Context, name: str, reference: str | None, as_json: bool) -> None:
+    """Audit a feature group's current candidate (its built dbt model) without publishing it, or check the
+    correlation limits (feature-label, pairwise) of a feature view.
 
-    Exits 1 if a check failed. The report is stored like the ones `fs run` writes.
+    Exits 1 if a check failed. The report is stored like the ones `fs run` writes (`fs validations NAME`).
     """
     from ..cli import get_store
     from ..errors import FeatureStoreError
     from ..validation import validate_candidate
+    from ..validation.gate import validate_feature_view
     from ..warehouse import connect, relation_exists
 
     store = get_store(ctx)
-    fg = store.catalog.fg(feature_group)
-    ref: object = reference
-    if reference and reference.startswith("commit:"):
-        try:
-            ref = {"commit": int(reference.split(":", 1)[1])}
-        except ValueError:
-            raise click.BadParameter("use commit:N with a commit id", param_hint="--reference") from None
+    catalog = store.catalog
     if not store.project.warehouse_path.exists():
         raise FeatureStoreError(f"the warehouse {store.project.warehouse_path} does not exist yet",
-                                fix=f"build the candidate first: `dbt build --select {fg.model}` or `fs run`")
-    with connect(store.project.warehouse_path) as con:
-        if not relation_exists(con, fg.schema, fg.identifier):
-            raise FeatureStoreError(f"the candidate {fg.relation} has not been built",
-                                    fix=f"run `dbt run --select {fg.model}` (or `fs run`) first")
-        report = validate_candidate(store.project, con, fg, reference=ref)
+                                fix="build first: `fs run` (feature groups) or `dbt run --select <view>`")
+    if name in catalog.feature_views:
+        with connect(store.project.warehouse_path) as con:
+            report = validate_feature_view(store.project, con, catalog.fv(name))
+    else:
+        fg = catalog.fg(name)
+        ref: object = reference
+        if reference and reference.startswith("commit:"):
+            try:
+                ref = {"commit": int(reference.split(":", 1)[1])}
+            except ValueError:
+                raise click.BadParameter("use commit:N with a commit id", param_hint="--reference") from None
+        with connect(store.project.warehouse_path) as con:
+            if not relation_exists(con, fg.schema, fg.identifier):
+                raise FeatureStoreError(f"the candidate {fg.relation} has not been built",
+                                        fix=f"run `dbt run --select {fg.model}` (or `fs run`) first")
+            report = validate_candidate(store.project, con, fg, reference=ref)
     if as_json:
         print_json(report.to_dict())
     else:
         print_table([r.to_dict() for r in report.results], ["check", "outcome", "message"],
-                    title=f"validation of {fg.name} (candidate {report.candidate_id})")
+                    title=f"validation of {report.feature_group} (candidate {report.candidate_id})")
         for r in report.failed_checks:
             console.print(f"[red]FAIL[/] {report.summary(r)}", highlight=False)
     sys.exit(0 if report.passed else 1)

@@ -119,6 +119,24 @@ def validate_candidate(project: Project, con, fg: FeatureGroup, reference: Any =
     return report
 
 
+def validate_feature_view(project: Project, con, fv, persist: bool = True) -> ValidationReport:
+    """Correlation limits on a feature view's relation (built by dbt): feature-label and pairwise."""
+    from ..warehouse import relation_exists
+    from . import correlation as _corr
+
+    node = project.manifest().nodes[fv.unique_id]
+    if not relation_exists(con, node.schema, node.alias):
+        raise FeatureStoreError(f"feature view {fv.name} has not been built ({fv.relation})",
+                                fix=f"run `dbt run --select {fv.name}` first")
+    limits = ((node.config.meta or {}).get("fs") or {}).get("validation") or {}
+    features, label = _corr.feature_view_features(fv.spec, _corr.view_columns(con, node.schema, node.alias))
+    results = _corr.correlation_checks(con, fv.relation, features, label, limits)
+    report = ValidationReport(fv.name, f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", "strict", results)
+    if persist:
+        store(con, report)
+    return report
+
+
 # -- the hook into `fs run` (fs_cli.pipeline) ----------------------------------------------------------------
 _PENDING: dict[str, str] = {}  # feature group -> candidate id validated in this process, until published
 
