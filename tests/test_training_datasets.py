@@ -150,6 +150,9 @@ def test_rejects_as_of_before_first_commit_or_in_future(timeline):
         fs.create_training_dataset(FV, as_of="2999-01-01")
     with pytest.raises(FeatureStoreError, match="unknown feature view"):
         fs.create_training_dataset("fv_nope")
+    with pytest.raises(FeatureStoreError, match="unknown feature view 'fv_fraud_detectio'") as e:
+        fs.training_dataset("fv_fraud_detectio")
+    assert FV in e.value.fix
 
 
 # -- splits -------------------------------------------------------------------------------------------------------
@@ -343,11 +346,14 @@ def test_macro_prefix_strict_boundary_and_entity_mapping_match_the_oracle(timeli
     fv, errs = metadata._parse_fv(cat.manifest.nodes[cat.fv(FV).unique_id], decl, cat.feature_groups,
                                   cat.entities, cat.manifest)
     assert not errs
-    inline = "{{ feature_store.fs_feature_view_sql('fv_inline', fromjson('" + json.dumps(decl) + "')) }}"
+    inline = ("{{ feature_store.fs_feature_view_sql('fv_inline', fromjson('" + json.dumps(decl) + "')) }}\n"
+              "-- ttl {{ feature_store.fs_fv_ttl_seconds('2w') }} {{ feature_store.fs_fv_ttl_seconds('36h') }}")
     res = fs.project.dbt(["compile", "--log-level", "none", "--inline", inline])
     assert res.success, res.exception
+    sql = res.results[0].node.compiled_code
+    assert sql.rstrip().endswith("-- ttl 1209600 129600")  # FG TTL notation includes weeks
     with connect(fs.project.warehouse_path, read_only=True) as con:
-        cur = con.execute(res.results[0].node.compiled_code)
+        cur = con.execute(sql)
         cols = [d[0] for d in cur.description]
         rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     assert cols == fv.output_columns == ["customer_id", "merchant_id", "transaction_at", "is_fraud", "segment",
