@@ -109,16 +109,36 @@ class FeatureStore:
         version: int | None = None,
         split: str | None = None,
         format: Literal["pandas", "arrow"] = "pandas",
+        transformed: bool = False,
     ) -> pd.DataFrame | pa.Table:
         """The rows of a training dataset version (default: the latest), one split or all, in canonical order.
+        `transformed=True` applies the view's transformations with the statistics fitted on this version's train
+        split (SQL path: the same SQL as batch scoring; one-hot columns replace their feature).
 
-        >>> train = fs.training_dataset("fv_fraud_detection", split="train")
+        >>> train = fs.training_dataset("fv_fraud_detection", split="train", transformed=True)
         """
         from . import training
 
         with self._unknown_view_hint(feature_view):
-            _, table = training.read(self.project, feature_view, version, split)
+            if transformed:
+                from .transforms.view import read_transformed
+
+                _, table = read_transformed(self.project, feature_view, version, split)
+            else:
+                _, table = training.read(self.project, feature_view, version, split)
         return table if format == "arrow" else table.to_pandas()
+
+    def transform(self, frame: pd.DataFrame | pa.Table, feature_view: str,
+                  version: int | None = None) -> pd.DataFrame:
+        """Batch scoring: transform any frame holding the view's columns with the statistics of a training dataset
+        version (default: the latest), through the same SQL the training data was transformed with.
+
+        >>> X = fs.transform(todays_rows, "fv_fraud_detection", version=3)
+        """
+        from .transforms.view import transform_frame
+
+        with self._unknown_view_hint(feature_view):
+            return transform_frame(self.project, frame, feature_view, version)
 
     def export_training_dataset(self, feature_view: str, out: str | os.PathLike, version: int | None = None,
                                 format: str | None = None, split: str | None = None):

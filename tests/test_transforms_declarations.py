@@ -122,7 +122,7 @@ def test_on_demand_types_and_round_trip():
 req = st.floats(allow_nan=False, allow_infinity=False, width=32) | st.none()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(rows=st.lists(st.tuples(req, req, st.sampled_from(["gold", "Ünï", None]), st.integers(-99, 99) | st.none(),
                                st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2030, 1, 1))),
                      min_size=1, max_size=15))

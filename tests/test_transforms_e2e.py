@@ -114,9 +114,11 @@ def test_transformed_training_set_equals_python_path(demo):
             a, b = t[k], py[k]
             assert (a is None and b is None) or a == b or (
                 isinstance(a, float) and math.isclose(a, b, rel_tol=1e-12, abs_tol=0)), (k, a, b)
+    assert fs.training_dataset(FV, split="train", transformed=True, format="arrow").num_rows == td.row_counts["train"]
     # batch scoring of an arbitrary frame goes through the same SQL
     frame = raw.slice(0, 5).to_pandas().drop(columns=["is_fraud", "split"])
-    scored = transform_frame(fs.project, frame, FV, td.version)
+    scored = fs.transform(frame, FV, version=td.version)
+    assert scored.equals(transform_frame(fs.project, frame, FV, td.version))
     assert list(scored["tx_amount_7d"]) == pytest.approx([r["tx_amount_7d"] for r in transformed.slice(0, 5)
                                                           .to_pylist()], rel=1e-12)
 

@@ -260,9 +260,7 @@ def create_app(
             spec_keys = list(kinds)
             qp = request.query_params
             serving = serving_for(fv)  # transformations / on-demand features of the view (issue 6)
-            allowed = set(spec_keys) | ({"training_dataset_version", "transformed", *serving.request_params}
-                                        if serving is not None else set())
-            extra = [k for k in qp if k not in allowed]
+            extra = [k for k in qp if k not in kinds and (serving is None or k not in serving.query_params)]
             if extra:
                 raise RequestError(f"unknown query parameter {extra[0][:60]!r} for feature view {fv.name}",
                                    fix=f"its entity keys: {', '.join(spec_keys)}")

@@ -108,6 +108,8 @@ class ViewServing:
                 if c["feature"] not in provided and c["feature"] not in self.tf_request:
                     self.tf_request.append(c["feature"])
         self.request_params = [*self.od_request, *(p for p in self.tf_request if p not in self.od_request)]
+        # query parameters a GET vector request may carry besides the entity keys
+        self.query_params = frozenset({"training_dataset_version", "transformed", *self.request_params})
         self._transformers: dict[int, Transformer] = {}
         self._lock = threading.Lock()
 
