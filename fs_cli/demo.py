@@ -37,6 +37,13 @@ STEPS: list[tuple[str, list[str]]] = [
     ("One version in detail", ["training-dataset", "show", "fv_fraud_detection:1"]),
     ("Export its train split for a notebook", ["training-dataset", "export", "fv_fraud_detection:1", "--split", "train",
                                                "--out", "target/demo/fraud_train.parquet"]),
+    ("Train a scikit-learn model on the latest training dataset, register it with its governance metadata, "
+     "validate it (test split, slices, out-of-distribution inputs), make it champion, score a batch through the "
+     "feature view", ["python", "-m", "fs_cli.registry.demo_train"]),
+    ("The model registry (also SQL: select * from fs_meta.model_registry)", ["model", "list"]),
+    ("Provenance: champion -> training dataset -> feature view -> feature-group commits -> dbt sources",
+     ["model", "lineage", "fraud_model@champion"]),
+    ("Impact: what used a feature group", ["impact", "fg_customer_profile"]),
 ]
 
 
@@ -50,10 +57,13 @@ def main() -> int:
     (ROOT / "target" / "demo").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for i, (title, argv) in enumerate(STEPS, 1):
-        print(f"\n\033[1m[{i}/{len(STEPS)}] {title}\033[0m\n$ fs {shlex.join(argv)}", flush=True)
-        rc = subprocess.call([*FS, *argv], env=env)
+        # A step is an `fs` command, or a Python script (["python", ...]) standing for a user's own code.
+        cmd, shown = ([sys.executable, *argv[1:]], shlex.join(argv)) if argv[0] == "python" else \
+            ([*FS, *argv], f"fs {shlex.join(argv)}")
+        print(f"\n\033[1m[{i}/{len(STEPS)}] {title}\033[0m\n$ {shown}", flush=True)
+        rc = subprocess.call(cmd, env=env)
         if rc != 0:
-            print(f"\ndemo step failed with exit code {rc}: fs {shlex.join(argv)}", file=sys.stderr)
+            print(f"\ndemo step failed with exit code {rc}: {shown}", file=sys.stderr)
             return rc
     print(f"\ndemo finished in {time.time() - t0:.0f}s. Warehouse: target/feature_store.duckdb "
           "(open it read-only with any DuckDB client).")

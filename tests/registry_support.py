@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import joblib
@@ -30,25 +31,35 @@ def crafted_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 def write_td(warehouse: Path, df: pd.DataFrame, fv: str = "fv_test", version: int = 1, label: str = "is_fraud",
              fg_commits: list[dict] | None = None, features: list[dict] | None = None) -> str:
-    """Create fs_training.<fv>_v<version> and its fs_meta.training_datasets row, the way fs_cli.training does."""
+    """Create fs_training.<fv>_v<version> and its fs_meta.training_datasets row directly, in fs_cli.training's
+    format (what `fs training-dataset create` writes), without dbt: the registry tests need no feature pipeline."""
+    from fs_cli import training
+
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     commits = fg_commits if fg_commits is not None else [{"feature_group": "fg_customer_profile", "commit_id": 1,
                                                           "commit_time": "2026-01-15 00:00:00"}]
+    feats = features or TD_FEATURES
+    roles = {"row_id": "key", "split": "split", label: "label", **{f["name"]: "feature" for f in feats}}
+    name = training.table_name(fv, version)
     with connect(warehouse) as con:
-        con.execute("create schema if not exists fs_training")
-        con.execute("create schema if not exists fs_meta")
-        con.execute("""create table if not exists fs_meta.training_datasets (
-            feature_view varchar, version integer, created_at timestamp, as_of timestamp, fg_commits json,
-            split json, train_rows bigint, test_rows bigint, content_hash varchar, features json,
-            label_columns json)""")
+        training.ensure_td_meta(con)
         con.register("td_df", df)
-        con.execute(f'create table fs_training."{fv}_v{version}" as select * from td_df')
+        con.execute(f'create table {training.TD_SCHEMA}."{name}" as select * from td_df')
         con.unregister("td_df")
-        con.execute(
-            "insert into fs_meta.training_datasets values (?, ?, now()::timestamp, null, ?, ?, ?, ?, ?, ?, ?)",
-            [fv, version, json.dumps(commits), json.dumps({"kind": "random", "fractions": [0.75, 0.25]}),
-             int((df.split == "train").sum()), int((df.split == "test").sum()), f"hash-{fv}-{version}",
-             json.dumps(features or TD_FEATURES), json.dumps([label])])
+        types = con.execute(f'describe {training.TD_SCHEMA}."{name}"').fetchall()
+        columns = [{"name": n, "type": t, "role": roles.get(n, "spine")} for n, t, *_ in types]
+        counts = {k: int(v) for k, v in df.split.value_counts().items()}
+        row = {
+            "feature_view": fv, "version": version, "table_name": name, "created_at": datetime(2026, 1, 16),
+            "as_of": None, "read_at": datetime(2026, 1, 16), "fg_commits": commits, "spine_model": "crafted",
+            "spine_start": None, "spine_end": None, "split": {"spec": "crafted 75/25"}, "row_counts": counts,
+            "rows": len(df), "content_hash": f"hash-{fv}-{version}",
+            "features": [{**f, "role": "feature"} for f in feats], "labels": [label], "columns": columns,
+            "declaration": {}, "statistics": None, "description": "hand-made",
+        }
+        cols = [n for n, _ in training._META_COLUMNS]
+        con.execute(f"insert into {training.TD_META} values ({', '.join('?' for _ in cols)})",
+                    [json.dumps(row[c]) if c in training._JSON and row[c] is not None else row[c] for c in cols])
     return f"{fv}:{version}"
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..catalog import _lineage
 from ..commits import COMMITS
 from ..warehouse import META_SCHEMA, connect, relation_exists
-from .td import list_tds, load_td
+from .td import feature_names, list_tds, load_td
 
 if TYPE_CHECKING:
     from .registry import ModelRegistry
@@ -49,7 +49,7 @@ def model_lineage(reg: ModelRegistry, ref: str) -> dict[str, Any]:
         "training_dataset": {"feature_view": td.feature_view, "version": td.version, "created_at": td.created_at,
                              "as_of": td.as_of, "content_hash": td.content_hash,
                              "hash_at_registration": m.training_dataset_hash, "split": td.split,
-                             "row_counts": td.row_counts, "features": td.feature_names, "labels": td.labels},
+                             "row_counts": td.row_counts, "features": feature_names(td), "labels": td.labels},
         "feature_view": {"name": m.training_dataset, "unique_id": fv.unique_id if fv else None,
                          "relation": fv.relation if fv else None, "in_project": fv is not None},
         "feature_group_commits": fgs,

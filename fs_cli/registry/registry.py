@@ -26,7 +26,7 @@ from . import artifact
 from .blobs import BlobStore
 from .config import RegistryConfig, check_alias, check_name, check_required_meta
 from .schema import ALIAS_HISTORY, ALIASES, MODELS, TOMBSTONES, VALIDATIONS, VERSIONS, ensure_registry
-from .td import TD_SCHEMA, load_td, parse_td_ref
+from .td import column_type, feature_names, load_td, parse_td_ref
 
 if TYPE_CHECKING:
     from ..sdk import FeatureStore
@@ -213,11 +213,8 @@ class ModelRegistry:
                 raise FeatureStoreError(f"training dataset {td.ref} declares no label column",
                                         fix="declare the label in the feature view and create a new training dataset")
             label = td.labels[0]
-            inputs = artifact.input_columns(est, td.feature_names, where)
+            inputs = artifact.input_columns(est, feature_names(td), where)
             types = {f["name"]: f["type"] for f in td.features}
-            label_type = con.execute(
-                "select data_type from information_schema.columns where table_schema = ? and table_name = ? "
-                "and column_name = ?", [TD_SCHEMA, f"{fv}_v{td_version}", label]).fetchall()
             sample = con.sql(f"select * from {td.table} limit 5").df()
             try:
                 est.predict(artifact.model_frame(sample, inputs))
@@ -229,7 +226,7 @@ class ModelRegistry:
             digest, relpath = self.blobs.put(data)
             now, user = utcnow(), current_user()
             input_schema = [{"name": c, "type": types.get(c, "unknown")} for c in inputs]
-            out_schema = artifact.output_schema(est, task, label, label_type[0][0] if label_type else None)
+            out_schema = artifact.output_schema(est, task, label, column_type(td, label))
             con.execute("begin transaction")
             try:
                 ensure_registry(con)

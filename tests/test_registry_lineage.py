@@ -1,0 +1,103 @@
+"""Provenance on the real pipeline: model -> training dataset -> feature view -> feature-group commits -> dbt nodes,
+the reverse impact of a feature group, and batch scoring through the feature view."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import joblib
+import pytest
+from click.testing import CliRunner
+
+from fs_cli import FeatureStore, training
+from fs_cli.cli import main
+from fs_cli.registry import model_frame
+from fs_cli.registry.demo_train import build_model
+from fs_cli.warehouse import connect
+
+META = {"owner": "risk", "intended_use": "tests"}
+FV = "fv_fraud_detection"
+
+
+@pytest.fixture(scope="module")
+def lineage_project(demo_project: Path, tmp_path_factory):
+    """A copy of the published demo (two commits per feature group) with two training datasets: one read as of
+    the first commits, one of the latest; a model registered on each."""
+    d = tmp_path_factory.mktemp("lineage") / "proj"
+    shutil.copytree(demo_project, d, ignore=shutil.ignore_patterns(".fs"))
+    fs = FeatureStore(d)
+    commits = {fg: fs.commits(fg) for fg in ("fg_customer_transactions", "fg_customer_profile",
+                                             "fg_merchant_activity")}
+    assert all(len(c) == 2 for c in commits.values())
+    first = max(c[0].commit_time for c in commits.values())  # every group at its commit 1
+    assert first < min(c[1].commit_time for c in commits.values())
+    td1 = training.create(fs.project, fs.catalog, FV, as_of=first, split="random:0.8,0.2:1")
+    td2 = training.create(fs.project, fs.catalog, FV, split="random:0.8,0.2:1")
+    models = {}
+    for td in (td1, td2):
+        _, table = training.read(fs.project, FV, td.version, split="train")
+        train = table.to_pandas()
+        feats = [f["name"] for f in td.features]
+        path = d / f"model_{td.version}.joblib"
+        joblib.dump(build_model(model_frame(train, feats), train[td.labels[0]].astype(int)), path)
+        models[td.version] = fs.models.register("fraud_model", path, td.ref, meta=META)
+    return d, fs, td1, td2, models, commits
+
+
+def test_lineage_follows_each_version_to_its_commits(lineage_project):
+    d, fs, td1, td2, models, commits = lineage_project
+    assert (models[td1.version].version, models[td2.version].version) == (1, 2)
+    for mv, td, cid in ((models[td1.version], td1, 1), (models[td2.version], td2, 2)):
+        lin = fs.models.lineage(mv.ref)
+        assert lin["training_dataset"]["version"] == td.version
+        assert lin["training_dataset"]["content_hash"] == td.content_hash == lin["training_dataset"][
+            "hash_at_registration"]
+        assert lin["feature_view"]["name"] == FV and lin["feature_view"]["in_project"]
+        got = {c["feature_group"]: c for c in lin["feature_group_commits"]}
+        assert set(got) == set(commits)
+        for fg, log in commits.items():
+            assert got[fg]["commit_id"] == cid, (mv.ref, fg)
+            assert got[fg]["rows"] == log[cid - 1].rows and got[fg]["inserted"] == log[cid - 1].inserted
+            assert got[fg]["model"] == f"model.feature_store.{fg}" and got[fg]["upstream"]  # its staging + seeds
+        names = {n["name"] for n in lin["dbt_nodes"]}
+        assert {"stg_fraud_labels", "fg_customer_transactions", "fg_customer_profile",
+                "fg_merchant_activity"} <= names
+        assert {"fraud_labels", "transactions"} <= set(lin["sources"])
+    # the input schema was derived from the training dataset, types included
+    schema = {c["name"]: c["type"] for c in models[td2.version].input_schema}
+    assert schema["tx_count_1d"] == "BIGINT" and schema["segment"] == "VARCHAR"
+
+
+def test_impact_lists_training_datasets_and_models(lineage_project):
+    d, fs, td1, td2, models, _ = lineage_project
+    imp = fs.models.impact("fg_customer_profile")
+    assert imp["feature_views"] == [FV]
+    tds = {t["training_dataset"]: t["commit_ids"] for t in imp["training_datasets"]}
+    assert tds[td1.ref] == [1] and tds[td2.ref] == [2]
+    with connect(fs.project.warehouse_path, read_only=True) as con:
+        assert set(tds) == {t.ref for t in training.list_tds(con, FV)}  # every TD of the view read the group
+    assert {m["model"]: m["commit_ids"] for m in imp["models"]} == {"fraud_model:1": [1], "fraud_model:2": [2]}
+    res = CliRunner().invoke(main, ["--project-dir", str(d), "impact", "fg_merchant_activity", "--json"])
+    assert res.exit_code == 0, res.output
+    assert {m["model"] for m in json.loads(res.stdout)["models"]} == {"fraud_model:1", "fraud_model:2"}
+    res = CliRunner().invoke(main, ["--project-dir", str(d), "impact", "fg_nope"])
+    assert res.exit_code == 2 and "unknown feature group" in res.output
+    res = CliRunner().invoke(main, ["--project-dir", str(d), "model", "lineage", "fraud_model:1", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["model"]["version"] == 1
+    assert "feature-group commits read" in CliRunner().invoke(
+        main, ["--project-dir", str(d), "model", "lineage", "fraud_model:2"]).stdout
+
+
+def test_batch_scoring_through_the_feature_view_matches_the_training_rows(lineage_project):
+    """Features read through the feature view now are those of the latest training dataset, so the scores must
+    equal the model's scores on that dataset's rows."""
+    d, fs, td1, td2, models, _ = lineage_project
+    ref = models[td2.version].ref
+    scored = fs.models.score(ref, since=td2.spine_end.replace(hour=0, minute=0, second=0, microsecond=0))
+    assert len(scored) > 0 and scored["model"].eq(ref).all()
+    _, table = training.read(fs.project, FV, td2.version)
+    rows = table.to_pandas().set_index("transaction_id").loc[scored["transaction_id"]]
+    want = fs.models.get(ref).predict_proba(rows.reset_index())[:, 1]
+    assert scored["score"].to_numpy() == pytest.approx(want, rel=1e-12)
