@@ -35,7 +35,7 @@ select
     cast({{ fs_window_sum('d.n', 'd.tx_date', 'grid.day', 30) }} as bigint) as tx_count_30d,
     cast({{ fs_window_sum('d.amount', 'd.tx_date', 'grid.day', 30) }} as double precision) as tx_amount_30d,
     cast(sum(d.amount) / sum(d.n) as double precision) as tx_avg_amount_30d,
-    cast(sum(d.n_online) as double precision) / sum(d.n) as online_share_30d
+    {{ fs_ratio('sum(d.n_online)', 'sum(d.n)') }} as online_share_30d
 from grid
 inner join daily as d
     on d.customer_id = grid.customer_id
