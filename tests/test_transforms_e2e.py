@@ -207,3 +207,17 @@ def test_http_service_serves_transformed_vectors(demo, tmp_path):
         assert bad.status_code == 400 and "version 99" in bad.json()["error"]
     finally:
         store.close()
+
+
+def test_plain_dbt_batch_scoring_reads_the_td_statistics(demo):
+    """A dbt model can score in SQL with a TD's statistics: fs_td_statistics + fs_apply_transformations render
+    exactly render_select over the same relation."""
+    from fs_cli.transforms import render_select
+
+    fs, td = demo["fs"], demo["td"]
+    inline = (f"{{{{ fs_apply_transformations('{td.table}', stats=fs_td_statistics('{FV}', {td.version})) }}}}")
+    res = fs.project.dbt(["compile", "--quiet", "--inline", inline])
+    assert res.success, res.exception
+    assert res.results[0].node.compiled_code.strip() == render_select(td.table, td_statistics(td)).strip()
+    res = fs.project.dbt(["compile", "--quiet", "--inline", "{{ fs_td_statistics('fv_nope') }}"])
+    assert not res.success

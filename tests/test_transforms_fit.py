@@ -47,7 +47,7 @@ def params(stats: dict, output: str) -> dict:
     return next(c for c in stats["chains"] if c["output"] == output)["steps"][0]["params"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     train=st.lists(st.tuples(values | st.none(), cats | st.none()), min_size=1, max_size=30).filter(
         lambda t: any(x is not None for x, _ in t) and any(s is not None for _, s in t)),

@@ -108,7 +108,7 @@ def py_apply(data: list[tuple], stats: dict) -> list[dict]:
     return [apply_row({"id": i, "x": r[0], "n": r[1], "s": r[2], "split": "test"}, stats) for i, r in enumerate(data)]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=45, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     first=st.tuples(finite, ints, st.sampled_from(CATS)),
     train=rows(finite | moderate, small_ints | ints, st.sampled_from(CATS), 0, 25),

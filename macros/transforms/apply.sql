@@ -8,6 +8,10 @@
 {%- endmacro %}
 
 {% macro default__fs_apply_transformations(relation, transformations, stats, columns) -%}
+    {%- if not execute -%}
+        {#- parse time: statistics read with run_query (fs_td_statistics) are not available yet -#}
+        {{ return('select * from ' ~ relation) }}
+    {%- endif -%}
     {%- if stats is none -%}
         {{ exceptions.raise_compiler_error("fs_apply_transformations: no fitted statistics given; fit them with fs_cli.transforms.fit on the train split (a training dataset version stores them)") }}
     {%- endif -%}
@@ -20,6 +24,10 @@
         {%- if normalized != stats['declarations'] -%}
             {{ exceptions.raise_compiler_error("fs_apply_transformations: the fitted statistics were computed for other transformation declarations than the feature view's; create a new training dataset version so they are refitted") }}
         {%- endif -%}
+    {%- endif -%}
+    {%- if columns is none and relation is not string -%}
+        {#- a dbt Relation (e.g. ref('fv_...') for batch scoring): its real columns, not the TD's -#}
+        {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list -%}
     {%- endif -%}
     {%- set cols = columns if columns is not none else stats['input_columns'] -%}
     {%- set by_output = {} -%}
