@@ -10,6 +10,7 @@ A request then: looked-up values (renamed to TD columns) + entity keys + request
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -172,20 +173,38 @@ class ViewServing:
         return answer
 
 
-_CACHE: dict[int, tuple[Any, ViewServing | None]] = {}
+_CACHE: dict[int, tuple[Any, ViewServing | None]] = {}  # id(spec) -> (spec, serving): the per-request fast path
+_BY_CONTENT: dict[str, ViewServing] = {}  # what was published -> serving: survives the reader's spec reloads
 _CACHE_LOCK = threading.Lock()
 
 
+def _content_key(spec: Any, extra: Mapping[str, Any]) -> str:
+    """Identifies the published content cheaply: statistics by fingerprint, the rest verbatim."""
+    versions = {k: v.get("fingerprint") for k, v in (extra.get("versions") or {}).items()}
+    return json.dumps([spec.name, list(spec.keys), extra.get("latest"), versions, extra.get("on_demand"),
+                       extra.get("columns")], sort_keys=True, default=str)
+
+
 def serving_for(spec: Any) -> ViewServing | None:
-    """The ViewServing of a published FVSpec (None if it carries no transforms), cached per spec object (the
-    reader replaces spec objects when the store publishes new ones)."""
+    """The ViewServing of a published FVSpec (None if it carries no transforms). The reader reloads spec objects
+    every second; a reloaded spec with the same content reuses the compiled transformers and DuckDB evaluator."""
     hit = _CACHE.get(id(spec))
     if hit is not None and hit[0] is spec:
         return hit[1]
     extra = (spec.extra or {}).get(EXTRA_KEY)
-    serving = ViewServing(spec.name, extra, spec.keys) if extra else None
+    serving = None
+    if extra:
+        key = _content_key(spec, extra)
+        with _CACHE_LOCK:
+            serving = _BY_CONTENT.get(key)
+        if serving is None:
+            serving = ViewServing(spec.name, extra, spec.keys)
     with _CACHE_LOCK:
         if len(_CACHE) > 256:
             _CACHE.clear()
         _CACHE[id(spec)] = (spec, serving)
+        if serving is not None:
+            if len(_BY_CONTENT) > 64:
+                _BY_CONTENT.clear()
+            _BY_CONTENT[key] = serving
     return serving
