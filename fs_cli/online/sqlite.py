@@ -74,6 +74,9 @@ class SQLiteStore(OnlineStore):
             con.execute("pragma journal_mode=wal")
             con.execute("pragma synchronous=normal")  # WAL + NORMAL: durable on commit except on power loss
             con.execute("pragma busy_timeout=30000")
+            # reads of a hot online store: serve pages from memory (mmap + a 64 MiB page cache per connection)
+            con.execute("pragma mmap_size=268435456")
+            con.execute("pragma cache_size=-65536")
             self._local.con = con
             with self._lock:
                 self._all.append(con)
