@@ -101,3 +101,77 @@ def test_batch_scoring_through_the_feature_view_matches_the_training_rows(lineag
     rows = table.to_pandas().set_index("transaction_id").loc[scored["transaction_id"]]
     want = fs.models.get(ref).predict_proba(rows.reset_index())[:, 1]
     assert scored["score"].to_numpy() == pytest.approx(want, rel=1e-12)
+
+
+TF_FV = "fv_tf_registry"
+TF_YAML = """
+version: 2
+models:
+  - name: fv_tf_registry
+    description: Registry test view with model-dependent transformations.
+    config:
+      meta:
+        fs:
+          feature_view:
+            spine:
+              model: stg_fraud_labels
+              timestamp: transaction_at
+              entities: {customer: customer_id}
+              label: is_fraud
+              columns: [transaction_id, amount]
+            features:
+              - feature_group: fg_customer_transactions
+                features: [tx_amount_7d, tx_count_7d]
+            transformations:
+              - {feature: tx_amount_7d, fn: impute, args: {strategy: median}}
+              - {feature: tx_amount_7d, fn: standard_scaler}
+              - {feature: tx_count_7d, fn: impute, args: {strategy: median}}
+              - {feature: amount, fn: log1p}
+"""
+TF_SQL = """-- depends_on: {{ ref('stg_fraud_labels') }}
+-- depends_on: {{ ref('fg_customer_transactions_snapshot') }}
+{{ feature_store.fs_feature_view() }}
+"""
+
+
+def test_model_on_transformed_inputs_is_validated_and_scored_through_the_same_transformations(lineage_project):
+    """A model fitted on transformed rows: validation and batch scoring apply the TD version's fitted
+    transformations (the same SQL), so their scores equal the model's scores on the transformed training set."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    d, _, _, _, _, _ = lineage_project
+    (d / "models" / "feature_views" / "_fv_tf_registry.yml").write_text(TF_YAML)
+    (d / "models" / "feature_views" / "fv_tf_registry.sql").write_text(TF_SQL)
+    fs = FeatureStore(d)
+    td = fs.create_training_dataset(TF_FV, split="random:0.8,0.2:3")
+    inputs = ["tx_amount_7d", "tx_count_7d", "amount"]  # "amount": a request-time spine column, log1p'd
+    train = fs.training_dataset(TF_FV, td.version, split="train", transformed=True)
+    model = LogisticRegression(max_iter=500).fit(model_frame(train, inputs), train.is_fraud)
+    joblib.dump(model, d / "tf.joblib")
+    m = fs.models.register("tf_model", d / "tf.joblib", td.ref, meta=META, transformed=True)
+    assert m.input_transformed and m.input_columns == inputs
+    test = fs.training_dataset(TF_FV, td.version, split="test", transformed=True)
+    report = fs.models.validate(m.ref)
+    want = roc_auc_score(test.is_fraud, model.predict_proba(model_frame(test, inputs))[:, 1])
+    assert report.metrics["auc"] == pytest.approx(want, rel=1e-9)
+    # OOD perturbs the raw columns, which then flow through the transformations (imputation answers NULLs)
+    assert {o["feature"] for o in report.ood} == {"tx_amount_7d", "tx_count_7d", "amount"}
+    # amount has no imputation step: a NULL (or a negative value, which log1p turns into NULL) reaches the model
+    failed = [(o["kind"], o["feature"]) for o in report.ood if not o["ok"]]
+    assert failed == [("nulls", "amount"), ("below_range", "amount")] and not report.passed
+    assert all("NaN" in o["error"] for o in report.ood if not o["ok"])
+    # the fix: impute inside the model; version 2 answers everything
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(SimpleImputer(strategy="median"), LogisticRegression(max_iter=500)).fit(
+        model_frame(train, inputs), train.is_fraud)
+    joblib.dump(model, d / "tf2.joblib")
+    m = fs.models.register("tf_model", d / "tf2.joblib", td.ref, meta=META, transformed=True, validate=True)
+    assert m.validation["status"] == "passed"
+    scored = fs.models.score(m.ref, since=td.spine_end.replace(hour=0, minute=0, second=0, microsecond=0))
+    full = fs.training_dataset(TF_FV, td.version, transformed=True).set_index("transaction_id")
+    rows = full.loc[scored["transaction_id"]]
+    assert scored["score"].to_numpy() == pytest.approx(model.predict_proba(model_frame(rows, inputs))[:, 1],
+                                                       rel=1e-9)

@@ -88,16 +88,18 @@ def model() -> None:
               help="Governance metadata (repeatable), e.g. owner=..., intended_use=...")
 @click.option("--slice", "slices", multiple=True, metavar="COLUMN",
               help="A training-dataset column to report validation metrics per value of (repeatable).")
+@click.option("--transformed", is_flag=True,
+              help="The model was trained on the TD's transformed columns (training_dataset(..., transformed=True)).")
 @click.option("--validate", "run_validation", is_flag=True, help="Validate right after registering.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def register(ctx: click.Context, name: str, path: str, td: str, metrics: str | None, description: str,
-             tags: tuple[str, ...], meta: tuple[str, ...], slices: tuple[str, ...], run_validation: bool,
-             as_json: bool) -> None:
+             tags: tuple[str, ...], meta: tuple[str, ...], slices: tuple[str, ...], transformed: bool,
+             run_validation: bool, as_json: bool) -> None:
     """Register the artifact at --path as the next version of NAME."""
     reg = _registry(ctx)
     m = reg.register(name, path, td, metrics=metrics, description=description, tags=_pairs(tags, "--tag"),
-                     meta=_pairs(meta, "--meta"), slices=list(slices))
+                     meta=_pairs(meta, "--meta"), slices=list(slices), transformed=transformed)
     report = reg.validate(m.ref) if run_validation else None
     if as_json:
         print_json({"model": m.to_dict(), "validation": report.to_dict() if report else None})
@@ -153,7 +155,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         return
     facts = {"version": m.ref, "status": m.status + (f" ({m.deleted_reason})" if m.deleted_reason else ""),
              "aliases": ", ".join(m.aliases), "task": m.task, "estimator": m.estimator_class,
-             "training dataset": f"{m.training_dataset}:{m.training_dataset_version}",
+             "training dataset": f"{m.training_dataset}:{m.training_dataset_version}"
+             + (" (transformed inputs)" if m.input_transformed else ""),
              "artifact": f"{m.artifact_path} ({m.artifact_bytes} bytes, {m.artifact_format})",
              "sha256": m.artifact_sha256, "integrity": integrity, "created": f"{m.created_at} by {m.created_by}",
              "description": m.description, "label": m.output_schema.get("label"),

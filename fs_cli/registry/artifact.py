@@ -68,25 +68,28 @@ def check_fitted(est: Any, where: str) -> None:
         pass  # not a scikit-learn estimator proper; predict() will tell
 
 
-def input_columns(est: Any, td_features: list[str], where: str) -> list[str]:
-    """The model's inputs: the columns it was fitted on (if it recorded them), which must be TD features."""
+def input_columns(est: Any, allowed: list[str], where: str, default: list[str] | None = None) -> list[str]:
+    """The model's inputs: the columns it was fitted on (if it recorded them), each one of `allowed`; else
+    `default` (the TD's features), which must match the number of inputs the model expects."""
     names = getattr(est, "feature_names_in_", None)
     if names is not None:
         cols = [str(c) for c in names]
-        unknown = [c for c in cols if c not in td_features]
+        unknown = [c for c in cols if c not in allowed]
         if unknown:
             raise FeatureStoreError(
-                f"{where} was fitted on column(s) {', '.join(unknown)} that the training dataset does not have",
-                fix=f"train on the training dataset's features: {', '.join(td_features)}",
+                f"{where} was fitted on column(s) {', '.join(unknown)} that the training dataset does not have "
+                "as model inputs",
+                fix=f"train on the training dataset's columns: {', '.join(allowed)}",
             )
         return cols
+    default = list(allowed if default is None else default)
     n = getattr(est, "n_features_in_", None)
-    if n is not None and n != len(td_features):
+    if n is not None and n != len(default):
         raise FeatureStoreError(
-            f"{where} expects {n} input columns but the training dataset has {len(td_features)} features",
+            f"{where} expects {n} input columns but the training dataset has {len(default)} features",
             fix="fit the model on a pandas DataFrame of the training dataset's features so their names are recorded",
         )
-    return list(td_features)
+    return default
 
 
 def model_frame(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

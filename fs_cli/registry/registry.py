@@ -26,7 +26,7 @@ from . import artifact
 from .blobs import BlobStore
 from .config import RegistryConfig, check_alias, check_name, check_required_meta
 from .schema import ALIAS_HISTORY, ALIASES, MODELS, TOMBSTONES, VALIDATIONS, VERSIONS, ensure_registry
-from .td import column_type, feature_names, load_td, parse_td_ref
+from .td import column_type, load_td, parse_td_ref
 
 if TYPE_CHECKING:
     from ..sdk import FeatureStore
@@ -110,6 +110,7 @@ class ModelVersion:
     description: str | None
     tags: dict[str, str]
     meta: dict[str, str]
+    input_transformed: bool = False  # the model takes the TD's transformed columns (fitted statistics applied)
     status: str = "active"
     deleted_at: datetime | None = None
     deleted_reason: str | None = None
@@ -130,7 +131,8 @@ class ModelVersion:
 
 _VERSION_COLS = ("name, version, created_at, created_by, artifact_sha256, artifact_bytes, artifact_format, "
                  "artifact_path, estimator_class, task, training_dataset, training_dataset_version, "
-                 "training_dataset_hash, fg_commits, input_schema, output_schema, metrics, description, tags, meta")
+                 "training_dataset_hash, fg_commits, input_schema, output_schema, metrics, description, tags, meta, "
+                 "input_transformed")
 
 
 @dataclass
@@ -139,8 +141,16 @@ class LoadedModel:
 
     info: ModelVersion
     estimator: Any
+    statistics: dict[str, Any] | None = None  # the TD's fitted transformations, for a model on transformed inputs
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Rows of the feature view (or its training dataset) -> the model's input frame. A model trained on
+        transformed inputs gets the TD version's transformations applied first, through the same SQL as its
+        training data, so training and scoring cannot skew."""
+        if self.statistics is not None:
+            from ..transforms import transform_dataframe
+
+            df = transform_dataframe(df, self.statistics)
         return artifact.model_frame(df, self.info.input_columns)
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
@@ -187,8 +197,11 @@ class ModelRegistry:
         meta: dict[str, Any] | None = None,
         validate: bool = False,
         slices: list[str] | None = None,
+        transformed: bool = False,
     ) -> ModelVersion:
-        """Store the artifact at `path` as the next version of `name`, trained on `training_dataset` ("FV:N")."""
+        """Store the artifact at `path` as the next version of `name`, trained on `training_dataset` ("FV:N").
+        `transformed=True`: the model was fitted on the TD's transformed columns
+        (`fs.training_dataset(..., transformed=True)`); validation and scoring then transform rows the same way."""
         check_name(name)
         fv, td_version = parse_td_ref(training_dataset)
         cfg = self.config
@@ -207,26 +220,46 @@ class ModelRegistry:
         task = artifact.task_of(est, where)
         artifact.check_fitted(est, where)
 
-        with self._rw() as con:
+        with connect(self.project.warehouse_path, read_only=True) as con:
             td = load_td(con, fv, td_version)
-            if not td.labels:
-                raise FeatureStoreError(f"training dataset {td.ref} declares no label column",
-                                        fix="declare the label in the feature view and create a new training dataset")
-            label = td.labels[0]
-            inputs = artifact.input_columns(est, feature_names(td), where)
-            types = {f["name"]: f["type"] for f in td.features}
-            sample = con.sql(f"select * from {td.table} limit 5").df()
-            try:
-                est.predict(artifact.model_frame(sample, inputs))
-            except Exception as e:  # noqa: BLE001 - any failure here means the artifact does not fit the TD
-                raise FeatureStoreError(
-                    f"{where} cannot predict on rows of training dataset {td.ref}: {type(e).__name__}: {e}",
-                    fix=f"train it on the training dataset's features ({', '.join(inputs)}) as a pandas DataFrame",
-                ) from None
-            digest, relpath = self.blobs.put(data)
-            now, user = utcnow(), current_user()
-            input_schema = [{"name": c, "type": types.get(c, "unknown")} for c in inputs]
-            out_schema = artifact.output_schema(est, task, label, column_type(td, label))
+            sample = con.sql(f"select * from {td.table} limit 50").df()
+        if not td.labels:
+            raise FeatureStoreError(f"training dataset {td.ref} declares no label column",
+                                    fix="declare the label in the feature view and create a new training dataset")
+        label = td.labels[0]
+        stats = None
+        if transformed:
+            from ..transforms import transform_dataframe
+            from ..transforms.view import td_statistics
+
+            stats = td_statistics(td)
+            sample = transform_dataframe(sample, stats)
+        roles = {c["name"]: c.get("role") for c in td.columns}
+        fitted_on = [str(c) for c in getattr(est, "feature_names_in_", None) if c is not None] \
+            if getattr(est, "feature_names_in_", None) is not None else []
+        leaked = [c for c in td.labels if c in fitted_on]
+        if leaked:
+            raise FeatureStoreError(f"{where} was fitted with the label column(s) {', '.join(leaked)} as input",
+                                    fix="drop the label from the model's inputs (label leakage)")
+        # inputs: features, request-time spine columns, and (transformed) the columns transformations produced;
+        # never keys, timestamps, labels or the split
+        allowed = [c for c in sample.columns if roles.get(c, "feature") not in ("key", "timestamp", "label", "split")]
+        default = [c for c in allowed if roles.get(c, "feature") in ("feature", "on_demand")]
+        inputs = artifact.input_columns(est, allowed, where, default=default)
+        types = {c["name"]: c["type"] for c in td.columns}
+        try:
+            est.predict(artifact.model_frame(sample, inputs))
+        except Exception as e:  # noqa: BLE001 - any failure here means the artifact does not fit the TD
+            raise FeatureStoreError(
+                f"{where} cannot predict on rows of training dataset {td.ref}: {type(e).__name__}: {e}",
+                fix=f"train it on the training dataset's columns ({', '.join(inputs)}) as a pandas DataFrame"
+                + ("" if transformed else "; if it was trained on transformed rows, register with --transformed"),
+            ) from None
+        input_schema = [{"name": c, "type": types.get(c) or str(sample[c].dtype)} for c in inputs]
+        out_schema = artifact.output_schema(est, task, label, column_type(td, label))
+        digest, relpath = self.blobs.put(data)
+        now, user = utcnow(), current_user()
+        with self._rw() as con:
             con.execute("begin transaction")
             try:
                 ensure_registry(con)
@@ -236,11 +269,12 @@ class ModelRegistry:
                                       [name]).fetchall()[0][0]
                 con.execute(
                     f"insert into {VERSIONS} ({_VERSION_COLS}) values "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [name, version, now, user, digest, len(data), fmt, relpath,
                      f"{type(est).__module__}.{type(est).__qualname__}", task, fv, td_version, td.content_hash,
                      json.dumps(td.fg_commits, default=str), json.dumps(input_schema), json.dumps(out_schema),
-                     json.dumps(metrics_d), description or None, json.dumps(tags_d), json.dumps(meta_d)],
+                     json.dumps(metrics_d), description or None, json.dumps(tags_d), json.dumps(meta_d),
+                     bool(transformed)],
                 )
                 con.execute("commit")
             except BaseException:
@@ -320,7 +354,13 @@ class ModelRegistry:
                 f"model {info.ref} was deleted at {info.deleted_at} ({info.deleted_reason or 'no reason given'})",
                 fix="use another version; its bytes are kept for audit (SDK: get(..., allow_deleted=True))")
         data = self.blobs.read(info.artifact_sha256, info.artifact_path)
-        return LoadedModel(info, artifact.load_bytes(data, f"{info.ref} ({info.artifact_path})"))
+        stats = None
+        if info.input_transformed:
+            from ..transforms.view import td_statistics
+
+            with connect(self.project.warehouse_path, read_only=True) as con:
+                stats = td_statistics(load_td(con, info.training_dataset, info.training_dataset_version))
+        return LoadedModel(info, artifact.load_bytes(data, f"{info.ref} ({info.artifact_path})"), stats)
 
     def verify(self, ref: str) -> bool:
         info = self.info(ref)

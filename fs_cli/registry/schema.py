@@ -97,7 +97,7 @@ _DDL = [
     # One row per version with its status, aliases and latest validation: what a BI user wants first.
     f"""create or replace view {REGISTRY_VIEW} as
         select v.name, v.version, v.created_at, v.task, v.estimator_class,
-               v.training_dataset, v.training_dataset_version, v.artifact_sha256,
+               v.training_dataset, v.training_dataset_version, v.input_transformed, v.artifact_sha256,
                case when t.version is null then 'active' else 'deleted' end as status,
                (select string_agg(a.alias, ',' order by a.alias) from {ALIASES} a
                  where a.name = v.name and a.version = v.version) as aliases,
@@ -108,6 +108,15 @@ _DDL = [
 ]
 
 
+# Columns added after the first release of a table: added in place to warehouses created before them.
+_MIGRATIONS = [
+    f"alter table {VERSIONS} add column if not exists input_transformed boolean default false",
+]
+
+
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in _DDL:
+    for ddl in _DDL[:-1]:
         con.execute(ddl)
+    for ddl in _MIGRATIONS:
+        con.execute(ddl)
+    con.execute(_DDL[-1])

@@ -151,30 +151,32 @@ def _predict(est: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarr
     return pred, proba
 
 
-def ood_checks(est: Any, task: str, X_test: pd.DataFrame, X_train: pd.DataFrame,
-               classes: list[Any] | None) -> list[dict[str, Any]]:
-    """Perturb one input column at a time; the model must still return a valid answer for every row."""
-    X = X_test.iloc[:OOD_SAMPLE].reset_index(drop=True)
-    base, base_proba = _predict(est, X, task)
+def ood_checks(est: Any, task: str, raw_test: pd.DataFrame, raw_train: pd.DataFrame, columns: list[str],
+               prepare: Any, classes: list[Any] | None) -> list[dict[str, Any]]:
+    """Perturb one raw input column at a time (of the rows as the feature view gives them), prepare the rows the
+    way the model is always fed (`prepare`: transformations, then its input frame), and require a valid answer."""
+    raw = raw_test.iloc[:OOD_SAMPLE].reset_index(drop=True)
+    base, base_proba = _predict(est, prepare(raw), task)
     out = []
-    for c in X.columns:
+    for c in columns:
         perturbations: list[tuple[str, Any]] = [("nulls", np.nan)]
-        if pd.api.types.is_float_dtype(X[c]):
-            lo, hi = X_train[c].min(), X_train[c].max()
+        col = raw_train[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            lo, hi = col.min(), col.max()
             if pd.notna(lo) and pd.notna(hi):
                 span = float(hi - lo) or max(abs(float(hi)), 1.0)
                 perturbations += [("above_range", float(hi) + 2 * span), ("below_range", float(lo) - 2 * span)]
         else:
             perturbations.append(("unseen_category", "__fs_unseen_category__"))
         for kind, value in perturbations:
-            Xp = X.copy()
-            Xp[c] = pd.Series([value] * len(Xp), dtype="float64" if isinstance(value, float) else object)
+            rp = raw.copy()
+            rp[c] = pd.Series([value] * len(rp), dtype="float64" if isinstance(value, float) else object)
             rec: dict[str, Any] = {"kind": kind, "feature": c, "value": None if value is np.nan else value}
             try:
-                pred, proba = _predict(est, Xp, task)
+                pred, proba = _predict(est, prepare(rp), task)
                 problem = None
-                if len(pred) != len(Xp):
-                    problem = f"returned {len(pred)} predictions for {len(Xp)} rows"
+                if len(pred) != len(rp):
+                    problem = f"returned {len(pred)} predictions for {len(rp)} rows"
                 elif task == "regression" and not np.all(np.isfinite(pred.astype(float))):
                     problem = "returned non-finite predictions"
                 elif classes is not None and task == "classification" and not np.isin(pred, classes).all():
@@ -268,7 +270,12 @@ def _validate(reg: ModelRegistry, ref: str, slices: list[str] | None) -> Validat
                                 f"{type(e).__name__}: {e}", fix="fix the model; it must accept its own inputs") from None
     metrics: dict[str, Any] = compute_metrics(info.task, y, pred, proba, classes)
     slice_rows, slice_summary = slice_metrics(info.task, test, y, pred, proba, classes, slice_cols, min_rows)
-    ood = ood_checks(est, info.task, X, loaded.frame(train), classes)
+    # which raw columns to perturb: the model's inputs, or for a model on transformed inputs also the raw columns
+    # the transformations read (a perturbed raw value then flows through the same SQL as in training)
+    raw_inputs = info.input_columns if loaded.statistics is None else list(dict.fromkeys(
+        [c["feature"] for c in loaded.statistics.get("chains", [])] + info.input_columns))
+    ood = ood_checks(est, info.task, test, train, [c for c in raw_inputs if c in test.columns], loaded.frame,
+                     classes)
     metrics.update(slice_summary)
     metrics.update(ood_summary(ood))
     checks = gate(metrics, cfg.thresholds.get(info.name, {}))
