@@ -163,7 +163,7 @@ def _samples(con, fg: FeatureGroup, exp: Expectations, ctype: str, column: str |
     elif ctype == "invalid" and column and qualifier == "allowed_values":
         vals = exp.columns[column].allowed_values or []
         where = f"{quote_ident(column)} not in ({', '.join('?' for _ in vals)})"
-        params = [str(v) if isinstance(v, str) else v for v in vals]
+        params = list(vals)
     elif ctype == "failed_rows" and qualifier == "future_event_time":
         where = f"{quote_ident(fg.event_time)} > current_timestamp"
     elif ctype == "duplicate" and qualifier == "key":
