@@ -171,7 +171,12 @@ class Transformer:
         self._chains = [(c["output"], c["feature"], compile_chain(c)) for c in stats["chains"]]
         self._by_output = {o: (f, w) for o, f, w in self._chains}
         self._features = {f for _, f, _ in self._chains}
-        self.outputs = frozenset(o for c in stats["chains"] for o in c.get("outputs", [c["output"]]))
+        self.outputs = self.outputs_of(stats)
+
+    @staticmethod
+    def outputs_of(stats: Mapping[str, Any]) -> frozenset[str]:
+        """Every column the fitted chains write (one-hot columns expanded)."""
+        return frozenset(o for c in stats["chains"] for o in c.get("outputs", [c["output"]]))
 
     def apply_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The transformed vector: keys in input order with transformed ones replaced (one-hot expanded in place),

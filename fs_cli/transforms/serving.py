@@ -133,46 +133,52 @@ class ViewServing:
               version: int | None, transformed: bool = True) -> dict[str, Any]:
         """Rewrite a reader.vectors answer in place: values keyed by TD column, + on-demand, + transformed."""
         vectors = answer["vectors"]
-        req = list(request_rows) if request_rows is not None else [{}] * len(vectors)
+        req = list(request_rows) if request_rows is not None else [_EMPTY] * len(vectors)
         if len(req) != len(vectors):
             raise RequestProblem(f"{len(req)} request rows for {len(vectors)} entity rows",
                                  fix="send one `request` object per entity row")
         v, transformer = self.transformer(version) if transformed else (None, None)
         needed = self.od_request if transformer is None else self.request_params
-        rows = []
         cols = self.columns
+        rename = any(k != c for k, c in cols.items())
+        rows = []
         for vec, r in zip(vectors, req, strict=True):
-            if not isinstance(r, Mapping):
-                raise RequestProblem("every request row must be an object of parameter -> value")
-            unknown = [k for k in r if k not in self.request_params]
-            if unknown:
-                raise RequestProblem(f"unknown request parameter {str(unknown[0])[:60]!r} for {self.name}",
-                                     fix=f"its request parameters: {', '.join(self.request_params) or '(none)'}")
-            missing = [p for p in needed if p not in r]
-            if missing:
-                raise RequestProblem(f"request parameter {missing[0]} is missing",
-                                     fix=f"feature view {self.name} needs: {', '.join(self.request_params)}")
-            row = dict(vec["entity"])
-            row.update(r)
-            for k, val in vec["values"].items():
-                row[cols.get(k, k)] = val
-            rows.append(row)
+            if r or needed:  # validate request parameters (none sent and none needed: the common case)
+                self._check_request(r, needed)
+            values = vec["values"]
+            if rename:
+                values = {cols.get(k, k): x for k, x in values.items()}
+            rows.append({**vec["entity"], **r, **values})
         if self.evaluator is not None:
             for row, od in zip(rows, self.evaluator.evaluate_many(rows), strict=True):
                 row.update(od)
-        passthrough = set(self.keys) | set(self.request_params)
+        # entity keys and request parameters are inputs, not features (unless a transformation writes them)
+        inputs = (*self.keys, *self.request_params)
+        drop = inputs if transformer is None else tuple(k for k in inputs if k not in transformer.outputs)
         for vec, row in zip(vectors, rows, strict=True):
-            if transformer is not None:
-                out = transformer.apply_row(row)
-                outputs = transformer.outputs
-                vec["values"] = {k: x for k, x in out.items() if k not in passthrough or k in outputs}
-            else:
-                vec["values"] = {k: x for k, x in row.items() if k not in passthrough}
+            out = transformer.apply_row(row) if transformer is not None else row
+            for k in drop:
+                out.pop(k, None)
+            vec["values"] = out
         answer["training_dataset_version"] = v
         answer["transformed"] = transformer is not None
         return answer
 
+    def _check_request(self, r: Any, needed: Sequence[str]) -> None:
+        if not isinstance(r, Mapping):
+            raise RequestProblem("every request row must be an object of parameter -> value")
+        unknown = [k for k in r if k not in self.request_params]
+        if unknown:
+            raise RequestProblem(f"unknown request parameter {str(unknown[0])[:60]!r} for {self.name}",
+                                 fix=f"its request parameters: {', '.join(self.request_params) or '(none)'}")
+        missing = [p for p in needed if p not in r]
+        if missing:
+            raise RequestProblem(f"request parameter {missing[0]} is missing",
+                                 fix=f"feature view {self.name} needs: {', '.join(self.request_params)}")
 
+
+
+_EMPTY: Mapping[str, Any] = {}
 _CACHE: dict[int, tuple[Any, ViewServing | None]] = {}  # id(spec) -> (spec, serving): the per-request fast path
 _BY_CONTENT: dict[str, ViewServing] = {}  # what was published -> serving: survives the reader's spec reloads
 _CACHE_LOCK = threading.Lock()
