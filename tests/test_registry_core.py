@@ -237,3 +237,41 @@ def test_cli_json_listings(proj, artifacts):
     assert "fraud" in fs("list").stdout and "verified" in fs("show", "fraud:1").stdout
     res = fs("show", "fraud@nope", code=2)
     assert "no alias 'nope'" in " ".join(res.output.split())
+
+
+def test_concurrent_registrations_get_distinct_versions(proj, artifacts):
+    from concurrent.futures import ThreadPoolExecutor
+
+    reg = FeatureStore(proj).models
+    reg.register("fraud", artifacts["good"], "fv_test:1")  # creates the tables
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: reg.register("fraud", artifacts["good"], "fv_test:1").version, range(4)))
+    assert sorted(got) == [2, 3, 4, 5]
+    assert [m.version for m in reg.list("fraud")] == [1, 2, 3, 4, 5] and len(_blobs(proj)) == 1
+
+
+def test_inputs_may_be_request_time_columns_but_never_the_label(proj, artifacts, tmp_path):
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    df = artifacts["df"]
+    reg = FeatureStore(proj).models
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    spine_model = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["segment"]),
+                                                        remainder="passthrough"),
+                                LogisticRegression()).fit(df[["x1", "segment"]], df.is_fraud)
+    joblib.dump(spine_model, tmp_path / "spine.joblib")
+    m = reg.register("fraud", tmp_path / "spine.joblib", "fv_test:1")  # segment: a spine column of this TD
+    assert m.input_columns == ["x1", "segment"]
+    leaky = LogisticRegression().fit(df[["x1", "is_fraud"]], df.is_fraud)
+    joblib.dump(leaky, tmp_path / "leaky.joblib")
+    with pytest.raises(FeatureStoreError, match="label column\\(s\\) is_fraud as input") as e:
+        reg.register("fraud", tmp_path / "leaky.joblib", "fv_test:1")
+    assert "leakage" in e.value.fix
+    keyed = LogisticRegression().fit(df[["x1", "row_id"]], df.is_fraud)
+    joblib.dump(keyed, tmp_path / "keyed.joblib")
+    with pytest.raises(FeatureStoreError, match="row_id"):
+        reg.register("fraud", tmp_path / "keyed.joblib", "fv_test:1")  # a key is not a model input

@@ -48,10 +48,12 @@ class BlobStore:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, READ_ONLY)
-            os.replace(tmp, target)
-        except BaseException:
+            try:
+                os.link(tmp, target)  # atomic and never replaces an existing file, unlike rename
+            except FileExistsError:  # a concurrent writer stored the same bytes first
+                self.verify(digest)
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
         return digest, self.relpath(digest)
 
     def read(self, digest: str, relpath: str | None = None) -> bytes:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from .validate import ValidationReport
 
 RESERVED_ALIASES = {"latest"}
+T = TypeVar("T")
 
 
 def current_user() -> str:
@@ -40,6 +43,34 @@ def current_user() -> str:
         return os.environ.get("FS_USER") or getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "unknown"
+
+
+def in_transaction(con: duckdb.DuckDBPyConnection, fn: Callable[[duckdb.DuckDBPyConnection], T],
+                   attempts: int = 20) -> T:
+    """Run fn in a transaction; retry when a concurrent writer in this process took the same version number
+    (DuckDB reports a write-write conflict or a primary-key violation; the next attempt reads the new max)."""
+    for attempt in range(attempts):
+        con.execute("begin transaction")
+        try:
+            out = fn(con)
+            con.execute("commit")
+            return out
+        except (duckdb.TransactionException, duckdb.ConstraintException):
+            _rollback(con)
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.005 * (attempt + 1))
+        except BaseException:
+            _rollback(con)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("rollback")
+    except duckdb.TransactionException:
+        pass  # a failed commit already ended the transaction
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -235,9 +266,8 @@ class ModelRegistry:
             stats = td_statistics(td)
             sample = transform_dataframe(sample, stats)
         roles = {c["name"]: c.get("role") for c in td.columns}
-        fitted_on = [str(c) for c in getattr(est, "feature_names_in_", None) if c is not None] \
-            if getattr(est, "feature_names_in_", None) is not None else []
-        leaked = [c for c in td.labels if c in fitted_on]
+        names_in = getattr(est, "feature_names_in_", None)
+        leaked = [c for c in td.labels if names_in is not None and c in [str(n) for n in names_in]]
         if leaked:
             raise FeatureStoreError(f"{where} was fitted with the label column(s) {', '.join(leaked)} as input",
                                     fix="drop the label from the model's inputs (label leakage)")
@@ -246,7 +276,8 @@ class ModelRegistry:
         allowed = [c for c in sample.columns if roles.get(c, "feature") not in ("key", "timestamp", "label", "split")]
         default = [c for c in allowed if roles.get(c, "feature") in ("feature", "on_demand")]
         inputs = artifact.input_columns(est, allowed, where, default=default)
-        types = {c["name"]: c["type"] for c in td.columns}
+        # declared TD types; a transformed column's type is what the transformation made of it
+        types = {} if transformed else {c["name"]: c["type"] for c in td.columns}
         try:
             est.predict(artifact.model_frame(sample, inputs))
         except Exception as e:  # noqa: BLE001 - any failure here means the artifact does not fit the TD
@@ -260,9 +291,9 @@ class ModelRegistry:
         digest, relpath = self.blobs.put(data)
         now, user = utcnow(), current_user()
         with self._rw() as con:
-            con.execute("begin transaction")
-            try:
-                ensure_registry(con)
+            ensure_registry(con)
+
+            def insert(con: duckdb.DuckDBPyConnection) -> int:
                 con.execute(f"insert into {MODELS} values (?, ?, ?, ?) on conflict do nothing",
                             [name, now, user, description or None])
                 version = con.execute(f"select coalesce(max(version), 0) + 1 from {VERSIONS} where name = ?",
@@ -276,10 +307,9 @@ class ModelRegistry:
                      json.dumps(metrics_d), description or None, json.dumps(tags_d), json.dumps(meta_d),
                      bool(transformed)],
                 )
-                con.execute("commit")
-            except BaseException:
-                con.execute("rollback")
-                raise
+                return int(version)
+
+            version = in_transaction(con, insert)
         if validate:
             self.validate(f"{name}:{version}")
         return self.info(f"{name}:{version}")

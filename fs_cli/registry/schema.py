@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
-from ..warehouse import META_SCHEMA
+from ..warehouse import META_SCHEMA, relation_exists
 
 MODELS = f"{META_SCHEMA}.models"
 VERSIONS = f"{META_SCHEMA}.model_versions"
@@ -18,6 +18,7 @@ ALIAS_HISTORY = f"{META_SCHEMA}.alias_history"
 VALIDATIONS = f"{META_SCHEMA}.model_validations"
 TOMBSTONES = f"{META_SCHEMA}.model_tombstones"
 REGISTRY_VIEW = f"{META_SCHEMA}.model_registry"
+_TABLES = ("models", "model_versions", "model_aliases", "alias_history", "model_validations", "model_tombstones")
 
 _DDL = [
     f"create schema if not exists {META_SCHEMA}",
@@ -114,9 +115,25 @@ _MIGRATIONS = [
 ]
 
 
+def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
+    n = con.execute(
+        "select count(*) from information_schema.columns where table_schema = ? and "
+        "((table_name = 'model_versions' and column_name = 'input_transformed') or "
+        "(table_name = 'model_registry' and column_name = 'input_transformed'))", [META_SCHEMA]).fetchall()[0][0]
+    return n == 2 and all(relation_exists(con, META_SCHEMA, t) for t in _TABLES)
+
+
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in _DDL[:-1]:
-        con.execute(ddl)
-    for ddl in _MIGRATIONS:
-        con.execute(ddl)
-    con.execute(_DDL[-1])
+    """Create or migrate the registry tables. A no-op when they are current: DDL on every call would make
+    concurrent writers in one process conflict on the catalog."""
+    if _up_to_date(con):
+        return
+    try:
+        for ddl in _DDL[:-1]:
+            con.execute(ddl)
+        for ddl in _MIGRATIONS:
+            con.execute(ddl)
+        con.execute(_DDL[-1])
+    except duckdb.TransactionException:
+        if not _up_to_date(con):  # a concurrent writer did the same; anything else is real
+            raise

@@ -23,6 +23,7 @@ from ..errors import FeatureStoreError
 from ..timeutil import utcnow
 from ..warehouse import connect
 from .config import project_vars
+from .registry import in_transaction
 from .schema import VALIDATIONS, ensure_registry
 from .td import load_td, read_td
 
@@ -280,13 +281,17 @@ def _validate(reg: ModelRegistry, ref: str, slices: list[str] | None) -> Validat
     metrics.update(ood_summary(ood))
     checks = gate(metrics, cfg.thresholds.get(info.name, {}))
     status = "passed" if all(c["passed"] for c in checks) else "failed"
-    with reg._rw() as con:
-        ensure_registry(con)
+    def insert(con) -> int:
         vid = con.execute(f"select coalesce(max(validation_id), 0) + 1 from {VALIDATIONS} where name = ? and "
                           "version = ?", [info.name, info.version]).fetchall()[0][0]
         con.execute(f"insert into {VALIDATIONS} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [info.name, info.version, vid, utcnow(), status, td.feature_view, td.version, info.task,
                      len(test), json.dumps(metrics, default=str), json.dumps(slice_rows, default=str),
                      json.dumps(ood, default=str), json.dumps(checks, default=str)])
+        return int(vid)
+
+    with reg._rw() as con:
+        ensure_registry(con)
+        vid = in_transaction(con, insert)
     return ValidationReport(info.name, info.version, vid, status, info.task, td.feature_view, td.version,
                             len(test), metrics, slice_rows, ood, checks)
