@@ -208,3 +208,16 @@ def test_unknown_slice_column_is_a_clear_error(setup):
     with pytest.raises(FeatureStoreError, match="slice column\\(s\\) nope") as e:
         reg.validate(m.ref, slices=["nope"])
     assert "segment" in e.value.fix
+
+
+def test_validation_needs_a_held_out_split(setup, tmp_path):
+    _, df, arts = setup
+    p = registry_project(tmp_path / "p")
+    write_td(p / "target" / "feature_store.duckdb", df.assign(split="train"), fv="fv_all_train")
+    reg = FeatureStore(p).models
+    m = reg.register("clf", arts["good"], "fv_all_train:1")
+    with pytest.raises(FeatureStoreError, match="no rows in split 'test'") as e:
+        reg.validate(m.ref)
+    assert "--split random" in e.value.fix
+    with pytest.raises(FeatureStoreError, match="not been validated"):
+        reg.alias("clf", 1, "champion")

@@ -479,37 +479,29 @@ class ModelRegistry:
         return self._move_alias(name, alias, None, reason)
 
     def _move_alias(self, name: str, alias: str, version: int | None, reason: str | None) -> dict[str, Any]:
+        def move(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+            cur = con.execute(f"select version from {ALIASES} where name = ? and alias = ?", [name, alias]).fetchall()
+            old = cur[0][0] if cur else None
+            if old == version:
+                if version is None:
+                    raise FeatureStoreError(f"model {name} has no alias {alias!r}", fix="see `fs model show`")
+                return {"name": name, "alias": alias, "old_version": old, "new_version": version,
+                        "action": "unchanged"}  # nothing changed, nothing logged
+            now, user = utcnow(), current_user()
+            action = "remove" if version is None else ("set" if old is None else "move")
+            if version is None:
+                con.execute(f"delete from {ALIASES} where name = ? and alias = ?", [name, alias])
+            else:
+                con.execute(f"insert or replace into {ALIASES} values (?, ?, ?, ?, ?)", [name, alias, version, now, user])
+            seq = con.execute(f"select coalesce(max(seq), 0) + 1 from {ALIAS_HISTORY} where name = ? and alias = ?",
+                              [name, alias]).fetchall()[0][0]
+            con.execute(f"insert into {ALIAS_HISTORY} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [name, alias, seq, action, old, version, now, user, reason])
+            return {"name": name, "alias": alias, "old_version": old, "new_version": version, "action": action}
+
         with self._rw() as con:
             ensure_registry(con)
-            con.execute("begin transaction")
-            try:
-                cur = con.execute(f"select version from {ALIASES} where name = ? and alias = ?",
-                                  [name, alias]).fetchall()
-                old = cur[0][0] if cur else None
-                if old == version:
-                    con.execute("rollback")
-                    if version is None:
-                        raise FeatureStoreError(f"model {name} has no alias {alias!r}", fix="see `fs model show`")
-                    return {"name": name, "alias": alias, "old_version": old, "new_version": version,
-                            "action": "unchanged"}
-                now, user = utcnow(), current_user()
-                action = "remove" if version is None else ("set" if old is None else "move")
-                if version is None:
-                    con.execute(f"delete from {ALIASES} where name = ? and alias = ?", [name, alias])
-                else:
-                    con.execute(
-                        f"insert or replace into {ALIASES} values (?, ?, ?, ?, ?)", [name, alias, version, now, user])
-                seq = con.execute(f"select coalesce(max(seq), 0) + 1 from {ALIAS_HISTORY} where name = ? "
-                                  "and alias = ?", [name, alias]).fetchall()[0][0]
-                con.execute(f"insert into {ALIAS_HISTORY} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [name, alias, seq, action, old, version, now, user, reason])
-                con.execute("commit")
-            except FeatureStoreError:
-                raise
-            except BaseException:
-                con.execute("rollback")
-                raise
-        return {"name": name, "alias": alias, "old_version": old, "new_version": version, "action": action}
+            return in_transaction(con, move)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         with connect(self.project.warehouse_path, read_only=True) as con:
