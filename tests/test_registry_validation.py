@@ -221,3 +221,32 @@ def test_validation_needs_a_held_out_split(setup, tmp_path):
     assert "--split random" in e.value.fix
     with pytest.raises(FeatureStoreError, match="not been validated"):
         reg.alias("clf", 1, "champion")
+
+
+def test_multiclass_metrics(setup, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    _, df, _ = setup
+    p = registry_project(tmp_path / "p")
+    df = df.assign(tier=np.select([df.x1 < -0.5, df.x1 < 0.5], ["low", "mid"], "high"))
+    write_td(p / "target" / "feature_store.duckdb", df, fv="fv_multi", label="tier")
+    train, test = df[df.split == "train"], df[df.split == "test"]
+    model = LogisticRegression(max_iter=500).fit(train[["x1", "x2"]], train.tier)
+    joblib.dump(model, tmp_path / "multi.joblib")
+    reg = FeatureStore(p).models
+    m = reg.register("tiers", tmp_path / "multi.joblib", "fv_multi:1")
+    assert m.output_schema["classes"] == ["high", "low", "mid"]
+    r = reg.validate(m.ref)
+    pred = model.predict(test[["x1", "x2"]])
+    y = test.tier.to_numpy()
+    f1s = []
+    for c in ["high", "low", "mid"]:
+        tp, fp, fn = np.sum((pred == c) & (y == c)), np.sum((pred == c) & (y != c)), np.sum((pred != c) & (y == c))
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    assert r.metrics["accuracy"] == pytest.approx(np.mean(pred == y), rel=1e-12)
+    assert r.metrics["f1"] == pytest.approx(np.mean(f1s), rel=1e-9)
+    assert r.metrics["auc"] == pytest.approx(
+        roc_auc_score(y, model.predict_proba(test[["x1", "x2"]]), multi_class="ovr"), rel=1e-9)
+    # a bare LogisticRegression cannot answer NULLs: the only failures
+    assert sorted((o["kind"], o["feature"]) for o in r.ood if not o["ok"]) == [("nulls", "x1"), ("nulls", "x2")]
