@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from ..errors import FeatureStoreError
 from .specs import FGSpec, FVSpec
-from .store import OnlineStore, Pointer, encode_key, pack_row
+from .store import OnlineStore, Pointer, encode_key
 
 Progress = Callable[[int, int], None]  # (rows written so far, rows to write)
 _CHUNK = 20_000
@@ -75,6 +75,7 @@ def latest_rows(spec: FGSpec, rows: pa.Table | pd.DataFrame, now: datetime) -> p
     con = duckdb.connect()  # in-memory, over the Arrow buffers (zero copy); never the warehouse file
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # never draw over the CLI's own output
         con.register("fg_rows", table)
         et = f"cast({_q(spec.event_time)} as timestamp)"
         where = [f"{et} <= ?", *[f"{_q(k)} is not null" for k in spec.keys]]
@@ -101,20 +102,40 @@ def _pylist(col: pa.ChunkedArray) -> list[Any]:
     return col.to_pylist()
 
 
-def encode_rows(spec: FGSpec, latest: pa.Table) -> list[tuple[str, bytes]]:
-    """(encoded key, packed row) for every row of `latest` (output of latest_rows)."""
-    keycols = [_pylist(latest.column(k)) for k in spec.keys]
-    keys = keycols[0] if len(keycols) == 1 else list(zip(*keycols, strict=True))
-    if len(keycols) == 1:
-        enc = [k if isinstance(k, str) else str(k) for k in keys]
+def _json_expr(name: str, typ: pa.DataType) -> str:
+    """SQL for one feature inside json_array: JSON has no NaN/inf (-> null); times as ISO text."""
+    c = _q(name)
+    if pa.types.is_floating(typ):
+        return f"case when isfinite({c}) then {c} end"
+    if pa.types.is_decimal(typ):
+        return f"cast({c} as double)"
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        return f"replace(cast({c} as varchar), ' ', 'T')"
+    return c
+
+
+def encode_rows(spec: FGSpec, latest: pa.Table) -> list[tuple[str, str]]:
+    """(encoded key, packed row) for every row of `latest` (output of latest_rows).
+
+    Packed in DuckDB (json_array, vectorized C++) rather than per row in Python: the same text as
+    store.encode_key / store.pack_row produce (compact JSON, shortest round-trip doubles), ~10x faster.
+    """
+    types = {f.name: f.type for f in latest.schema}
+    if len(spec.keys) == 1:
+        k = _q(spec.keys[0])
+        key_sql = k if pa.types.is_string(types[spec.keys[0]]) else f"cast({k} as varchar)"
     else:
-        enc = [encode_key(k) for k in keys]
-    feats = [_pylist(latest.column(f)) for f in spec.feature_names]
-    ev = latest.column("__event_us").to_pylist()
-    cr = latest.column("__created_us").to_pylist()
-    if feats:
-        return [(k, pack_row(e, c, v)) for k, e, c, v in zip(enc, ev, cr, zip(*feats, strict=True), strict=True)]
-    return [(k, pack_row(e, c, ())) for k, e, c in zip(enc, ev, cr, strict=True)]
+        key_sql = f"cast(json_array({', '.join(_q(k) for k in spec.keys)}) as varchar)"
+    vals = ", ".join(["__event_us", "__created_us", *(_json_expr(f, types[f]) for f in spec.feature_names)])
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # never draw over the CLI's own output
+        con.register("latest", latest)
+        out = con.sql(f"select {key_sql} as k, cast(json_array({vals}) as varchar) as v from latest").to_arrow_table()
+    finally:
+        con.close()
+    return list(zip(out.column("k").to_pylist(), out.column("v").to_pylist(), strict=True))
 
 
 def _norm_keys(spec: FGSpec, keys: Iterable[Any] | None) -> list[str]:

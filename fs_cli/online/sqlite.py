@@ -166,16 +166,9 @@ class SQLiteStore(OnlineStore):
         row = con.execute("select gen from fs_pointer where fg = ?", (fg,)).fetchone()
         if row is None:
             return 0
-        removed = 0
-        while True:  # in chunks: keeps each write transaction (and the WAL) small
-            cur = con.execute(
-                "delete from fs_rows where (fg, gen, k) in "
-                "(select fg, gen, k from fs_rows where fg = ? and gen < ? limit ?)",
-                (fg, row[0], 50_000),
-            )
-            removed += cur.rowcount
-            if cur.rowcount < 50_000:
-                return removed
+        # One statement: readers are never blocked (WAL) and the row sets are no longer referenced.
+        cur = con.execute("delete from fs_rows where fg = ? and gen < ?", (fg, row[0]))
+        return cur.rowcount
 
     # -- read side ---------------------------------------------------------------------------------------
     def pointers(self) -> dict[str, Pointer]:
