@@ -84,8 +84,15 @@ class FeatureStore:
         """
         from . import training
 
-        return training.create(self.project, self.catalog, feature_view, as_of=as_of, split=split,
-                               description=description)
+        catalog = self.catalog
+        td = training.create(self.project, catalog, feature_view, as_of=as_of, split=split, description=description)
+        if td.statistics:  # fitted transformations / on-demand features: servable for ?training_dataset_version=N
+            from .transforms.serving import publish_if_online
+
+            warning = publish_if_online(self.project, catalog)
+            if warning:
+                td.extra.setdefault("warnings", []).append(warning)
+        return td
 
     def training_datasets(self, feature_view: str | None = None) -> list:
         """Metadata of every training dataset version (of one feature view, or all)."""

@@ -175,11 +175,11 @@ def test_http_service_serves_transformed_vectors(demo, tmp_path):
     from fastapi.testclient import TestClient
 
     from fs_cli.online.from_warehouse import materialize_project
-    from fs_cli.online.store import open_store
+    from fs_cli.online.store import default_url, open_store
     from fs_cli.server.app import create_app
 
     fs, td = demo["fs"], demo["td"]
-    store = open_store(f"sqlite:///{tmp_path}/online.sqlite")
+    store = open_store(default_url(fs.project.warehouse_path))  # where `fs materialize` / `fs serve` look
     try:
         _, warnings = materialize_project(fs.project, fs.catalog, store=store)
         assert not [w for w in warnings if "transformations" in w], warnings
@@ -205,6 +205,15 @@ def test_http_service_serves_transformed_vectors(demo, tmp_path):
         bad = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7, "amount": 1,
                                                                  "training_dataset_version": 99})
         assert bad.status_code == 400 and "version 99" in bad.json()["error"]
+        # a new TD version is servable right away: creating it publishes its statistics to the online store
+        td2 = fs.create_training_dataset(FV, split="random:0.5,0.5:3")
+        assert not td2.extra.get("warnings")
+        client.app.state.reader.refresh()
+        v2 = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7, "amount": 42.5})
+        assert v2.json()["training_dataset_version"] == td2.version
+        v1 = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7, "amount": 42.5,
+                                                                "training_dataset_version": td.version})
+        assert v1.json()["values"] == body["values"] and v2.json()["values"] != body["values"]
     finally:
         store.close()
 

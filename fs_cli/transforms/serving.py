@@ -87,6 +87,25 @@ def publish_transforms(project: Any, catalog: Any, store: Any = None) -> list[st
     return [n for n, v in views.items() if EXTRA_KEY in v.extra]
 
 
+def publish_if_online(project: Any, catalog: Any) -> str | None:
+    """After a TD version is created: make its statistics servable right away if an online store exists (else
+    the next `fs materialize` publishes them). Returns a warning instead of failing the TD creation."""
+    import os
+    from pathlib import Path
+
+    from ..online.store import default_url
+
+    url = default_url(project.warehouse_path)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists() and \
+            not os.environ.get("FS_ONLINE_STORE"):
+        return None  # nothing is served yet
+    try:
+        publish_transforms(project, catalog)
+    except Exception as e:  # noqa: BLE001 - the TD exists; serving it is the next step's job
+        return f"the new statistics were not published to the online store ({e}); run `fs materialize`"
+    return None
+
+
 class ViewServing:
     """Per view (and per published statistics): on-demand evaluator + one compiled Transformer per TD version."""
 
