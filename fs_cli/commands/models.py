@@ -277,6 +277,7 @@ def lineage(ctx: click.Context, ref: str, as_json: bool) -> None:
     print_table(d["feature_group_commits"], ["feature_group", "commit_id", "commit_time", "inserted", "updated",
                                              "deleted", "rows"], title="feature-group commits read")
     print_table(d["dbt_nodes"], ["depth", "type", "name"], title="upstream dbt nodes")
+    console.print(f"sources and seeds: {', '.join(d['sources']) or '(none)'}", highlight=False)
 
 
 @model.command()
