@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--no-feast", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=BENCH / "out")
+    ap.add_argument("--results", type=Path, help="also write the JSON summary here (e.g. bench/results/pit-medium.json)")
     ap.add_argument("--floor-only", choices=["qualify", "struct"], help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -194,9 +195,13 @@ def main() -> None:
         print(f"Feast / ours, join step: {fe['join_s'] / o['join_s']:.2f}x wall, {fe['join_cpu_s'] / o['join_cpu_s']:.2f}x CPU"
               f"   (target >= 2.5x); whole command: {fe['wall_s'] / o['wall_s']:.2f}x wall, {fe['cpu_s'] / o['cpu_s']:.2f}x CPU")
     print("checks: " + "; ".join(notes))
-    print(json.dumps({"size": tag, "ttl_days": args.ttl_days, "threads": args.threads, "repeat": args.repeat,
-                      **{k: {m: round(v, 3) if isinstance(v, float) else v for m, v in b.items()}
-                         for k, b in best.items()}}))
+    summary = {"size": tag, "data": str(data), "ttl_days": args.ttl_days, "threads": args.threads,
+               "repeat": args.repeat, "checks": notes, "load_avg_at_end": os.getloadavg(),
+               **{k: {m: round(v, 3) if isinstance(v, float) else v for m, v in b.items()} for k, b in best.items()}}
+    print(json.dumps(summary))
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
