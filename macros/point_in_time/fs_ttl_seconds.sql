@@ -12,7 +12,7 @@
         {%- endif -%}
         {{ return(ttl) }}
     {%- elif ttl is string -%}
-        {%- set m = modules.re.fullmatch('\s*(\d+)\s*([dhms]?)\s*', ttl | lower) -%}
+        {%- set m = modules.re.fullmatch('([0-9]+) *([dhms]?)', ttl | trim | lower) -%}
         {%- if m is none -%}
             {{ exceptions.raise_compiler_error(
                 "fs_ttl_seconds: invalid ttl '" ~ ttl ~ "': expected a whole number of seconds or a number with a"
