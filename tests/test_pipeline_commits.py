@@ -64,8 +64,9 @@ def items_project(project_copy) -> Path:
         (d / "models" / "feature_groups" / f"{f}.sql").unlink()
     (d / "models" / "feature_groups" / "_feature_groups.yml").unlink()
     (d / "snapshots" / "feature_groups.yml").unlink()
-    for p in (d / "models" / "staging").iterdir():
-        p.unlink()
+    for sub in ("staging", "feature_views"):
+        for p in (d / "models" / sub).iterdir():
+            p.unlink()
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
