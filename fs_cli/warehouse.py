@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,24 +27,38 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
             f"the warehouse {path} does not exist yet",
             fix="run `fs run` (or `make demo`) first to build and publish the feature groups",
         )
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.ConnectionException as e:
-        if "different configuration" in str(e):
-            con = duckdb.connect(str(path))
-        else:
-            raise
-    except duckdb.IOException as e:
-        raise FeatureStoreError(
-            f"cannot open the warehouse {path}: {e}",
-            fix="another process (a running `fs run` or a BI client with write access) holds the lock; "
-            "wait for it to finish or close it",
-        ) from None
+    con = _open(path, read_only)
     try:
         con.execute("SET TimeZone = 'UTC'")
         yield con
     finally:
         con.close()
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    # DuckDB refuses two configurations (read-only / read-write) of one file inside a process. Threads of one
+    # process may briefly hold the other configuration, so try the other mode and retry until it is released.
+    deadline = time.monotonic() + 10
+    modes = [read_only, not read_only] if read_only else [False]
+    while True:
+        for mode in modes:
+            try:
+                return duckdb.connect(str(path), read_only=mode)
+            except duckdb.ConnectionException as e:
+                if "different configuration" not in str(e):
+                    raise
+            except duckdb.IOException as e:
+                raise FeatureStoreError(
+                    f"cannot open the warehouse {path}: {e}",
+                    fix="another process (a running `fs run` or a BI client with write access) holds the lock; "
+                    "wait for it to finish or close it",
+                ) from None
+        if time.monotonic() > deadline:
+            raise FeatureStoreError(
+                f"cannot open the warehouse {path}: this process holds it in another mode for more than 10 s",
+                fix="close the other connection to the warehouse in this process",
+            )
+        time.sleep(0.02)
 
 
 def relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
