@@ -33,8 +33,12 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None) -> Non
 
     \b
     Feature pipeline:   fs run            build, validate and publish feature groups (commits)
+    Validation:         fs contract FG | validate FG|FV | validations FG
     Discovery:          fs list | describe NAME | search TEXT
     History:            fs commits FG | read FG --as-of/--commit
+    Training data:      fs training-dataset create|list|show|export FV
+    Online:             fs materialize [FG ...] | serve
+    Models:             fs model register|list|show|alias|best|validate|lineage | impact FG
     \b
     Feature groups are dbt models under models/feature_groups/ with `config.meta.fs` in their YAML;
     publishing snapshots them, and every publish that changes data is a commit you can time-travel to.
