@@ -108,7 +108,7 @@ def list_feature_groups(project: Project) -> list[dict[str, Any]]:
             "name": fv.name,
             "kind": "feature_view",
             "entities": [],
-            "features": len(fv.spec.get("features", []) or []),
+            "features": len(fv.feature_columns),
             "description": fv.description,
         })
     return rows

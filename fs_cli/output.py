@@ -12,10 +12,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(emoji=False)
 if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
-    console = Console(width=200)
-err_console = Console(stderr=True)
+    console = Console(width=200, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def _default(o: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -33,6 +34,8 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
     from ..cli import get_store
 
     store = get_store(ctx)
+    if as_json:  # programs read stdout: keep dbt's own log lines (failing tests) out of it
+        os.environ["DBT_LOG_LEVEL"] = "none"
     if vars_:
         try:
             parsed = yaml.safe_load(vars_)
