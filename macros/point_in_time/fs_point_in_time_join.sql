@@ -146,6 +146,17 @@
     {%- endif %} as {{ adapter.quote(feature.output) }}
 {%- endmacro %}
 
+{% macro fs_pit_feature_list(fgs, spine_ts) -%}
+    {#- Every feature of every group, in declared order, comma separated: the select list both implementations
+        end with (the group at position i is joined as __fs_fg_<i>). -#}
+    {%- for fg in fgs %}
+    {%- set fg_loop = loop %}
+    {%- for f in fg.features %}
+    {{ feature_store.fs_pit_feature_expr('__fs_fg_' ~ fg_loop.index0, fg, f, spine_ts) }}{{ ',' if not (fg_loop.last and loop.last) }}
+    {%- endfor %}
+    {%- endfor %}
+{%- endmacro %}
+
 {% macro fs_pit_spine_column_names(spine, spine_columns) -%}
     {#- The spine's columns: the argument, else read from the warehouse (only while executing; at parse time
         dbt renders without a connection and the placeholder is never run). -#}
@@ -207,12 +218,7 @@ select
     {%- else %}
     __fs_spine.* exclude (__fs_spine_row),
     {%- endif %}
-    {%- for fg in fgs %}
-    {%- set fg_loop = loop %}
-    {%- for f in fg.features %}
-    {{ feature_store.fs_pit_feature_expr('__fs_fg_' ~ fg_loop.index0, fg, f, ts) }}{{ ',' if not (fg_loop.last and loop.last) }}
-    {%- endfor %}
-    {%- endfor %}
+    {{- feature_store.fs_pit_feature_list(fgs, ts) }}
 from __fs_spine
 {%- for fg in fgs %}
 {%- set a = '__fs_fg_' ~ loop.index0 %}
@@ -298,12 +304,7 @@ select
     {%- for c in spine_cols %}
     __fs_spine.{{ adapter.quote(c) }},
     {%- endfor %}
-    {%- for fg in fgs %}
-    {%- set fg_loop = loop %}
-    {%- for f in fg.features %}
-    {{ feature_store.fs_pit_feature_expr('__fs_fg_' ~ fg_loop.index0, fg, f, ts) }}{{ ',' if not (fg_loop.last and loop.last) }}
-    {%- endfor %}
-    {%- endfor %}
+    {{- feature_store.fs_pit_feature_list(fgs, ts) }}
 from __fs_spine
 {%- for fg in fgs %}
 left join __fs_match_{{ loop.index0 }}
