@@ -53,9 +53,9 @@ STEPS: list[tuple[str, list[str]]] = [
 
 def main() -> int:
     os.chdir(ROOT)
-    env = dict(os.environ, FS_DUCKDB_PATH=str(ROOT / "target" / "feature_store.duckdb"))
+    env = dict(os.environ, FS_DUCKDB_PATH=str(ROOT / ".fs" / "feature_store.duckdb"))
     # A fresh start: the demo owns target/; nothing else lives there.
-    for p in (ROOT / "target" / "feature_store.duckdb", ROOT / "target" / "feature_store.duckdb.wal"):
+    for p in (ROOT / ".fs" / "feature_store.duckdb", ROOT / "target" / "feature_store.duckdb.wal"):
         p.unlink(missing_ok=True)
     shutil.rmtree(ROOT / "target" / "demo", ignore_errors=True)
     (ROOT / "target" / "demo").mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def main() -> int:
         if rc != 0:
             print(f"\ndemo step failed with exit code {rc}: {shown}", file=sys.stderr)
             return rc
-    print(f"\ndemo finished in {time.time() - t0:.0f}s. Warehouse: target/feature_store.duckdb "
+    print(f"\ndemo finished in {time.time() - t0:.0f}s. Warehouse: .fs/feature_store.duckdb "
           "(open it read-only with any DuckDB client).")
     return 0
 

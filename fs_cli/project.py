@@ -17,6 +17,11 @@ from .errors import FeatureStoreError
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+# Every time in the store is UTC. libpq reads PGTZ when it connects, so dbt-postgres' sessions run in UTC too
+# (macros/warehouse/utc.sql pins the snapshot clock for plain `dbt` runs that lack this variable).
+os.environ.setdefault("PGTZ", "UTC")
+
+STATE_DIR = ".fs"  # the store's files (DuckDB warehouse, online store, logs): outside target/, which `dbt clean` empties
 
 _DBT_LOCK = threading.Lock()  # dbt's in-process runner keeps global state: one invocation at a time.
 
@@ -80,10 +85,10 @@ class Project:
         self.profiles_dir = Path(os.environ.get("FS_PROFILES_DIR", self.dir))
         # dbt-duckdb resolves a relative path against the cwd; pin it to the project so `fs` works from anywhere.
         # Each Project keeps its own path and sets it for its dbt calls, so several projects can share a process.
-        self._duckdb_path = Path(
-            os.environ.get("FS_DUCKDB_PATH") or self.dir / "target" / "feature_store.duckdb"
-        ).absolute()
+        env_path = os.environ.get("FS_DUCKDB_PATH")
+        self._duckdb_path = (Path(env_path) if env_path else self.dir / STATE_DIR / "feature_store.duckdb").absolute()
         self._manifest = None
+        self._target_config: dict[str, Any] | None = None
 
     # -- paths -------------------------------------------------------------------------------------------
     @property
@@ -91,8 +96,53 @@ class Project:
         return self._duckdb_path
 
     @property
+    def state_dir(self) -> Path:
+        """Where the store keeps its files (.fs/ in the project; the DuckDB file's folder when it is moved)."""
+        return self._duckdb_path.parent
+
+    @property
     def target_dir(self) -> Path:
         return self.dir / "target"
+
+    # -- the dbt target ----------------------------------------------------------------------------------
+    def target_config(self) -> dict[str, Any]:
+        """The dbt output this project runs against, rendered by dbt's own profile renderer (env_var and all)."""
+        if self._target_config is None:
+            import yaml
+            from dbt.config.profile import Profile, read_profile
+            from dbt.config.renderer import ProfileRenderer
+            from dbt_common.context import set_invocation_context
+
+            profile_name = (yaml.safe_load((self.dir / "dbt_project.yml").read_text()) or {}).get("profile")
+            raw = read_profile(str(self.profiles_dir))
+            if profile_name not in raw:
+                raise FeatureStoreError(
+                    f"profile {profile_name!r} is not in {self.profiles_dir / 'profiles.yml'}",
+                    fix="add it, or point FS_PROFILES_DIR at the folder holding your profiles.yml",
+                )
+            set_invocation_context(os.environ)
+            try:
+                _, data = Profile.render_profile(raw[profile_name], profile_name, self.target,
+                                                 ProfileRenderer(self.vars))
+            except Exception as e:
+                raise FeatureStoreError(
+                    f"cannot read target {self.target!r} of profile {profile_name!r}: {e}",
+                    fix="check profiles.yml and FS_TARGET",
+                ) from None
+            if data.get("type") == "duckdb":
+                data["path"] = str(self._duckdb_path)
+            self._target_config = dict(data)
+        return self._target_config
+
+    @property
+    def engine(self) -> str:
+        return str(self.target_config().get("type"))
+
+    def warehouse(self, read_only: bool = False):
+        """A session on the target warehouse (context manager): see fs_cli/warehouse."""
+        from .warehouse import open_warehouse
+
+        return open_warehouse(self, read_only=read_only)
 
     # -- dbt ---------------------------------------------------------------------------------------------
     def _base_args(self) -> list[str]:
@@ -131,6 +181,8 @@ class Project:
 
         cmd, *rest = list(args)
         full = [cmd, *self._base_args(), *rest]
+        if self.target_config().get("type") == "duckdb":
+            self._duckdb_path.parent.mkdir(parents=True, exist_ok=True)
         with _DBT_LOCK:
             previous = os.environ.get("FS_DUCKDB_PATH")
             os.environ["FS_DUCKDB_PATH"] = str(self._duckdb_path)

@@ -4,25 +4,42 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from services import pg_connect, pg_database
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 # Tests never touch the user's warehouse or online store: every project copy uses its own target/.
-for _var in ("FS_DUCKDB_PATH", "FS_PROJECT_DIR", "FS_TARGET", "FS_ONLINE_STORE"):
+for _var in ("FS_DUCKDB_PATH", "FS_PROJECT_DIR", "FS_TARGET", "FS_ONLINE_STORE", "FS_PROFILES_DIR",
+             "FS_PG_DATABASE", "FS_PG_SCHEMA"):
     os.environ.pop(_var, None)
+
+#: The warehouses every engine-parametrized test runs on (Spark joins in its own module: one session per run).
+ENGINES = ["duckdb", "postgres"]
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["dbt_project.yml", "profiles.yml"]
 PROJECT_DIRS = ["models", "snapshots", "macros", "seeds", "tests/dbt", "analyses"]
 
 
+def use_engine(project: Path, engine: str, pg_database: str | None = None) -> Path:
+    """Make `engine` the copy's default target (so `FeatureStore(dir)` and `fs` subprocesses use it); on Postgres
+    the copy's target is the database given (each test project gets its own)."""
+    prof = project / "profiles.yml"
+    text = prof.read_text().replace("env_var('FS_TARGET', 'duckdb')", f"env_var('FS_TARGET', '{engine}')")
+    if pg_database:
+        text = text.replace("env_var('FS_PG_DATABASE', 'test')", f"env_var('FS_PG_DATABASE', '{pg_database}')")
+    prof.write_text(text)
+    return project
+
+
 def copy_project(dst: Path, with_seeds: bool = True) -> Path:
-    """A copy of the repo's dbt project in `dst` (no target/, no venv)."""
+    """A copy of the repo's dbt project in `dst` (no target/, no .fs/, no venv)."""
     dst.mkdir(parents=True, exist_ok=True)
     for f in PROJECT_FILES:
         shutil.copy(REPO / f, dst / f)
@@ -37,14 +54,25 @@ def copy_project(dst: Path, with_seeds: bool = True) -> Path:
 
 
 @pytest.fixture
-def project_copy(tmp_path: Path, monkeypatch) -> Callable[..., Path]:
-    """Factory: a fresh project copy under tmp_path (its warehouse: <copy>/target/feature_store.duckdb)."""
+def project_copy(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Factory: a fresh project copy under tmp_path on DuckDB (its warehouse: <copy>/.fs/feature_store.duckdb),
+    or on a fresh Postgres database with `engine="postgres"` (dropped after the test)."""
+    with ExitStack() as stack:
 
-    def make(name: str = "proj", with_seeds: bool = True) -> Path:
-        d = copy_project(tmp_path / name, with_seeds=with_seeds)
-        return d
+        def make(name: str = "proj", with_seeds: bool = True, engine: str = "duckdb") -> Path:
+            d = copy_project(tmp_path / name, with_seeds=with_seeds)
+            db = stack.enter_context(pg_database()) if engine == "postgres" else None
+            return use_engine(d, engine, db)
 
-    return make
+        yield make
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Parametrizes a test over every supported warehouse (Postgres: a real server; see tests/services.py)."""
+    if request.param == "postgres":
+        pg_connect().close()  # skip (laptop) or fail (CI) here when the server is missing
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +81,7 @@ def demo_project(tmp_path_factory) -> Path:
     training dataset fv_fraud_detection:1 was created between the two publishes."""
     from fs_cli import FeatureStore
 
-    d = copy_project(tmp_path_factory.mktemp("demo") / "proj")  # warehouse: d/target/feature_store.duckdb
+    d = copy_project(tmp_path_factory.mktemp("demo") / "proj")  # warehouse: d/.fs/feature_store.duckdb
     r1 = FeatureStore(d, vars={"demo_data_cutoff": "2026-01-15 00:00:00"}).run(materialize=False)
     assert r1.ok, r1.to_dict()
     fs = FeatureStore(d)

@@ -29,7 +29,7 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def proj(tmp_path, artifacts) -> Path:
     d = registry_project(tmp_path / "proj")
-    write_td(d / "target" / "feature_store.duckdb", artifacts["df"])
+    write_td(d / ".fs" / "feature_store.duckdb", artifacts["df"])
     return d
 
 
@@ -55,7 +55,7 @@ def test_reregister_identical_bytes_is_a_new_version_on_the_same_blob(proj, arti
     assert m3.version == 3 and m3.input_columns == ["x1"] and len(_blobs(proj)) == 2
     assert blobs[0].read_bytes() == artifacts["good"].read_bytes()
     # the registry is plain SQL
-    con = duckdb.connect(str(proj / "target" / "feature_store.duckdb"), read_only=True)
+    con = duckdb.connect(str(proj / ".fs" / "feature_store.duckdb"), read_only=True)
     rows = con.execute("select version, artifact_sha256, metrics->>'auc', status from fs_meta.model_registry "
                        "where name = 'fraud' order by version").fetchall()
     con.close()

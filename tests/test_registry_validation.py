@@ -54,8 +54,8 @@ def setup(tmp_path_factory):
     d = registry_project(base / "proj")
     df = crafted_frame(n=600, seed=3)
     df.loc[df.row_id % 17 == 0, "segment"] = None  # NULL is a slice of its own
-    write_td(d / "target" / "feature_store.duckdb", df)
-    write_td(d / "target" / "feature_store.duckdb", df, fv="fv_reg", label="target")
+    write_td(d / ".fs" / "feature_store.duckdb", df)
+    write_td(d / ".fs" / "feature_store.duckdb", df, fv="fv_reg", label="target")
     arts = {"good": train_pipeline(df, base / "good.joblib"),
             "fragile": train_pipeline(df, base / "fragile.joblib", robust=False),
             "reg": train_pipeline(df, base / "reg.joblib", label="target")}
@@ -116,7 +116,7 @@ def test_slice_metrics_match_numpy(setup):
     bins = [s for s in r2.slices if s["column"] == "x2"]
     assert len(bins) == 4 and sum(b["n"] for b in bins) == len(test)
     # the report is stored with the version and queryable
-    con = duckdb.connect(str(d / "target" / "feature_store.duckdb"), read_only=True)
+    con = duckdb.connect(str(d / ".fs" / "feature_store.duckdb"), read_only=True)
     rows = con.execute("select validation_id, status, metrics->>'accuracy', json_array_length(slices) "
                        "from fs_meta.model_validations where name = 'clf' order by 1").fetchall()
     con.close()
@@ -174,7 +174,7 @@ def test_ood_catches_a_model_that_crashes_on_nulls(setup):
 def test_thresholds_gate_validation(setup, tmp_path):
     d, df, arts = setup
     p = registry_project(tmp_path / "p")
-    write_td(p / "target" / "feature_store.duckdb", df)
+    write_td(p / ".fs" / "feature_store.duckdb", df)
     cfg = yaml.safe_load((p / "dbt_project.yml").read_text())
     cfg["vars"]["fs_model_thresholds"] = {
         "strict_bar": {"auc": {"min": 0.99}, "log_loss": {"max": 5}},
@@ -213,7 +213,7 @@ def test_unknown_slice_column_is_a_clear_error(setup):
 def test_validation_needs_a_held_out_split(setup, tmp_path):
     _, df, arts = setup
     p = registry_project(tmp_path / "p")
-    write_td(p / "target" / "feature_store.duckdb", df.assign(split="train"), fv="fv_all_train")
+    write_td(p / ".fs" / "feature_store.duckdb", df.assign(split="train"), fv="fv_all_train")
     reg = FeatureStore(p).models
     m = reg.register("clf", arts["good"], "fv_all_train:1")
     with pytest.raises(FeatureStoreError, match="no rows in split 'test'") as e:
@@ -230,7 +230,7 @@ def test_multiclass_metrics(setup, tmp_path):
     _, df, _ = setup
     p = registry_project(tmp_path / "p")
     df = df.assign(tier=np.select([df.x1 < -0.5, df.x1 < 0.5], ["low", "mid"], "high"))
-    write_td(p / "target" / "feature_store.duckdb", df, fv="fv_multi", label="tier")
+    write_td(p / ".fs" / "feature_store.duckdb", df, fv="fv_multi", label="tier")
     train, test = df[df.split == "train"], df[df.split == "test"]
     model = LogisticRegression(max_iter=500).fit(train[["x1", "x2"]], train.tier)
     joblib.dump(model, tmp_path / "multi.joblib")

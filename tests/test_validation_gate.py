@@ -44,7 +44,7 @@ def proj(tmp_path_factory):
 
 
 def _pointers(d: Path) -> dict:
-    with open_store(warehouse_path=d / "target" / "feature_store.duckdb") as s:
+    with open_store(warehouse_path=d / ".fs" / "feature_store.duckdb") as s:
         return {k: (p.gen, p.version) for k, p in s.pointers().items()}
 
 
@@ -106,13 +106,13 @@ def _fg(report: dict, name: str) -> dict:
 
 
 def _results(proj: Path, fg: str) -> list[dict]:
-    with connect(proj / "target" / "feature_store.duckdb", read_only=True) as con:
+    with connect(proj / ".fs" / "feature_store.duckdb", read_only=True) as con:
         return history(con, fg, limit=1)
 
 
 def test_clean_day1_passes_every_check(proj):
     for fg in ("fg_customer_transactions", "fg_merchant_activity", "fg_customer_profile"):
-        with connect(proj / "target" / "feature_store.duckdb", read_only=True) as con:
+        with connect(proj / ".fs" / "feature_store.duckdb", read_only=True) as con:
             rows = history(con, fg)
         assert rows, fg
         first = min(r["candidate_id"] for r in rows)
@@ -290,7 +290,7 @@ def test_cost_recorded_per_run_and_shown_by_describe(proj):
     assert cost, "every validated run records the group's cost"
     first = cost[-1]  # day 1
     assert first["build_seconds"] > 0 and first["test_seconds"] >= 0 and first["validation_seconds"] > 0
-    with connect(proj / "target" / "feature_store.duckdb", read_only=True) as con:
+    with connect(proj / ".fs" / "feature_store.duckdb", read_only=True) as con:
         n1 = con.execute("select rows from fs_meta.commits where feature_group = 'fg_customer_transactions' "
                          "and commit_id = 1").fetchall()[0][0]
     assert first["rows"] == n1 and first["bytes_estimate"] > n1 * 8

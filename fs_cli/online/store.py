@@ -145,7 +145,7 @@ def default_url(warehouse_path: str | os.PathLike | None = None) -> str:
     if env:
         return env
     if warehouse_path is None:
-        warehouse_path = os.environ.get("FS_DUCKDB_PATH", "target/feature_store.duckdb")
+        warehouse_path = os.environ.get("FS_DUCKDB_PATH", ".fs/feature_store.duckdb")
     return "sqlite:///" + str(Path(warehouse_path).resolve().parent / DEFAULT_SQLITE_NAME)
 
 

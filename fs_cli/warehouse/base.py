@@ -1,0 +1,138 @@
+"""The warehouse layer: every read and write `fs` makes in the dbt target goes through one `Warehouse`.
+
+SQL handed to a warehouse is the portable subset DuckDB, Postgres and Spark share, with `?` placeholders for
+values (bound by the driver, never formatted in). What differs between engines is a method here: types, bulk
+Arrow reads and writes, transactions, catalog look-ups, renames. Logic above this layer never asks which engine
+it runs on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+
+META_SCHEMA = "fs_meta"
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB and Postgres (Spark quotes with backticks: `Warehouse.quote`)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Result:
+    """What `execute` returns: the rows of a statement (empty for DDL/DML) and its column names."""
+
+    def __init__(self, rows: list[tuple], columns: list[str]):
+        self._rows = rows
+        self.columns = columns
+
+    @property
+    def description(self) -> list[tuple]:
+        return [(c,) for c in self.columns]
+
+    def fetchall(self) -> list[tuple]:
+        return self._rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows[0] if self._rows else None
+
+
+class Warehouse(ABC):
+    """One open session on the target warehouse. Use as a context manager (`with project.warehouse() as wh`)."""
+
+    engine: str = ""
+    #: Logical column types -> this engine's DDL names.
+    TYPES: dict[str, str] = {
+        "text": "varchar", "bigint": "bigint", "integer": "integer", "double": "double", "boolean": "boolean",
+        "timestamp": "timestamp", "date": "date",
+    }
+
+    # -- statements -------------------------------------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        """Run one statement with `?` placeholders bound to `params`."""
+
+    @abstractmethod
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """The rows of a query as an Arrow table (engine-native where the driver has it)."""
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.execute(sql, params).fetchall()
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        return self.execute(sql, params).fetchone()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    def query_columns(self, sql: str) -> list[str]:
+        """The output column names of a query, without running it for its rows."""
+        return self.execute(f"select * from ({sql}) as fs_probe where 1 = 0").columns
+
+    # -- bulk data --------------------------------------------------------------------------------------
+    @abstractmethod
+    def write_arrow(self, relation: str, table: pa.Table, mode: str = "create") -> None:
+        """Write an Arrow table to `relation` (quoted, schema-qualified). mode: `create` (the table must not
+        exist), `replace` or `append`."""
+
+    # -- catalog ----------------------------------------------------------------------------------------
+    def quote(self, name: str) -> str:
+        return quote_ident(name)
+
+    def relation(self, schema: str, name: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(name)}"
+
+    def type(self, logical: str) -> str:
+        return self.TYPES[logical]
+
+    def tables(self, schema: str) -> list[str]:
+        rows = self.fetchall(
+            "select table_name from information_schema.tables where table_schema = ?", [schema])
+        return sorted(r[0] for r in rows)
+
+    def relation_exists(self, schema: str, name: str) -> bool:
+        return name in self.tables(schema)
+
+    def describe(self, relation: str) -> list[tuple[str, str]]:
+        """(column, type) of a relation or query, in order."""
+        return self._describe(relation)
+
+    @abstractmethod
+    def _describe(self, relation: str) -> list[tuple[str, str]]: ...
+
+    def ensure_schema(self, schema: str) -> None:
+        self.execute(f"create schema if not exists {self.quote(schema)}")
+
+    def drop_table(self, relation: str) -> None:
+        self.execute(f"drop table if exists {relation}")
+
+    def rename_table(self, schema: str, old: str, new: str) -> None:
+        self.execute(f"alter table {self.relation(schema, old)} rename to {self.quote(new)}")
+
+    # -- transactions -----------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all (engines without multi-statement transactions
+        override this with their closest guarantee and say so)."""
+        self.execute("begin transaction")
+        try:
+            yield
+        except BaseException:
+            self.execute("rollback")
+            raise
+        self.execute("commit")
+
+    # -- life cycle -------------------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

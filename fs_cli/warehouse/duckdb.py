@@ -1,0 +1,84 @@
+"""DuckDB, the embedded default: one file, one writer process at a time."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import FeatureStoreError
+from .base import Result, Warehouse
+
+
+class DuckDBWarehouse(Warehouse):
+    engine = "duckdb"
+
+    def __init__(self, path: Path, read_only: bool = False):
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise FeatureStoreError(
+                f"the warehouse {self.path} does not exist yet",
+                fix="run `fs run` (or `make demo`) first to build and publish the feature groups",
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = _open(self.path, read_only)
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        cur = self.con.execute(sql, list(params) if params else None)
+        if cur.description is None:
+            return Result([], [])
+        return Result(cur.fetchall(), [d[0] for d in cur.description])
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self.con.sql(sql, params=list(params) if params else None).to_arrow_table()
+
+    def write_arrow(self, relation: str, table: pa.Table, mode: str = "create") -> None:
+        name = f"fs_arrow_{id(table)}"
+        self.con.register(name, table)
+        try:
+            if mode == "append":
+                self.con.execute(f"insert into {relation} select * from {name}")
+            else:
+                verb = "create or replace table" if mode == "replace" else "create table"
+                self.con.execute(f"{verb} {relation} as select * from {name}")
+        finally:
+            self.con.unregister(name)
+
+    def _describe(self, relation: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.con.execute(f"describe {relation}").fetchall()]
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    # DuckDB refuses two configurations (read-only / read-write) of one file inside a process. Threads of one
+    # process may briefly hold the other configuration, so try the other mode and retry until it is released.
+    deadline = time.monotonic() + float(os.environ.get("FS_LOCK_TIMEOUT", "10"))
+    modes = [read_only, not read_only] if read_only else [False]
+    while True:
+        for mode in modes:
+            try:
+                return duckdb.connect(str(path), read_only=mode)
+            except duckdb.ConnectionException as e:
+                if "different configuration" not in str(e):
+                    raise
+            except duckdb.IOException as e:
+                raise FeatureStoreError(
+                    f"cannot open the warehouse {path}: {e}",
+                    fix="another process (a running `fs run` or a BI client with write access) holds the lock; "
+                    "wait for it to finish or close it",
+                ) from None
+        if time.monotonic() > deadline:
+            raise FeatureStoreError(
+                f"cannot open the warehouse {path}: this process holds it in another mode for more than 10 s",
+                fix="close the other connection to the warehouse in this process",
+            )
+        time.sleep(0.02)

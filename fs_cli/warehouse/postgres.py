@@ -1,0 +1,164 @@
+"""Postgres through psycopg2: values are bound by the driver, bulk writes use COPY, every session runs in UTC."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..errors import FeatureStoreError
+from .base import Result, Warehouse
+
+# Postgres type OIDs -> Arrow types; anything else is inferred from the Python values psycopg2 returns.
+_OID_TYPES = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(), 701: pa.float64(),
+    25: pa.string(), 1043: pa.string(), 1042: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"), 114: pa.string(), 3802: pa.string(),
+}
+
+
+def _arrow_to_pg(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_integer(t):
+        return "bigint"
+    if pa.types.is_floating(t):
+        return "double precision"
+    if pa.types.is_decimal(t):
+        return f"numeric({t.precision},{t.scale})"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_date(t):
+        return "date"
+    return "text"
+
+
+def translate_placeholders(sql: str) -> str:
+    """`?` placeholders -> psycopg2's `%s` (and literal `%` -> `%%`), leaving quoted text alone."""
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = None
+            out.append("%%" if ch == "%" else ch)
+            continue
+        if ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class PostgresWarehouse(Warehouse):
+    engine = "postgres"
+    TYPES = {**Warehouse.TYPES, "double": "double precision", "text": "text"}
+
+    def __init__(self, credentials: dict[str, Any], read_only: bool = False):
+        import psycopg2
+
+        self.credentials = credentials
+        try:
+            self.con = psycopg2.connect(
+                host=credentials.get("host"), port=int(credentials.get("port") or 5432),
+                user=credentials.get("user"), password=credentials.get("password") or None,
+                dbname=credentials.get("dbname") or credentials.get("database"),
+                connect_timeout=int(credentials.get("connect_timeout") or 10),
+                options="-c TimeZone=UTC",
+            )
+        except psycopg2.OperationalError as e:
+            raise FeatureStoreError(
+                f"cannot connect to Postgres at {credentials.get('host')}:{credentials.get('port')}: "
+                f"{str(e).strip()}",
+                fix="check the `postgres` output in profiles.yml (FS_PG_* variables) and that the server runs",
+            ) from None
+        self.con.autocommit = True
+        if read_only:
+            self.con.set_session(readonly=True, autocommit=True)
+        self._in_tx = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        cur = self.con.cursor()
+        try:
+            cur.execute(translate_placeholders(sql), tuple(params))
+            if cur.description is None:
+                return Result([], [])
+            return Result(cur.fetchall(), [d[0] for d in cur.description])
+        finally:
+            cur.close()
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        cur = self.con.cursor()
+        try:
+            cur.execute(translate_placeholders(sql), tuple(params))
+            names = [d[0] for d in cur.description]
+            oids = [d[1] for d in cur.description]
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        arrays = []
+        for values, oid in zip(cols, oids, strict=True):
+            t = _OID_TYPES.get(oid)
+            arrays.append(pa.array(list(values), type=t) if t is not None or values else pa.array([], pa.null()))
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def write_arrow(self, relation: str, table: pa.Table, mode: str = "create") -> None:
+        if mode == "replace":
+            self.execute(f"drop table if exists {relation}")
+        if mode in ("create", "replace"):
+            cols = ", ".join(f"{self.quote(f.name)} {_arrow_to_pg(f.type)}" for f in table.schema)
+            self.execute(f"create table {relation} ({cols})")
+        if table.num_rows == 0:
+            return
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        buf.seek(0)
+        names = ", ".join(self.quote(f.name) for f in table.schema)
+        cur = self.con.cursor()
+        try:
+            cur.copy_expert(f"copy {relation} ({names}) from stdin with (format csv)", buf)
+        finally:
+            cur.close()
+
+    def _describe(self, relation: str) -> list[tuple[str, str]]:
+        cur = self.con.cursor()
+        try:
+            cur.execute(f"select * from {relation} as fs_probe where 1 = 0")
+            oids = [(d[0], d[1]) for d in cur.description]
+            cur.execute("select oid, format_type(oid, null) from pg_type where oid = any(%s)",
+                        ([o for _, o in oids],))
+            names = dict(cur.fetchall())
+        finally:
+            cur.close()
+        return [(n, names.get(o, "unknown")) for n, o in oids]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_tx:
+            yield
+            return
+        self.con.autocommit = False
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self.con.rollback()
+            raise
+        else:
+            self.con.commit()
+        finally:
+            self._in_tx = False
+            self.con.autocommit = True
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,49 @@
+"""Real services for the tests (Postgres, Redis, Spark): reachable, or a skip with the reason on a laptop and a
+failure in CI (`.ci/run` exports FS_REQUIRE_SERVICES=1, so a missing service can never pass as a skip)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+PG = {"host": os.environ.get("FS_TEST_PG_HOST", "127.0.0.1"), "port": int(os.environ.get("FS_TEST_PG_PORT", "5432")),
+      "user": os.environ.get("FS_TEST_PG_USER", "postgres")}
+REQUIRED = os.environ.get("FS_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+
+def missing(service: str, reason: str) -> None:
+    """Skip (laptop) or fail (CI) a test whose service is missing."""
+    msg = f"{service} is not available: {reason}"
+    if REQUIRED:
+        pytest.fail(msg + " (FS_REQUIRE_SERVICES is set: run .ci/services.sh to install and start it)",
+                    pytrace=False)
+    pytest.skip(msg + "; run `bash .ci/services.sh` (as root) to install and start it")
+
+
+def pg_connect(dbname: str = "postgres"):
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        con = psycopg2.connect(connect_timeout=5, dbname=dbname, **PG)
+    except psycopg2.OperationalError as e:
+        missing("Postgres", f"{PG['host']}:{PG['port']}: {str(e).strip()}")
+    con.autocommit = True
+    return con
+
+
+@contextmanager
+def pg_database(prefix: str = "fs_test") -> Iterator[str]:
+    """A fresh database, dropped afterwards (every test run gets its own: no shared state between workers)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    con = pg_connect()
+    with con.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    try:
+        yield name
+    finally:
+        with con.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        con.close()
