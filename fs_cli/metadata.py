@@ -126,10 +126,20 @@ class FeatureSelection:
     features: list[str]
     prefix: str
     join_keys: dict[str, str]
+    # Resolved from the feature group, so every consumer reads one interpretation:
+    relation: str | None = None  # the published snapshot
+    event_time: str = ""
+    created_time: str | None = None
+    ttl_seconds: int = 0  # 0 = unlimited
 
     def outputs(self) -> list[tuple[str, str]]:
         """(feature, output column) pairs."""
         return [(f, self.prefix + f) for f in self.features]
+
+    def resolved(self) -> dict[str, Any]:
+        return {"name": self.feature_group, "relation": self.relation, "join_keys": dict(self.join_keys),
+                "event_time": self.event_time, "created_time": self.created_time, "ttl_seconds": self.ttl_seconds,
+                "features": list(self.features), "prefix": self.prefix}
 
 
 @dataclass
@@ -177,6 +187,19 @@ class FeatureView:
     def output_columns(self) -> list[str]:
         od = [d["name"] for d in self.on_demand if isinstance(d, dict) and isinstance(d.get("name"), str)]
         return [*self.spine_columns, *(c for c, _, _ in self.feature_columns), *od]
+
+    def resolved(self) -> dict[str, Any]:
+        """The one interpretation of this declaration that the point-in-time macro (var fs_resolved_views), training
+        datasets, online specs and the registry consume. macros/point_in_time/feature_view.sql
+        (`fs_resolve_feature_view`) builds the same structure for plain dbt runs; a test asserts they are equal."""
+        return {
+            "name": self.name,
+            "spine": {"relation": self.spine_relation, "timestamp": self.spine_timestamp,
+                      "columns": self.spine_columns},
+            "feature_groups": [s.resolved() for s in self.selections],
+            "boundary": self.boundary,
+            "output_columns": self.output_columns,
+        }
 
 
 @dataclass
@@ -532,10 +555,13 @@ def _parse_fv(node, decl, fgs: dict[str, FeatureGroup], entities: dict[str, Enti
             bad(f"{at}.features", f"is {chosen!r}", "write '*' (all features) or a list of feature names")
             continue
         prefix = sel.get("prefix") or ""
-        if not isinstance(prefix, str) or (prefix and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", prefix)):
+        if not isinstance(prefix, str) or (prefix and not IDENT.match(prefix)):
             bad(f"{at}.prefix", f"is {prefix!r}", "use letters, digits and _ (e.g. `prefix: merchant_`)")
             prefix = ""
-        fv.selections.append(FeatureSelection(name, feats, prefix, join_keys))
+        ttl = fg.ttl.total_seconds() if fg.ttl is not None else 0
+        fv.selections.append(FeatureSelection(name, feats, prefix, join_keys, relation=fg.snapshot_relation,
+                                              event_time=fg.event_time, created_time=fg.created_time,
+                                              ttl_seconds=int(ttl)))
 
     boundary = decl.get("boundary", "inclusive")
     if boundary not in ("inclusive", "strict"):

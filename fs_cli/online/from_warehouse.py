@@ -18,7 +18,7 @@ from ..errors import FeatureStoreError
 from ..timeutil import utcnow
 from ..warehouse import connect, quote_ident
 from .materialize import MaterializeResult, Progress, materialize
-from .specs import FGSpec, FVSpec, fv_from_declaration
+from .specs import FGSpec, FVSpec
 from .store import OnlineStore, default_url, open_store
 
 FULL_IF_CHANGED_SHARE = 0.5
@@ -31,7 +31,7 @@ def online_specs(catalog: Any) -> tuple[dict[str, FGSpec], dict[str, FVSpec], li
     warnings: list[str] = []
     for name, fv in catalog.feature_views.items():
         try:
-            views[name] = fv_from_declaration(name, fv.spec, fgs, getattr(fv, "description", ""))
+            views[name] = FVSpec.from_resolved(fv.resolved(), fgs, fv.description)
         except FeatureStoreError as e:
             warnings.append(f"feature view {name} is not served online: {e.message}")
     return fgs, views, warnings

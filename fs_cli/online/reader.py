@@ -352,43 +352,94 @@ class OnlineReader:
         """Native answer: one feature view, a list of entity rows -> named values per row + versions."""
         return self.vectors_with_feast(view_name, rows, now)[0]
 
+    def view_key_kinds(self, fv: FVSpec) -> dict[str, str]:
+        """The view's request key columns (its spine's key columns) -> the JSON kind each must have."""
+        kinds: dict[str, str] = {}
+        for ref in fv.features:
+            fg = ref.split(":", 1)[0]
+            spec = self.spec(fg)
+            if spec is not None:
+                for k, kind in zip(spec.keys, spec.key_kinds, strict=True):
+                    kinds.setdefault(fv.request_column(fg, k), kind)
+        return kinds
+
     def vectors_with_feast(self, view_name: str, rows: Any, now: float | None = None):
-        """(native answer, the Feast-shaped answer it was built from, log info)."""
+        """(native answer, the Feast-shaped answer it was built from, log info).
+
+        Entity rows are keyed by the view's request key columns (the spine's, as in training) and values are
+        named like the training dataset's columns (prefix applied): one declaration, the same names both ways."""
         fv = self.view(view_name)
-        plan = self.plan(list(fv.features), None, False) if _unique_names(fv) else \
-            self.plan(list(fv.features), None, True)
         if not isinstance(rows, list):
             raise RequestError("`entities` must be a list of objects, one per entity row",
                                fix='e.g. {"entities": [{"customer_id": 42}]}')
+        groups = self._key_groups(fv)
+        request_keys = list(fv.keys) or [c for _, m in groups for c in m.values() if c]
+        request_keys = list(dict.fromkeys(request_keys))
         for r in rows:
             if not isinstance(r, dict):
                 raise RequestError("every entity row must be an object of key column -> key",
                                    fix='e.g. {"customer_id": 42}')
-            extra = [k for k in r if k not in plan.key_columns]
+            extra = [k for k in r if k not in request_keys]
             if extra:
                 raise RequestError(f"unknown entity key {str(extra[0])[:60]!r} for feature view {fv.name}",
-                                   fix=f"its keys: {', '.join(plan.key_columns)}")
-        entities = {c: [r.get(c) if c in r else _Missing for r in rows] for c in plan.key_columns}
-        for c, vals in entities.items():
-            if any(v is _Missing for v in vals):
-                raise RequestError(f"entity key {c} is missing from an entity row",
-                                   fix=f"feature view {fv.name} needs keys: {', '.join(plan.key_columns)}")
-        feast, info = self.get_online_features(
-            {"features": [f"{fg}:{f}" for fg, f in plan.refs], "entities": entities,
-             "full_feature_names": plan.names[0] != plan.refs[0][1]}, now=now)
-        k = len(plan.key_columns)
-        names = feast["metadata"]["feature_names"][k:]
-        res = feast["results"][k:]
-        out = []
-        for i in range(len(rows)):
-            out.append({
-                "entity": {c: info["keys"][c][i] for c in plan.key_columns},
-                "values": {nm: r["values"][i] for nm, r in zip(names, res, strict=True)},
-                "statuses": {nm: r["statuses"][i] for nm, r in zip(names, res, strict=True)},
-                "event_timestamps": {nm: r["event_timestamps"][i] for nm, r in zip(names, res, strict=True)},
+                                   fix=f"its keys: {', '.join(request_keys)}")
+            missing = [c for c in request_keys if c not in r]
+            if missing:
+                raise RequestError(f"entity key {missing[0]} is missing from an entity row",
+                                   fix=f"feature view {fv.name} needs keys: {', '.join(request_keys)}")
+        outputs = dict(zip(fv.features, fv.output_names, strict=True))
+        n = len(rows)
+        values: dict[str, list[Any]] = {}
+        statuses: dict[str, list[str]] = {}
+        stamps: dict[str, list[str]] = {}
+        versions: dict[str, int] = {}
+        entity_cols: dict[str, list[Any]] = {}
+        for refs, mapping in groups:  # one read per set of feature groups sharing a key mapping (usually one)
+            entities = {fg_key: [r[req] for r in rows] for fg_key, req in mapping.items()}
+            feast, info = self.get_online_features(
+                {"features": refs, "entities": entities, "full_feature_names": True}, now=now)
+            k = len(feast["metadata"]["feature_names"]) - len(refs)
+            for fg_key, req in mapping.items():
+                entity_cols.setdefault(req, info["keys"][fg_key])
+            for ref, res in zip(refs, feast["results"][k:], strict=True):
+                out = outputs[ref]
+                values[out], statuses[out], stamps[out] = res["values"], res["statuses"], res["event_timestamps"]
+            versions.update(info["versions"])
+        names = list(dict.fromkeys(outputs[r] for r in fv.features))
+        out_rows = []
+        for i in range(n):
+            out_rows.append({
+                "entity": {c: entity_cols[c][i] for c in request_keys},
+                "values": {nm: values[nm][i] for nm in names},
+                "statuses": {nm: statuses[nm][i] for nm in names},
+                "event_timestamps": {nm: stamps[nm][i] for nm in names},
             })
-        info["feature_view"] = fv.name
-        return {"feature_view": fv.name, "versions": info["versions"], "vectors": out}, feast, info
+        feast_shaped = {
+            "metadata": {"feature_names": [*request_keys, *names]},
+            "results": [*({"values": entity_cols[c], "statuses": ["PRESENT"] * n,
+                           "event_timestamps": [EPOCH_TS] * n} for c in request_keys),
+                        *({"values": values[nm], "statuses": statuses[nm], "event_timestamps": stamps[nm]}
+                          for nm in names)],
+        }
+        info = {"versions": versions, "keys": {c: entity_cols[c] for c in request_keys},
+                "feature_view": fv.name, "n": n}
+        return {"feature_view": fv.name, "versions": versions, "vectors": out_rows}, feast_shaped, info
+
+    def _key_groups(self, fv: FVSpec) -> list[tuple[list[str], dict[str, str]]]:
+        """The view's refs split into reads whose feature groups agree on {fg key column: request column}."""
+        groups: list[tuple[list[str], dict[str, str]]] = []
+        for ref in fv.features:
+            fg = ref.split(":", 1)[0]
+            spec = self._cur_spec(fg)
+            mapping = {k: fv.request_column(fg, k) for k in spec.keys}
+            for refs, m in groups:
+                if all(m.get(k, v) == v for k, v in mapping.items()):
+                    refs.append(ref)
+                    m.update(mapping)
+                    break
+            else:
+                groups.append(([ref], dict(mapping)))
+        return groups
 
 
 class _MissingType:
@@ -398,6 +449,3 @@ class _MissingType:
 _Missing = _MissingType()
 
 
-def _unique_names(fv: FVSpec) -> bool:
-    names = [r.split(":", 1)[1] for r in fv.features]
-    return len(set(names)) == len(names)

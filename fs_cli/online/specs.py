@@ -129,22 +129,66 @@ class FGSpec:
 
 @dataclass(frozen=True)
 class FVSpec:
-    """An online feature view: an ordered list of `fg:feature` refs (and the lookup keys they need)."""
+    """An online feature view: `fg:feature` refs served under the names the training data uses (`outputs`),
+    looked up by the view's request key columns (`keys`: the spine's key columns), each mapped per feature group
+    onto that group's key columns (`key_map`). Built from the resolved declaration (fs_cli.metadata), the same one
+    the point-in-time join reads, so online and offline agree on names and keys."""
 
     name: str
     features: tuple[str, ...]
     keys: tuple[str, ...] = ()
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()  # parallel to `features`; empty (specs published before) = the feature names
+    key_map: dict[str, dict[str, str]] = field(default_factory=dict)  # fg -> {fg key column: request column}
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.outputs or tuple(r.split(":", 1)[1] for r in self.features)
+
+    def request_column(self, fg: str, fg_key: str) -> str:
+        return self.key_map.get(fg, {}).get(fg_key, fg_key)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "features": list(self.features), "keys": list(self.keys),
-                "description": self.description, **({"extra": self.extra} if self.extra else {})}
+                "description": self.description, "outputs": list(self.outputs),
+                "key_map": {fg: dict(m) for fg, m in self.key_map.items()},
+                **({"extra": self.extra} if self.extra else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FVSpec:
         return cls(d["name"], tuple(d["features"]), tuple(d.get("keys") or ()), d.get("description", ""),
-                   dict(d.get("extra") or {}))
+                   dict(d.get("extra") or {}), tuple(d.get("outputs") or ()),
+                   {fg: dict(m) for fg, m in (d.get("key_map") or {}).items()})
+
+    @classmethod
+    def from_resolved(cls, resolved: dict[str, Any], fgs: dict[str, FGSpec], description: str = "") -> FVSpec:
+        """The online twin of a resolved feature view (`FeatureView.resolved()`): the same features, output names
+        (prefix applied) and spine key columns as its training data."""
+        name = resolved["name"]
+        refs: list[str] = []
+        outputs: list[str] = []
+        key_map: dict[str, dict[str, str]] = {}
+        keys: list[str] = []
+        for g in resolved["feature_groups"]:
+            fg = g["name"]
+            if fg not in fgs:
+                raise FeatureStoreError(f"feature view {name}: feature group {fg!r} is not online",
+                                        fix="set `online: true` on it, or drop it from the view")
+            spec = fgs[fg]
+            for feat in g["features"]:
+                if spec.feature(feat) is None:
+                    raise FeatureStoreError(f"feature view {name}: {fg} has no feature {feat!r}",
+                                            fix=f"pick from {', '.join(spec.feature_names)}")
+                refs.append(f"{fg}:{feat}")
+                outputs.append(g["prefix"] + feat)
+            mapping = {k: g["join_keys"].get(k, k) for k in spec.keys}
+            key_map[fg] = mapping
+            keys += [c for c in mapping.values() if c not in keys]
+        if not refs:
+            raise FeatureStoreError(f"feature view {name} selects no online features",
+                                    fix="list features under meta.fs.feature_view.features")
+        return cls(name, tuple(refs), tuple(keys), description, {}, tuple(outputs), key_map)
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -157,44 +201,3 @@ def parse_ref(ref: str) -> tuple[str, str]:
         raise FeatureStoreError(f"feature reference {ref!r} is not of the form 'feature_group:feature'",
                                 fix="write features as e.g. 'fg_customer_profile:credit_limit'")
     return fg, feat
-
-
-def fv_from_declaration(name: str, decl: Any, fgs: dict[str, FGSpec], description: str = "") -> FVSpec:
-    """Build an FVSpec from a `meta.fs.feature_view` declaration.
-
-    Accepted shapes of `features` (the training side owns the exact format; these cover its variants):
-      ["fg:feature", "fg:*", ...]  |  [{feature_group: fg, features: [..] | "*"}, ...]  |  {fg: [..] | "*"}
-    """
-    feats = decl.get("features") if isinstance(decl, dict) else decl
-    items: list[tuple[str, Any]] = []
-    if isinstance(feats, dict):
-        items = list(feats.items())
-    elif isinstance(feats, list):
-        for f in feats:
-            if isinstance(f, str):
-                fg, feat = parse_ref(f)
-                items.append((fg, [feat]))
-            elif isinstance(f, dict):
-                fg = f.get("feature_group") or f.get("fg") or f.get("group")
-                items.append((fg, f.get("features", "*")))
-    refs: list[str] = []
-    keys: list[str] = []
-    for fg_name, sel in items:
-        if fg_name not in fgs:
-            raise FeatureStoreError(f"feature view {name}: feature group {fg_name!r} is not online",
-                                    fix="set `online: true` on it, or drop it from the view")
-        spec = fgs[fg_name]
-        chosen = spec.feature_names if sel in ("*", None, ["*"]) else list(sel if isinstance(sel, list) else [sel])
-        for feat in chosen:
-            if feat == "*":
-                refs += [f"{fg_name}:{n}" for n in spec.feature_names]
-                continue
-            if spec.feature(feat) is None:
-                raise FeatureStoreError(f"feature view {name}: {fg_name} has no feature {feat!r}",
-                                        fix=f"pick from {', '.join(spec.feature_names)}")
-            refs.append(f"{fg_name}:{feat}")
-        keys += [k for k in spec.keys if k not in keys]
-    if not refs:
-        raise FeatureStoreError(f"feature view {name} selects no online features",
-                                fix="list features as 'fg:feature' refs under meta.fs.feature_view.features")
-    return FVSpec(name, tuple(refs), tuple(keys), description)

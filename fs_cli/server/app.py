@@ -443,10 +443,4 @@ def _query_value(text: str) -> Any:
 
 
 def _key_kinds(reader: OnlineReader, fv) -> dict[str, str]:
-    kinds: dict[str, str] = {}
-    for ref in fv.features:
-        spec = reader.spec(ref.split(":", 1)[0])
-        if spec is not None:
-            for k, kind in zip(spec.keys, spec.key_kinds, strict=True):
-                kinds.setdefault(k, kind)
-    return kinds
+    return reader.view_key_kinds(fv)

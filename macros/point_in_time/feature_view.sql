@@ -59,15 +59,6 @@
 {%- endmacro %}
 
 
-{% macro fs_fv_ttl_seconds(ttl) -%}
-    {#- The feature-group TTL notation of fs_cli.timeutil.parse_ttl: also weeks ("1w"). -#}
-    {%- if ttl is string and modules.re.fullmatch('\s*\d+\s*[wW]\s*', ttl) -%}
-        {{ return((ttl | trim)[:-1] | trim | int * 604800) }}
-    {%- endif -%}
-    {{ return(feature_store.fs_ttl_seconds(ttl)) }}
-{%- endmacro %}
-
-
 {% macro fs_fv_published(snapshot_relation, as_of) -%}
     {#- The published rows of a feature group: current, or as of commit time `as_of`. dbt_is_deleted is the
         string 'True'/'False' that `hard_deletes: new_record` writes. -#}
@@ -84,32 +75,69 @@
 
 
 {% macro fs_feature_view_sql(fv_name, decl, as_of=none) -%}
-    {%- if decl is not mapping -%}
-        {{ feature_store.fs_fv_fail(fv_name, "no config.meta.fs.feature_view declaration in its YAML") }}
-    {%- endif -%}
     {#- as_of is formatted into SQL: accept only a plain timestamp. fs_cli passes isoformat(sep=' '). -#}
     {%- if as_of is not none and as_of != '' -%}
         {%- set as_of = as_of | string | trim -%}
-        {%- if not modules.re.fullmatch('\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?', as_of) -%}
+        {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?)?', as_of) -%}
             {{ feature_store.fs_fv_fail(fv_name, "var fs_as_of '" ~ as_of ~ "' is not a timestamp like 2026-01-31 12:00:00") }}
         {%- endif -%}
     {%- else -%}
         {%- set as_of = none -%}
     {%- endif -%}
+    {#- One interpretation of the declaration: `fs` passes the resolution fs_cli.metadata made (var
+        fs_resolved_views); plain dbt resolves here with the same rules (tests/test_resolved_model.py asserts the
+        two are equal for every demo view and for generated declarations). -#}
+    {%- set rv = (var('fs_resolved_views', {}) or {}).get(fv_name) -%}
+    {%- if rv is none -%}
+        {%- set rv = feature_store.fs_resolve_feature_view(fv_name, decl) -%}
+    {%- endif -%}
+    {%- set fgs = [] -%}
+    {%- for g in rv.feature_groups -%}
+        {%- do fgs.append({
+            'name': g.name,
+            'relation': feature_store.fs_fv_published(g.relation, as_of),
+            'join_keys': g.join_keys,
+            'event_time': g.event_time,
+            'created_time': g.created_time,
+            'ttl_seconds': g.ttl_seconds,
+            'features': g.features,
+            'prefix': g.prefix,
+        }) -%}
+    {%- endfor -%}
+    {%- set pit = feature_store.fs_point_in_time_join(
+        rv.spine.relation, fgs, rv.spine.timestamp, rv.boundary == 'inclusive', rv.spine.columns) -%}
+    {%- set on_demand = decl.get('on_demand') or [] -%}
+    {%- if on_demand | length > 0 -%}
+        {#- On-demand features (macros/transforms/on_demand.sql) are computed over the joined row. -#}
+select __fs_fv.*,
+    {{ feature_store.fs_on_demand_columns(on_demand) }}
+from (
+{{ pit }}
+) as __fs_fv
+    {%- else -%}
+{{ pit }}
+    {%- endif -%}
+{%- endmacro %}
 
-    {#- The spine. -#}
+
+{% macro fs_resolve_feature_view(fv_name, decl) -%}
+    {#- The resolved declaration (the same structure as fs_cli.metadata.FeatureView.resolved()):
+        {name, spine: {relation, timestamp, columns}, feature_groups: [{name, relation (the snapshot), join_keys
+        {fg column: spine column}, event_time, created_time, ttl_seconds (0 = unlimited), features, prefix}],
+        boundary, output_columns}. -#}
+    {%- if decl is not mapping -%}
+        {{ feature_store.fs_fv_fail(fv_name, "no config.meta.fs.feature_view declaration in its YAML") }}
+    {%- endif -%}
     {%- set sp = decl.get('spine') or {} -%}
     {%- set spine_node = feature_store.fs_fv_find_node(sp.get('model'), ['model', 'seed', 'snapshot']) -%}
     {%- if spine_node is none -%}
         {{ feature_store.fs_fv_fail(fv_name, "spine.model '" ~ sp.get('model') ~ "' is not a model, seed or snapshot of the project") }}
     {%- endif -%}
-    {%- set spine_ts = sp.get('timestamp') -%}
     {%- set entities = var('fs_entities', {}) -%}
     {%- set entity_map = sp.get('entities') or {} -%}
-
-    {#- Spine output columns, in order: entity keys, timestamp, extra columns, labels (no duplicates). -#}
     {%- set key_cols = [] -%}
     {%- set fgs = [] -%}
+    {%- set outputs = [] -%}
     {%- for fs_set in decl.get('features') or [] -%}
         {%- set fg_name = fs_set.get('feature_group') -%}
         {%- set fg_node = feature_store.fs_fv_find_node(fg_name, ['model']) -%}
@@ -144,19 +172,21 @@
         {%- else -%}
             {%- set features = feature_store.fs_fv_as_list(sel) -%}
         {%- endif -%}
+        {%- set prefix = fs_set.get('prefix') or '' -%}
+        {%- for f in features -%}{%- do outputs.append(prefix ~ f) -%}{%- endfor -%}
         {%- do fgs.append({
             'name': fg_name,
-            'relation': feature_store.fs_fv_published(feature_store.fs_fv_relation(snap_node), as_of),
+            'relation': feature_store.fs_fv_relation(snap_node),
             'join_keys': join_keys,
             'event_time': meta.get('event_time'),
             'created_time': meta.get('created_time') or none,
-            'ttl_seconds': feature_store.fs_fv_ttl_seconds(meta.get('ttl')),
+            'ttl_seconds': feature_store.fs_ttl_seconds(meta.get('ttl')),
             'features': features,
-            'prefix': fs_set.get('prefix') or '',
+            'prefix': prefix,
         }) -%}
     {%- endfor -%}
     {%- set spine_cols = [] -%}
-    {%- for c in key_cols + [spine_ts] + feature_store.fs_fv_as_list(sp.get('columns'))
+    {%- for c in key_cols + [sp.get('timestamp')] + feature_store.fs_fv_as_list(sp.get('columns'))
                  + feature_store.fs_fv_as_list(sp.get('label')) + feature_store.fs_fv_as_list(sp.get('labels')) -%}
         {%- if c not in spine_cols -%}{%- do spine_cols.append(c) -%}{%- endif -%}
     {%- endfor -%}
@@ -164,17 +194,16 @@
     {%- if boundary not in ['inclusive', 'strict'] -%}
         {{ feature_store.fs_fv_fail(fv_name, "boundary must be inclusive (event_time <= spine time) or strict (<), got '" ~ boundary ~ "'") }}
     {%- endif -%}
-    {%- set pit = feature_store.fs_point_in_time_join(
-        feature_store.fs_fv_relation(spine_node), fgs, spine_ts, boundary == 'inclusive', spine_cols) -%}
-    {%- set on_demand = decl.get('on_demand') or [] -%}
-    {%- if on_demand | length > 0 -%}
-        {#- On-demand features (issue 6: macros/transforms/on_demand.sql) are computed over the joined row. -#}
-select __fs_fv.*,
-    {{ feature_store.fs_on_demand_columns(on_demand) }}
-from (
-{{ pit }}
-) as __fs_fv
-    {%- else -%}
-{{ pit }}
-    {%- endif -%}
+    {%- set od_names = [] -%}
+    {%- for d in decl.get('on_demand') or [] -%}
+        {%- if d is mapping and d.get('name') is string -%}{%- do od_names.append(d.get('name')) -%}{%- endif -%}
+    {%- endfor -%}
+    {{ return({
+        'name': fv_name,
+        'spine': {'relation': feature_store.fs_fv_relation(spine_node), 'timestamp': sp.get('timestamp'),
+                  'columns': spine_cols},
+        'feature_groups': fgs,
+        'boundary': boundary,
+        'output_columns': spine_cols + outputs + od_names,
+    }) }}
 {%- endmacro %}
