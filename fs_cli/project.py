@@ -80,9 +80,9 @@ class Project:
         vars: dict[str, Any] | None = None,
     ):
         self.dir = find_project_dir(project_dir)
-        self.target = target or os.environ.get("FS_TARGET", "duckdb")
         self.vars = dict(vars or {})
         self.profiles_dir = Path(os.environ.get("FS_PROFILES_DIR", self.dir))
+        self.target = target or os.environ.get("FS_TARGET") or self._profile_default_target()
         # dbt-duckdb resolves a relative path against the cwd; pin it to the project so `fs` works from anywhere.
         # Each Project keeps its own path and sets it for its dbt calls, so several projects can share a process.
         env_path = os.environ.get("FS_DUCKDB_PATH")
@@ -105,6 +105,22 @@ class Project:
         return self.dir / "target"
 
     # -- the dbt target ----------------------------------------------------------------------------------
+    def _profile_default_target(self) -> str:
+        """The profile's own `target:` (rendered as dbt renders it), the target dbt itself runs on without
+        --target; `duckdb` when the profile cannot be read here (target_config reports that clearly)."""
+        try:
+            import yaml
+            from dbt.config.profile import read_profile
+            from dbt.config.renderer import ProfileRenderer
+            from dbt_common.context import set_invocation_context
+
+            profile_name = (yaml.safe_load((self.dir / "dbt_project.yml").read_text()) or {}).get("profile")
+            raw = read_profile(str(self.profiles_dir)).get(profile_name) or {}
+            set_invocation_context(os.environ)
+            return str(ProfileRenderer(self.vars).render_value(raw.get("target") or "duckdb"))
+        except Exception:  # noqa: BLE001 - fall back to the embedded default
+            return "duckdb"
+
     def target_config(self) -> dict[str, Any]:
         """The dbt output this project runs against, rendered by dbt's own profile renderer (env_var and all)."""
         if self._target_config is None:

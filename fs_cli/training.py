@@ -18,6 +18,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import re
@@ -26,11 +27,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from .commits import list_commits, sync_commits
@@ -38,20 +38,25 @@ from .errors import DeclarationError, FeatureStoreError
 from .metadata import Catalog, FeatureView
 from .project import Project
 from .timeutil import parse_timestamp, utcnow
+from .transforms.spec import INTEGER, NUMERIC, STRING, type_kind
 from .transforms.view import fit_training_dataset
-from .warehouse import META_SCHEMA, connect, quote_ident, relation_exists
+from .warehouse import META_SCHEMA, Warehouse, quote_ident, relation_exists
 
 TD_SCHEMA = "fs_training"
-TD_META = f"{META_SCHEMA}.training_datasets"
+TD_META = f"{META_SCHEMA}.training_datasets"  # as DuckDB and Postgres spell it (SQL clients, docs)
 SPLIT_COLUMN = "split"
 BUILDING_PREFIX = "__building_"
+# A `__building_*` table of another process is dropped only once older than this (a live build on a server
+# warehouse may take a while; on DuckDB only one process writes, so any table not in _IN_PROGRESS is dead).
+ABANDONED_AFTER_S = 6 * 3600
+HASH_FORMAT = "fs-td-hash/2"
 _IN_PROGRESS: set[str] = set()  # temporary tables this process is building right now
 _IN_PROGRESS_LOCK = threading.Lock()
 
 # Steps run on the finished (still temporary) table before it is published, e.g. fitting the view's
-# transformations on the train split (issue 6). f(con, relation, feature_view, metadata) -> dict merged into
+# transformations on the train split (issue 6). f(warehouse, relation, feature_view, metadata) -> dict merged into
 # the version's `statistics`, or None.
-TDBuildStep = Callable[[duckdb.DuckDBPyConnection, str, FeatureView, dict[str, Any]], dict[str, Any] | None]
+TDBuildStep = Callable[[Warehouse, str, FeatureView, dict[str, Any]], dict[str, Any] | None]
 TD_BUILD_STEPS: list[TDBuildStep] = [fit_training_dataset]  # a no-op for views without transformations
 
 
@@ -140,16 +145,24 @@ class SplitSpec:
                 "seed": self.seed if self.kind == "random" else None,
                 "cutoffs": [c.isoformat(sep=" ") for c in self.cutoffs]}
 
-    def draw_sql(self, row_number: str) -> tuple[str, list[Any]]:
-        """The random split's uniform draw in [0, 1) for the row numbered `row_number` (1-based, canonical order):
-        the first 32 bits of md5('<seed>:<row number>'). Stable across engines and versions (unlike hash()) and
-        reproducible in Python: split_fraction(seed, n)."""
+    def draw_sql(self, row_number: str, text: str = "varchar") -> tuple[str, list[Any]]:
+        """SQL for the first 8 hex digits of md5('<seed>:<row number>') of the row numbered `row_number` (1-based,
+        canonical order); `text` is the engine's text type. uniform_sql turns them into the draw."""
         if self.kind != "random":
-            return "cast(null as double)", []
-        return (f"(cast(('0x' || substr(md5(? || ':' || cast({row_number} as varchar)), 1, 8)) as ubigint)"
-                " / 4294967296.0)", [str(self.seed)])
+            return f"cast(null as {text})", []
+        return f"substr(md5(cast(? as {text}) || ':' || cast({row_number} as {text})), 1, 8)", [str(self.seed)]
 
-    def label_sql(self, ts: str, draw: str) -> tuple[str, list[Any]]:
+    @staticmethod
+    def uniform_sql(hex8: str, double: str = "double") -> str:
+        """The random split's uniform draw in [0, 1) from 8 hex digits: their value / 2^32. Written with position()
+        and arithmetic only, so every engine computes the same draw (no hex-cast syntax), stable across versions
+        (unlike hash()) and reproducible in Python: split_fraction(seed, n)."""
+        digits = " + ".join(
+            f"cast(position(substr({hex8}, {i + 1}, 1) in '0123456789abcdef') - 1 as bigint) * {16 ** (7 - i)}"
+            for i in range(8))
+        return f"(cast(({digits}) as {double}) / cast(4294967296 as {double}))"
+
+    def label_sql(self, ts: str, draw: str, text: str = "varchar") -> tuple[str, list[Any]]:
         """The split label as SQL (and its parameters), from the spine timestamp `ts` and the draw column."""
         if self.kind == "random":
             whens, params, acc = [], [], 0.0
@@ -167,7 +180,7 @@ class SplitSpec:
                 params += [cutoff, name]
             params.append(self.names[-1])
             return f"(case {' '.join(whens)} else ? end)", params
-        return "cast(? as varchar)", ["train"]
+        return f"cast(? as {text})", ["train"]
 
 
 def split_fraction(seed: int, row_number: int) -> float:
@@ -214,22 +227,34 @@ class TrainingDataset:
         return d
 
 
+# (name, logical type): JSON documents are stored as text, which every engine has (Spark has no json type).
 _META_COLUMNS = [
-    ("feature_view", "varchar not null"), ("version", "integer not null"), ("table_name", "varchar not null"),
-    ("created_at", "timestamp not null"), ("as_of", "timestamp"), ("read_at", "timestamp not null"),
-    ("fg_commits", "json not null"), ("spine_model", "varchar not null"), ("spine_start", "timestamp"),
-    ("spine_end", "timestamp"), ("split", "json not null"), ("row_counts", "json not null"), ("rows", "bigint not null"),
-    ("content_hash", "varchar not null"), ("features", "json not null"), ("labels", "json not null"),
-    ("columns", "json not null"), ("declaration", "json not null"), ("statistics", "json"), ("description", "varchar"),
+    ("feature_view", "text"), ("version", "integer"), ("table_name", "text"), ("created_at", "timestamp"),
+    ("as_of", "timestamp"), ("read_at", "timestamp"), ("fg_commits", "text"), ("spine_model", "text"),
+    ("spine_start", "timestamp"), ("spine_end", "timestamp"), ("split", "text"), ("row_counts", "text"),
+    ("rows", "bigint"), ("content_hash", "text"), ("features", "text"), ("labels", "text"), ("columns", "text"),
+    ("declaration", "text"), ("statistics", "text"), ("description", "text"),
 ]
+_NULLABLE = {"as_of", "spine_start", "spine_end", "statistics", "description"}
 _JSON = {"fg_commits", "split", "row_counts", "features", "labels", "columns", "declaration", "statistics"}
 
 
-def ensure_td_meta(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"create schema if not exists {META_SCHEMA}")
-    con.execute(f"create schema if not exists {TD_SCHEMA}")
-    cols = ",\n".join(f"{quote_ident(n)} {t}" for n, t in _META_COLUMNS)
-    con.execute(f"create table if not exists {TD_META} (\n{cols},\nprimary key (feature_view, version))")
+def ensure_td_meta(wh: Warehouse) -> None:
+    wh.ensure_schema(META_SCHEMA)
+    wh.ensure_schema(TD_SCHEMA)
+    if wh.relation_exists(META_SCHEMA, "training_datasets"):
+        return
+    cols = ",\n".join(f"{wh.quote(n)} {wh.type(t)}{'' if n in _NULLABLE else ' not null'}"
+                      for n, t in _META_COLUMNS)
+    try:
+        wh.execute(f"create table if not exists {_td_meta(wh)} (\n{cols},\nprimary key (feature_view, version))")
+    except Exception as e:
+        if not wh.is_write_conflict(e):  # a concurrent first create made it: fine
+            raise
+
+
+def _td_meta(wh: Warehouse) -> str:
+    return wh.relation(META_SCHEMA, "training_datasets")
 
 
 def table_name(feature_view: str, version: int) -> str:
@@ -251,12 +276,12 @@ def _row_to_td(row: tuple) -> TrainingDataset:
     )
 
 
-def list_tds(con: duckdb.DuckDBPyConnection, feature_view: str | None = None) -> list[TrainingDataset]:
-    if not relation_exists(con, META_SCHEMA, "training_datasets"):
+def list_tds(wh: Warehouse, feature_view: str | None = None) -> list[TrainingDataset]:
+    if not relation_exists(wh, META_SCHEMA, "training_datasets"):
         return []
     names = ", ".join(quote_ident(n) for n, _ in _META_COLUMNS)
     where, params = ("where feature_view = ?", [feature_view]) if feature_view else ("", [])
-    rows = con.execute(f"select {names} from {TD_META} {where} order by feature_view, version", params).fetchall()
+    rows = wh.execute(f"select {names} from {TD_META} {where} order by feature_view, version", params).fetchall()
     return [_row_to_td(r) for r in rows]
 
 
@@ -269,8 +294,8 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return fv, int(ver) if sep else None
 
 
-def get_td(con: duckdb.DuckDBPyConnection, feature_view: str, version: int | None = None) -> TrainingDataset:
-    tds = list_tds(con, feature_view)
+def get_td(wh: Warehouse, feature_view: str, version: int | None = None) -> TrainingDataset:
+    tds = list_tds(wh, feature_view)
     if not tds:
         raise FeatureStoreError(f"feature view {feature_view} has no training datasets",
                                 fix=f"create one: `fs training-dataset create {feature_view}`")
@@ -283,16 +308,21 @@ def get_td(con: duckdb.DuckDBPyConnection, feature_view: str, version: int | Non
                             fix=f"existing versions: {', '.join(str(t.version) for t in tds)}")
 
 
+def info(project: Project, feature_view: str, version: int | None = None) -> TrainingDataset:
+    """The metadata of one version (default: the latest), read from the project's target warehouse."""
+    with project.warehouse(read_only=True) as wh:
+        return get_td(wh, feature_view, version)
+
+
 # -- creation ----------------------------------------------------------------------------------------------------
 
-def _commits_read(con: duckdb.DuckDBPyConnection, catalog: Catalog, fv: FeatureView,
-                  read_at: datetime) -> list[dict[str, Any]]:
+def _commits_read(wh: Warehouse, catalog: Catalog, fv: FeatureView, read_at: datetime) -> list[dict[str, Any]]:
     """The commit of each feature group that was current at `read_at`."""
     out = []
     for name in dict.fromkeys(s.feature_group for s in fv.selections):
         fg = catalog.fg(name)
-        sync_commits(con, fg)  # picks up publishes made by plain `dbt snapshot`
-        commits = list_commits(con, fg)
+        sync_commits(wh, fg)  # picks up publishes made by plain `dbt snapshot`
+        commits = list_commits(wh, fg)
         if not commits:
             raise FeatureStoreError(f"feature view {fv.name} reads feature group {name}, which was never published",
                                     fix=f"publish it first: `fs run --select {fg.model}`")
@@ -319,11 +349,13 @@ def compile_feature_view(project: Project, fv: FeatureView, read_at: datetime | 
     return sql.strip().rstrip(";")
 
 
-def _check_spine(con: duckdb.DuckDBPyConnection, fv: FeatureView) -> None:
+def _check_spine(wh: Warehouse, fv: FeatureView) -> None:
     """The spine's columns, checked against the warehouse (its YAML need not list them)."""
     try:
-        have = [r[0] for r in con.execute(f"select * from {fv.spine_relation} limit 0").description]
-    except duckdb.Error as e:
+        have = wh.query_columns(f"select * from {fv.spine_relation}")
+    except FeatureStoreError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any driver's "no such relation"
         raise FeatureStoreError(f"feature view {fv.name}: cannot read spine {fv.spine_model}: {str(e).splitlines()[0]}",
                                 fix=f"build it first: `dbt run --select {fv.spine_model}` (or `fs run`)") from None
     missing = [c for c in fv.spine_columns if c not in have]
@@ -334,14 +366,25 @@ def _check_spine(con: duckdb.DuckDBPyConnection, fv: FeatureView) -> None:
             fix=f"use columns of {fv.spine_model} ({', '.join(have)}) or add them to the model")])
 
 
-def _drop_abandoned(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop `__building_*` tables of builds that died (this process is the only writer of the file)."""
-    rows = con.execute("select table_name from information_schema.tables where table_schema = ? and "
-                       "starts_with(table_name, ?)", [TD_SCHEMA, BUILDING_PREFIX]).fetchall()
+_BUILDING_STAMP = re.compile(r"_(\d{10})_[0-9a-f]{12}$")
+
+
+def _building_name(feature_view: str) -> str:
+    return f"{BUILDING_PREFIX}{feature_view}_{int(time.time())}_{uuid.uuid4().hex[:12]}"
+
+
+def _drop_abandoned(wh: Warehouse) -> None:
+    """Drop `__building_*` tables of builds that died: not this process's, and unstamped or older than
+    ABANDONED_AFTER_S (another process may be building on a server warehouse right now)."""
+    now = time.time()
     with _IN_PROGRESS_LOCK:
-        stale = [r[0] for r in rows if r[0] not in _IN_PROGRESS]
-    for name in stale:
-        con.execute(f"drop table if exists {TD_SCHEMA}.{quote_ident(name)}")
+        mine = set(_IN_PROGRESS)
+    for name in wh.tables(TD_SCHEMA):
+        if not name.startswith(BUILDING_PREFIX) or name in mine:
+            continue
+        stamp = _BUILDING_STAMP.search(name)
+        if stamp is None or now - int(stamp.group(1)) > ABANDONED_AFTER_S:
+            wh.drop_table(wh.relation(TD_SCHEMA, name))
 
 
 def _roles(fv: FeatureView) -> dict[str, dict[str, Any]]:
@@ -366,56 +409,132 @@ def canonical_order(fv: FeatureView, columns: list[str]) -> list[str]:
     return [*first, *(c for c in columns if c not in first)]
 
 
-def content_hash(con: duckdb.DuckDBPyConnection, relation: str, order: list[str],
-                 types: list[tuple[str, str]]) -> str:
-    """sha256 over the column names and types, then each row's md5 in canonical order. A value is encoded as
-    'n' (NULL) or 'v<length>:<text>' so that no two different rows encode alike."""
-    h = hashlib.sha256(json.dumps([[n, t] for n, t in types]).encode())
-    enc = " || ".join(
-        f"(case when {quote_ident(n)} is null then 'n' else 'v' || length(cast({quote_ident(n)} as varchar)) || ':' "
-        f"|| cast({quote_ident(n)} as varchar) end)" for n, _ in types)
-    by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in order)
-    cur = con.execute(f"select md5({enc}) from {relation} order by {by}")
-    while batch := cur.fetchmany(100_000):
-        h.update("".join(f"{r[0]}\n" for r in batch).encode())
+# -- engine-independent types and content hash ---------------------------------------------------------------------
+
+def logical_type(type_name: str) -> str:
+    """An engine's column type name -> boolean | number | timestamp | date | text | other. Integers, floats and
+    decimals are all `number`: engines pick different numeric types for the same data (a seed's 1.5 is DOUBLE on
+    DuckDB and numeric on Postgres), and a training dataset's content does not depend on that choice."""
+    t = re.sub(r"\(.*\)$", "", (type_name or "").strip().lower()).strip()
+    kind = type_kind(t)
+    if kind in (NUMERIC, INTEGER):
+        return "number"
+    if kind == STRING:
+        return "text"
+    if t.startswith(("timestamp", "datetime")):
+        return "timestamp"
+    if t in ("bool", "boolean", "date"):
+        return "boolean" if t.startswith("bool") else "date"
+    return t
+
+
+def _number_text(v: Any) -> str:
+    """Integers exactly; other numbers at 12 significant digits, so the last-bit differences between engines'
+    float arithmetic (summation order of an average) do not change a hash."""
+    if isinstance(v, int):
+        return str(v)
+    f = float(v)
+    if f != f or f in (float("inf"), float("-inf")):
+        return repr(f)
+    if f.is_integer() and abs(f) < 2**53:
+        return str(int(f))
+    return format(f, ".12g")
+
+
+def _value_text(v: Any, kind: str) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if kind == "number" or isinstance(v, int | float | decimal.Decimal):
+        return _number_text(v)
+    if isinstance(v, datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(UTC).replace(tzinfo=None)
+        return v.isoformat(sep=" ")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
+def _encode(v: Any, kind: str) -> str:
+    # 'n' for NULL, 'v<length>:<text>' for a value: no two different rows encode alike
+    if v is None:
+        return "n"
+    text = _value_text(v, kind)
+    return f"v{len(text)}:{text}"
+
+
+def hash_rows(table: pa.Table, types: list[tuple[str, str]]) -> str:
+    """sha256 of a canonical text form of `table` (rows in the order given): the column names with their logical
+    types, then one line per row. Computed in Python from the values, so the same rows hash the same on every
+    engine (no engine's cast-to-text, timestamp or float formatting is involved)."""
+    kinds = [logical_type(t) for _, t in types]
+    h = hashlib.sha256(json.dumps([HASH_FORMAT, [[n, k] for (n, _), k in zip(types, kinds, strict=True)]]).encode())
+    for batch in table.select([n for n, _ in types]).to_batches(max_chunksize=50_000):
+        cols = [[_encode(v, k) for v in col.to_pylist()] for col, k in zip(batch.columns, kinds, strict=True)]
+        h.update("".join("|".join(row) + "\n" for row in zip(*cols, strict=True)).encode())
     return h.hexdigest()
 
 
-def build(con: duckdb.DuckDBPyConnection, fv: FeatureView, sql: str, meta: dict[str, Any],
-          split: SplitSpec) -> TrainingDataset:
+def order_by(wh: Warehouse, order: list[str], types: dict[str, str]) -> str:
+    """ORDER BY items for `order`: NULLs last, text by code point (the same order on every engine)."""
+    items = []
+    for c in order:
+        expr = wh.quote(c)
+        if logical_type(types.get(c, "")) == "text":
+            expr = wh.text_sort(expr)
+        items.append(f"{expr} asc nulls last")
+    return ", ".join(items)
+
+
+def content_hash(wh: Warehouse, relation: str, order: list[str], types: list[tuple[str, str]]) -> str:
+    """The content hash of a stored table: its rows in canonical `order`, hashed by hash_rows."""
+    cols = ", ".join(wh.quote(n) for n, _ in types)
+    table = wh.arrow(f"select {cols} from {relation} order by {order_by(wh, order, dict(types))}")
+    return hash_rows(table, types)
+
+
+# -- build and publish -----------------------------------------------------------------------------------------------
+
+def build(wh: Warehouse, fv: FeatureView, sql: str, meta: dict[str, Any], split: SplitSpec) -> TrainingDataset:
     """Materialize compiled feature-view SQL as the next version of `fv`'s training dataset (see module doc)."""
-    ensure_td_meta(con)
-    _drop_abandoned(con)
-    tmp = f"{BUILDING_PREFIX}{fv.name}_{uuid.uuid4().hex[:12]}"
-    tmp_rel = f"{TD_SCHEMA}.{quote_ident(tmp)}"
+    ensure_td_meta(wh)
+    _drop_abandoned(wh)
+    tmp = _building_name(fv.name)
+    tmp_rel = wh.relation(TD_SCHEMA, tmp)
     with _IN_PROGRESS_LOCK:
         _IN_PROGRESS.add(tmp)
     try:
-        out_cols = [r[0] for r in con.execute(f"select * from ({sql}) as __fs_probe limit 0").description]
+        out_types = dict(wh.describe(f"({sql})"))
+        out_cols = list(out_types)
         missing = [c for c in fv.output_columns if c not in out_cols]
         if missing or SPLIT_COLUMN in out_cols:
             raise FeatureStoreError(f"feature view {fv.name} compiled to columns {out_cols}, expected {fv.output_columns}",
                                     fix="the model must be `{{ feature_store.fs_feature_view() }}`; rerun `dbt parse`")
         order = canonical_order(fv, out_cols)
-        by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in order)
-        draw_sql, draw_params = split.draw_sql("__fs_row")
-        label_sql, label_params = split.label_sql(quote_ident(fv.spine_timestamp), "__fs_u")
-        cols = ", ".join(quote_ident(c) for c in out_cols)
-        con.execute(
+        text, double = wh.type("text"), wh.type("double")
+        draw_sql, draw_params = split.draw_sql("__fs_row", text)
+        label_sql, label_params = split.label_sql(wh.quote(fv.spine_timestamp), "__fs_u", text)
+        cols = ", ".join(wh.quote(c) for c in out_cols)
+        wh.execute(
             f"""create table {tmp_rel} as
             with __fs_fv as ({sql}),
-            __fs_numbered as (select *, row_number() over (order by {by}) as __fs_row from __fs_fv),
-            __fs_drawn as (select *, {draw_sql} as __fs_u from __fs_numbered)
-            select {cols}, {label_sql} as {quote_ident(SPLIT_COLUMN)}
+            __fs_numbered as (select *, row_number() over (order by {order_by(wh, order, out_types)}) as __fs_row
+                              from __fs_fv),
+            __fs_hashed as (select *, {draw_sql} as __fs_h from __fs_numbered),
+            __fs_drawn as (select *, {SplitSpec.uniform_sql("__fs_h", double)} as __fs_u from __fs_hashed)
+            select {cols}, {label_sql} as {wh.quote(SPLIT_COLUMN)}
             from __fs_drawn order by __fs_row""",
             [*draw_params, *label_params],
         )
-        types = [(r[0], r[1]) for r in con.execute(f"describe {tmp_rel}").fetchall()]
-        counts = dict(con.execute(f"select {quote_ident(SPLIT_COLUMN)}, count(*) from {tmp_rel} group by 1").fetchall())
+        types = wh.describe(tmp_rel)
+        split_col = wh.quote(SPLIT_COLUMN)
+        counts = dict(wh.fetchall(f"select {split_col}, count(*) from {tmp_rel} group by {split_col}"))
         row_counts = {n: int(counts.get(n, 0)) for n in split.names}
         row_counts.update({k: int(v) for k, v in counts.items() if k not in row_counts})
-        ts = quote_ident(fv.spine_timestamp)
-        start, end = con.execute(f"select min({ts}), max({ts}) from {tmp_rel}").fetchall()[0]
+        ts = wh.quote(fv.spine_timestamp)
+        start, end = wh.fetchone(f"select min({ts}), max({ts}) from {tmp_rel}")
         roles = _roles(fv)
         columns = [{"name": n, "type": t, **roles.get(n, {"role": "spine"})} for n, t in types]
         meta = dict(meta)
@@ -424,60 +543,51 @@ def build(con: duckdb.DuckDBPyConnection, fv: FeatureView, sql: str, meta: dict[
             spine_start=start, spine_end=end, columns=columns,
             features=[c for c in columns if c["role"] in ("feature", "on_demand")],
             labels=list(fv.labels),
-            content_hash=content_hash(con, tmp_rel, [*order, SPLIT_COLUMN], types),
+            content_hash=content_hash(wh, tmp_rel, [*order, SPLIT_COLUMN], types),
         )
         stats: dict[str, Any] = {}
         for step in TD_BUILD_STEPS:
-            stats.update(step(con, tmp_rel, fv, meta) or {})
+            stats.update(step(wh, tmp_rel, fv, meta) or {})
         meta["statistics"] = stats or None
-        return _publish(con, fv, tmp, meta)
+        return _publish(wh, fv, tmp, meta)
     except BaseException:
-        con.execute(f"drop table if exists {tmp_rel}")
+        wh.drop_table(tmp_rel)
         raise
     finally:
         with _IN_PROGRESS_LOCK:
             _IN_PROGRESS.discard(tmp)
 
 
-def _next_version(con: duckdb.DuckDBPyConnection, feature_view: str) -> int:
+def _next_version(wh: Warehouse, feature_view: str) -> int:
     """One past the highest version in the metadata or among the tables (a table never gets overwritten)."""
-    meta_max = con.execute(f"select coalesce(max(version), 0) from {TD_META} where feature_view = ?",
-                           [feature_view]).fetchall()[0][0]
-    tables = con.execute("select table_name from information_schema.tables where table_schema = ?",
-                         [TD_SCHEMA]).fetchall()
+    meta_max = wh.scalar(f"select coalesce(max(version), 0) from {TD_META} where feature_view = ?", [feature_view])
     pat = re.compile(rf"^{re.escape(feature_view)}_v(\d+)$")
-    table_max = max((int(m.group(1)) for (t,) in tables if (m := pat.match(t))), default=0)
-    return max(meta_max, table_max) + 1
+    table_max = max((int(m.group(1)) for t in wh.tables(TD_SCHEMA) if (m := pat.match(t))), default=0)
+    return max(int(meta_max), table_max) + 1
 
 
-def _publish(con: duckdb.DuckDBPyConnection, fv: FeatureView, tmp: str, meta: dict[str, Any]) -> TrainingDataset:
-    """Allocate the version, rename the table and record it, in one transaction; retry on a concurrent winner."""
+def _publish(wh: Warehouse, fv: FeatureView, tmp: str, meta: dict[str, Any]) -> TrainingDataset:
+    """Allocate the version, rename the table and record it, in one transaction; retry when a concurrent writer
+    took the same version (its table name or metadata key: the warehouse reports a write conflict)."""
     last_error: Exception | None = None
+    placeholders = ", ".join("?" for _ in _META_COLUMNS)
+    names = ", ".join(wh.quote(n) for n, _ in _META_COLUMNS)
     for attempt in range(20):
         try:
-            con.execute("begin transaction")
-            version = _next_version(con, fv.name)
-            name = table_name(fv.name, version)
-            con.execute(f"alter table {TD_SCHEMA}.{quote_ident(tmp)} rename to {quote_ident(name)}")
-            row = {**meta, "feature_view": fv.name, "version": version, "table_name": name}
-            values = [json.dumps(row[n], default=str) if n in _JSON and row.get(n) is not None else row.get(n)
-                      for n, _ in _META_COLUMNS]
-            con.execute(f"insert into {TD_META} values ({', '.join('?' for _ in _META_COLUMNS)})", values)
-            con.execute("commit")
-            return get_td(con, fv.name, version)
-        except (duckdb.TransactionException, duckdb.ConstraintException, duckdb.CatalogException) as e:
+            with wh.transaction():
+                version = _next_version(wh, fv.name)
+                name = table_name(fv.name, version)
+                wh.rename_table(TD_SCHEMA, tmp, name)
+                row = {**meta, "feature_view": fv.name, "version": version, "table_name": name}
+                values = [json.dumps(row[n], default=str) if n in _JSON and row.get(n) is not None else row.get(n)
+                          for n, _ in _META_COLUMNS]
+                wh.execute(f"insert into {TD_META} ({names}) values ({placeholders})", values)
+            return get_td(wh, fv.name, version)
+        except Exception as e:
+            if not wh.is_write_conflict(e):
+                raise
             last_error = e
-            try:
-                con.execute("rollback")
-            except duckdb.Error:
-                pass
             time.sleep(0.01 * (attempt + 1))
-        except BaseException:
-            try:
-                con.execute("rollback")
-            except duckdb.Error:
-                pass
-            raise
     raise FeatureStoreError(f"could not allocate a version of {fv.name}'s training dataset: {last_error}",
                             fix="another process keeps creating versions; retry")
 
@@ -495,15 +605,17 @@ def create(project: Project, catalog: Catalog, feature_view: str, as_of: str | d
     # Read at one instant even without --as-of: a commit landing during the build cannot leak in, and the
     # version is reproducible later with --as-of read_at.
     read_at = asked or now
-    with connect(project.warehouse_path) as con:
-        commits = _commits_read(con, catalog, fv, read_at)
-        _check_spine(con, fv)
-    sql = compile_feature_view(project, fv, read_at)
+    with project.warehouse() as wh:
+        commits = _commits_read(wh, catalog, fv, read_at)
+        _check_spine(wh, fv)
+    sql = compile_feature_view(project, fv, read_at)  # dbt holds its own connection: ours is closed meanwhile
     meta = {"created_at": now, "as_of": asked, "read_at": read_at, "fg_commits": commits,
             "spine_model": fv.spine_model, "declaration": fv.spec, "description": description}
-    with connect(project.warehouse_path) as con:
-        return build(con, fv, sql, meta, spec)
+    with project.warehouse() as wh:
+        return build(wh, fv, sql, meta, spec)
 
+
+# -- reading -----------------------------------------------------------------------------------------------------
 
 def td_order(td: TrainingDataset) -> list[str]:
     """The canonical row order of a stored training dataset (see canonical_order), split last."""
@@ -514,18 +626,35 @@ def td_order(td: TrainingDataset) -> list[str]:
     return [*first, *rest, SPLIT_COLUMN]
 
 
+def td_order_by(wh: Warehouse, td: TrainingDataset) -> str:
+    """ORDER BY items of a stored version's canonical order on `wh`."""
+    return order_by(wh, td_order(td), {c["name"]: c.get("type") or "" for c in td.columns})
+
+
+def decimals_as_double(table: pa.Table) -> pa.Table:
+    """DECIMAL / numeric columns as float64: what pandas and models expect (not Python Decimal objects), and the
+    same Arrow type whichever engine chose a decimal for the column."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_decimal(f.type):
+            table = table.set_column(i, pa.field(f.name, pa.float64(), f.nullable), table.column(i).cast(pa.float64()))
+    return table
+
+
+def read_rows(wh: Warehouse, td: TrainingDataset, split: str | None = None) -> pa.Table:
+    """A version's rows (one split or all) in canonical order, decimals as doubles."""
+    if split is not None and split not in td.row_counts:
+        raise FeatureStoreError(f"training dataset {td.ref} has no split {split!r}",
+                                fix=f"its splits: {', '.join(td.row_counts)} (split {td.split['spec']})")
+    where, params = (f"where {wh.quote(SPLIT_COLUMN)} = ?", [split]) if split is not None else ("", [])
+    # Stored in canonical order; ordering again keeps it so for any reader and engine.
+    return decimals_as_double(wh.arrow(f"select * from {td.table} {where} order by {td_order_by(wh, td)}", params))
+
+
 def read(project: Project, feature_view: str, version: int | None = None,
          split: str | None = None) -> tuple[TrainingDataset, pa.Table]:
-    with connect(project.warehouse_path, read_only=True) as con:
-        td = get_td(con, feature_view, version)
-        if split is not None and split not in td.row_counts:
-            raise FeatureStoreError(f"training dataset {td.ref} has no split {split!r}",
-                                    fix=f"its splits: {', '.join(td.row_counts)} (split {td.split['spec']})")
-        where, params = (f"where {quote_ident(SPLIT_COLUMN)} = ?", [split]) if split is not None else ("", [])
-        # Stored in canonical order; ordering again keeps it so for any reader and engine.
-        by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in td_order(td))
-        table = con.sql(f"select * from {td.table} {where} order by {by}", params=params).to_arrow_table()
-    return td, table
+    with project.warehouse(read_only=True) as wh:
+        td = get_td(wh, feature_view, version)
+        return td, read_rows(wh, td, split)
 
 
 def export(project: Project, feature_view: str, version: int | None, out: str | Path,

@@ -90,3 +90,34 @@ def demo_project(tmp_path_factory) -> Path:
     r2 = fs.run(materialize=False)
     assert r2.ok, r2.to_dict()
     return d
+
+
+def build_demo(d: Path) -> Path:
+    """The demo as `demo_project` builds it (day 1, training dataset v1, day 2) in the project copy `d`."""
+    from fs_cli import FeatureStore
+
+    r1 = FeatureStore(d, vars={"demo_data_cutoff": "2026-01-15 00:00:00"}).run(materialize=False)
+    assert r1.ok, r1.to_dict()
+    fs = FeatureStore(d)
+    fs.create_training_dataset("fv_fraud_detection", split="random:0.8,0.2:7", description="right after commit 1")
+    r2 = fs.run(materialize=False)
+    assert r2.ok, r2.to_dict()
+    return d
+
+
+@pytest.fixture(scope="session")
+def demo_project_postgres(tmp_path_factory) -> Iterator[Path]:
+    """`demo_project` on Postgres: the same two publishes and training dataset v1, in a fresh database (dropped at
+    the end of the session), once per test worker."""
+    pg_connect().close()  # skip (laptop) or fail (CI) when the server is missing
+    with pg_database() as db:
+        d = use_engine(copy_project(tmp_path_factory.mktemp("demo_pg") / "proj"), "postgres", db)
+        yield build_demo(d)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def demo_on_engine(request) -> tuple[str, Path]:
+    """(engine, project dir) of the demo on every engine, once per module and engine (the DuckDB one is the
+    session's `demo_project`)."""
+    name = "demo_project" if request.param == "duckdb" else "demo_project_postgres"
+    return request.param, request.getfixturevalue(name)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
-
-from fs_cli.warehouse import connect
 
 TD_FEATURES = [{"name": "x1", "type": "DOUBLE"}, {"name": "x2", "type": "DOUBLE"}, {"name": "cat", "type": "VARCHAR"}]
 
@@ -29,38 +29,58 @@ def crafted_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
                          "is_fraud": y, "target": target, "split": split})
 
 
-def write_td(warehouse: Path, df: pd.DataFrame, fv: str = "fv_test", version: int = 1, label: str = "is_fraud",
+def write_td(project_dir: Path, df: pd.DataFrame, fv: str = "fv_test", version: int = 1, label: str = "is_fraud",
              fg_commits: list[dict] | None = None, features: list[dict] | None = None) -> str:
-    """Create fs_training.<fv>_v<version> and its fs_meta.training_datasets row directly, in fs_cli.training's
-    format (what `fs training-dataset create` writes), without dbt: the registry tests need no feature pipeline."""
-    from fs_cli import training
+    """Create fs_training.<fv>_v<version> and its fs_meta.training_datasets row directly in the project's target
+    warehouse (DuckDB or Postgres), in fs_cli.training's format (what `fs training-dataset create` writes), without
+    dbt: the registry tests need no feature pipeline."""
+    import pyarrow as pa
 
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    from fs_cli import training
+    from fs_cli.project import Project
+
     commits = fg_commits if fg_commits is not None else [{"feature_group": "fg_customer_profile", "commit_id": 1,
                                                           "commit_time": "2026-01-15 00:00:00"}]
     feats = features or TD_FEATURES
     roles = {"row_id": "key", "split": "split", label: "label", **{f["name"]: "feature" for f in feats}}
     name = training.table_name(fv, version)
-    with connect(warehouse) as con:
-        training.ensure_td_meta(con)
-        con.register("td_df", df)
-        con.execute(f'create table {training.TD_SCHEMA}."{name}" as select * from td_df')
-        con.unregister("td_df")
-        types = con.execute(f'describe {training.TD_SCHEMA}."{name}"').fetchall()
-        columns = [{"name": n, "type": t, "role": roles.get(n, "spine")} for n, t, *_ in types]
+    with Project(project_dir).warehouse() as wh:
+        training.ensure_td_meta(wh)
+        rel = wh.relation(training.TD_SCHEMA, name)
+        wh.write_arrow(rel, pa.Table.from_pandas(df, preserve_index=False), mode="create")
+        columns = [{"name": n, "type": t, "role": roles.get(n, "spine")} for n, t in wh.describe(rel)]
+        types = dict(wh.describe(rel))
         counts = {k: int(v) for k, v in df.split.value_counts().items()}
         row = {
             "feature_view": fv, "version": version, "table_name": name, "created_at": datetime(2026, 1, 16),
             "as_of": None, "read_at": datetime(2026, 1, 16), "fg_commits": commits, "spine_model": "crafted",
             "spine_start": None, "spine_end": None, "split": {"spec": "crafted 75/25"}, "row_counts": counts,
             "rows": len(df), "content_hash": f"hash-{fv}-{version}",
-            "features": [{**f, "role": "feature"} for f in feats], "labels": [label], "columns": columns,
-            "declaration": {}, "statistics": None, "description": "hand-made",
+            "features": [{**f, "type": types.get(f["name"], f["type"]), "role": "feature"} for f in feats],
+            "labels": [label], "columns": columns, "declaration": {}, "statistics": None, "description": "hand-made",
         }
         cols = [n for n, _ in training._META_COLUMNS]
-        con.execute(f"insert into {training.TD_META} values ({', '.join('?' for _ in cols)})",
-                    [json.dumps(row[c]) if c in training._JSON and row[c] is not None else row[c] for c in cols])
+        wh.execute(f"insert into {training.TD_META} ({', '.join(wh.quote(c) for c in cols)}) "
+                   f"values ({', '.join('?' for _ in cols)})",
+                   [json.dumps(row[c]) if c in training._JSON and row[c] is not None else row[c] for c in cols])
     return f"{fv}:{version}"
+
+
+def text_type(engine: str) -> str:
+    """How the warehouse names a text column written from pandas (what a model's input schema records)."""
+    return {"duckdb": "VARCHAR", "postgres": "text"}[engine]
+
+
+@contextmanager
+def engine_database(engine: str) -> Iterator[str | None]:
+    """A fresh Postgres database for one project copy (dropped afterwards); nothing on DuckDB."""
+    if engine != "postgres":
+        yield None
+        return
+    from services import pg_database
+
+    with pg_database() as db:
+        yield db
 
 
 def train_pipeline(df: pd.DataFrame, path: Path, label: str = "is_fraud", robust: bool = True,
@@ -98,10 +118,11 @@ def set_project_var(d: Path, key: str, value) -> None:
     (d / "dbt_project.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-def registry_project(dst: Path) -> Path:
-    """A project copy without the repo's governance requirements (tested on their own)."""
-    from conftest import copy_project
+def registry_project(dst: Path, engine: str = "duckdb", pg_database: str | None = None) -> Path:
+    """A project copy without the repo's governance requirements (tested on their own), on `engine` (Postgres: in
+    database `pg_database`, see engine_database)."""
+    from conftest import copy_project, use_engine
 
-    d = copy_project(dst, with_seeds=False)
+    d = use_engine(copy_project(dst, with_seeds=False), engine, pg_database)
     set_project_var(d, "fs_model_required_meta", [])
     return d

@@ -1,16 +1,25 @@
-"""Model registry: immutability, hash verification, aliases and their history, tombstones, governance, search."""
+"""Model registry: immutability, hash verification, aliases and their history, tombstones, governance, search.
+Every test runs on each engine (the registry tables live in the target warehouse: DuckDB or Postgres)."""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 from click.testing import CliRunner
-from registry_support import crafted_frame, registry_project, set_project_var, train_pipeline, write_td
+from registry_support import (
+    crafted_frame,
+    engine_database,
+    registry_project,
+    set_project_var,
+    text_type,
+    train_pipeline,
+    write_td,
+)
 
 from fs_cli import FeatureStore
 from fs_cli.cli import main
@@ -27,17 +36,18 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def proj(tmp_path, artifacts) -> Path:
-    d = registry_project(tmp_path / "proj")
-    write_td(d / ".fs" / "feature_store.duckdb", artifacts["df"])
-    return d
+def proj(tmp_path, artifacts, engine) -> Iterator[Path]:
+    with engine_database(engine) as db:
+        d = registry_project(tmp_path / "proj", engine, db)
+        write_td(d, artifacts["df"])
+        yield d
 
 
 def _blobs(d: Path) -> list[Path]:
     return sorted(p for p in (d / ".fs" / "models" / "blobs").rglob("*") if p.is_file())
 
 
-def test_reregister_identical_bytes_is_a_new_version_on_the_same_blob(proj, artifacts):
+def test_reregister_identical_bytes_is_a_new_version_on_the_same_blob(proj, artifacts, engine):
     reg = FeatureStore(proj).models
     m1 = reg.register("fraud", artifacts["good"], "fv_test:1", metrics={"auc": 0.7})
     m2 = reg.register("fraud", artifacts["good"], "fv_test:1", metrics={"auc": 0.7})
@@ -47,7 +57,7 @@ def test_reregister_identical_bytes_is_a_new_version_on_the_same_blob(proj, arti
     assert len(blobs) == 1 and blobs[0].name == m1.artifact_sha256
     assert stat.S_IMODE(blobs[0].stat().st_mode) & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) == 0
     assert m1.input_columns == ["x1", "x2", "cat"]  # derived from the training dataset, not typed
-    assert m1.input_schema[2] == {"name": "cat", "type": "VARCHAR"}
+    assert m1.input_schema[2] == {"name": "cat", "type": text_type(engine)}
     assert m1.output_schema["classes"] == [0, 1] and m1.output_schema["label"] == "is_fraud"
     assert m1.fg_commits[0]["commit_id"] == 1 and m1.training_dataset_hash == "hash-fv_test-1"
     # a different model gets its own blob; the first blob is untouched
@@ -55,10 +65,10 @@ def test_reregister_identical_bytes_is_a_new_version_on_the_same_blob(proj, arti
     assert m3.version == 3 and m3.input_columns == ["x1"] and len(_blobs(proj)) == 2
     assert blobs[0].read_bytes() == artifacts["good"].read_bytes()
     # the registry is plain SQL
-    con = duckdb.connect(str(proj / ".fs" / "feature_store.duckdb"), read_only=True)
-    rows = con.execute("select version, artifact_sha256, metrics->>'auc', status from fs_meta.model_registry "
-                       "where name = 'fraud' order by version").fetchall()
-    con.close()
+    with reg.project.warehouse(read_only=True) as wh:
+        assert wh.engine == engine
+        rows = wh.fetchall("select version, artifact_sha256, cast(metrics as json)->>'auc', status "
+                           "from fs_meta.model_registry where name = 'fraud' order by version")
     assert [r[0] for r in rows] == [1, 2, 3] and rows[0][1] == rows[1][1] != rows[2][1]
     assert rows[0][2] == "0.7" and {r[3] for r in rows} == {"active"}
 

@@ -1,11 +1,11 @@
 """Provenance on the real pipeline: model -> training dataset -> feature view -> feature-group commits -> dbt nodes,
-the reverse impact of a feature group, and batch scoring through the feature view."""
+the reverse impact of a feature group, and batch scoring through the feature view; on every engine (DuckDB: a copy
+of the demo's warehouse file; Postgres: the demo's database, shared with the other modules of the session)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import joblib
 import pytest
@@ -15,19 +15,22 @@ from fs_cli import FeatureStore, training
 from fs_cli.cli import main
 from fs_cli.registry import model_frame
 from fs_cli.registry.demo_train import build_model
-from fs_cli.warehouse import connect
 
 META = {"owner": "risk", "intended_use": "tests"}
 FV = "fv_fraud_detection"
 
 
 @pytest.fixture(scope="module")
-def lineage_project(demo_project: Path, tmp_path_factory):
+def lineage_project(demo_on_engine, tmp_path_factory):
     """A copy of the published demo (two commits per feature group) with two training datasets: one read as of
     the first commits, one of the latest; a model registered on each."""
+    engine, demo_project = demo_on_engine
     d = tmp_path_factory.mktemp("lineage") / "proj"
-    shutil.copytree(demo_project, d, ignore=shutil.ignore_patterns(".fs"))
+    shutil.copytree(demo_project, d, ignore=shutil.ignore_patterns("models" if engine == "duckdb" else ".fs"))
+    if engine == "duckdb":  # the project's models/ (dbt) is needed; only the store's model blobs are left out
+        shutil.copytree(demo_project / "models", d / "models")
     fs = FeatureStore(d)
+    assert fs.project.engine == engine
     commits = {fg: fs.commits(fg) for fg in ("fg_customer_transactions", "fg_customer_profile",
                                              "fg_merchant_activity")}
     assert all(len(c) == 2 for c in commits.values())
@@ -66,8 +69,8 @@ def test_lineage_follows_each_version_to_its_commits(lineage_project):
                 "fg_merchant_activity"} <= names
         assert {"fraud_labels", "transactions"} <= set(lin["sources"])
     # the input schema was derived from the training dataset, types included
-    schema = {c["name"]: c["type"] for c in models[td2.version].input_schema}
-    assert schema["tx_count_1d"] == "BIGINT" and schema["segment"] == "VARCHAR"
+    schema = {c["name"]: c["type"].lower() for c in models[td2.version].input_schema}
+    assert schema["tx_count_1d"] == "bigint" and schema["segment"] in ("varchar", "text")
 
 
 def test_impact_lists_training_datasets_and_models(lineage_project):
@@ -76,8 +79,8 @@ def test_impact_lists_training_datasets_and_models(lineage_project):
     assert imp["feature_views"] == [FV]
     tds = {t["training_dataset"]: t["commit_ids"] for t in imp["training_datasets"]}
     assert tds[td1.ref] == [1] and tds[td2.ref] == [2]
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        assert set(tds) == {t.ref for t in training.list_tds(con, FV)}  # every TD of the view read the group
+    with fs.project.warehouse(read_only=True) as wh:
+        assert set(tds) == {t.ref for t in training.list_tds(wh, FV)}  # every TD of the view read the group
     assert {m["model"]: m["commit_ids"] for m in imp["models"]} == {"fraud_model:1": [1], "fraud_model:2": [2]}
     res = CliRunner().invoke(main, ["--project-dir", str(d), "impact", "fg_merchant_activity", "--json"])
     assert res.exit_code == 0, res.output

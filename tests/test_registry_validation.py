@@ -1,15 +1,16 @@
-"""Model validation: metrics and per-slice metrics checked against numpy, OOD robustness, threshold gates."""
+"""Model validation: metrics and per-slice metrics checked against numpy, OOD robustness, threshold gates; the
+module's project runs on every engine (the tests that make their own small project stay on DuckDB)."""
 
 from __future__ import annotations
 
 import json
 
-import duckdb
 import joblib
 import numpy as np
 import pytest
 import yaml
-from registry_support import crafted_frame, registry_project, train_pipeline, write_td
+from conftest import ENGINES
+from registry_support import crafted_frame, engine_database, registry_project, train_pipeline, write_td
 
 from fs_cli import FeatureStore
 from fs_cli.errors import FeatureStoreError
@@ -48,14 +49,19 @@ def np_metrics(y: np.ndarray, pred: np.ndarray, p1: np.ndarray) -> dict[str, flo
     }
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+@pytest.fixture(scope="module", params=ENGINES)
+def setup(request, tmp_path_factory):
+    with engine_database(request.param) as db:
+        yield _setup(tmp_path_factory, request.param, db)
+
+
+def _setup(tmp_path_factory, engine: str, db: str | None):
     base = tmp_path_factory.mktemp("val")
-    d = registry_project(base / "proj")
+    d = registry_project(base / "proj", engine, db)
     df = crafted_frame(n=600, seed=3)
     df.loc[df.row_id % 17 == 0, "segment"] = None  # NULL is a slice of its own
-    write_td(d / ".fs" / "feature_store.duckdb", df)
-    write_td(d / ".fs" / "feature_store.duckdb", df, fv="fv_reg", label="target")
+    write_td(d, df)
+    write_td(d, df, fv="fv_reg", label="target")
     arts = {"good": train_pipeline(df, base / "good.joblib"),
             "fragile": train_pipeline(df, base / "fragile.joblib", robust=False),
             "reg": train_pipeline(df, base / "reg.joblib", label="target")}
@@ -116,12 +122,11 @@ def test_slice_metrics_match_numpy(setup):
     bins = [s for s in r2.slices if s["column"] == "x2"]
     assert len(bins) == 4 and sum(b["n"] for b in bins) == len(test)
     # the report is stored with the version and queryable
-    con = duckdb.connect(str(d / ".fs" / "feature_store.duckdb"), read_only=True)
-    rows = con.execute("select validation_id, status, metrics->>'accuracy', json_array_length(slices) "
-                       "from fs_meta.model_validations where name = 'clf' order by 1").fetchall()
-    con.close()
-    assert rows[0][:2] == (1, "passed") and float(rows[0][2]) == pytest.approx(want["accuracy"])
-    assert rows[0][3] == len(got) and len(rows) == 2
+    with fs.project.warehouse(read_only=True) as wh:
+        rows = wh.fetchall("select validation_id, status, metrics, slices "
+                           "from fs_meta.model_validations where name = 'clf' order by 1")
+    assert rows[0][:2] == (1, "passed") and json.loads(rows[0][2])["accuracy"] == pytest.approx(want["accuracy"])
+    assert len(json.loads(rows[0][3])) == len(got) and len(rows) == 2
 
 
 def test_regression_metrics_match_numpy(setup):
@@ -174,7 +179,7 @@ def test_ood_catches_a_model_that_crashes_on_nulls(setup):
 def test_thresholds_gate_validation(setup, tmp_path):
     d, df, arts = setup
     p = registry_project(tmp_path / "p")
-    write_td(p / ".fs" / "feature_store.duckdb", df)
+    write_td(p, df)
     cfg = yaml.safe_load((p / "dbt_project.yml").read_text())
     cfg["vars"]["fs_model_thresholds"] = {
         "strict_bar": {"auc": {"min": 0.99}, "log_loss": {"max": 5}},
@@ -213,7 +218,7 @@ def test_unknown_slice_column_is_a_clear_error(setup):
 def test_validation_needs_a_held_out_split(setup, tmp_path):
     _, df, arts = setup
     p = registry_project(tmp_path / "p")
-    write_td(p / ".fs" / "feature_store.duckdb", df.assign(split="train"), fv="fv_all_train")
+    write_td(p, df.assign(split="train"), fv="fv_all_train")
     reg = FeatureStore(p).models
     m = reg.register("clf", arts["good"], "fv_all_train:1")
     with pytest.raises(FeatureStoreError, match="no rows in split 'test'") as e:
@@ -230,7 +235,7 @@ def test_multiclass_metrics(setup, tmp_path):
     _, df, _ = setup
     p = registry_project(tmp_path / "p")
     df = df.assign(tier=np.select([df.x1 < -0.5, df.x1 < 0.5], ["low", "mid"], "high"))
-    write_td(p / ".fs" / "feature_store.duckdb", df, fv="fv_multi", label="tier")
+    write_td(p, df, fv="fv_multi", label="tier")
     train, test = df[df.split == "train"], df[df.split == "test"]
     model = LogisticRegression(max_iter=500).fit(train[["x1", "x2"]], train.tier)
     joblib.dump(model, tmp_path / "multi.joblib")

@@ -1,7 +1,8 @@
 """Training datasets on the demo: bitemporal reproduction, no leakage (brute-force oracle), splits, immutability,
 atomicity, concurrency, CLI/SDK.
 
-The session fixture `demo_project` created fv_fraud_detection:1 between its two publishes (right after commit 1).
+Every test runs on each engine (DuckDB, Postgres): `demo_on_engine` (tests/conftest.py) is the demo built and
+published twice there, with fv_fraud_detection:1 created between the two publishes (right after commit 1).
 The module fixture adds: v2 (now) -> rebuild the day-1 label spine -> v3 --as-of commit 1 and v4 (now, day-1 spine)
 -> restore the spine.
 """
@@ -13,6 +14,7 @@ import json
 import threading
 from collections import defaultdict
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -23,7 +25,7 @@ from fs_cli import FeatureStore, metadata, training
 from fs_cli.cli import main
 from fs_cli.commits import read_published
 from fs_cli.errors import FeatureStoreError
-from fs_cli.warehouse import connect
+from fs_cli.training import decimals_as_double
 
 FV = "fv_fraud_detection"
 DAY1 = {"demo_data_cutoff": "2026-01-15 00:00:00"}
@@ -33,8 +35,10 @@ SPLIT = "random:0.8,0.2:7"  # the split conftest's demo_project used for v1
 def _spine(fs: FeatureStore) -> list[tuple]:
     fv = fs.catalog.fv(FV)
     cols = ", ".join(f'"{c}"' for c in fv.spine_columns)
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        return sorted(con.execute(f"select {cols} from {fv.spine_relation}").fetchall(), key=repr)
+    with fs.project.warehouse(read_only=True) as wh:
+        rows = wh.fetchall(f"select {cols} from {fv.spine_relation}")
+    # DECIMAL values as floats: what a training dataset's rows are read as (training.decimals_as_double)
+    return sorted((tuple(float(v) if isinstance(v, Decimal) else v for v in r) for r in rows), key=repr)
 
 
 def _rebuild_spine(fs: FeatureStore, vars: dict) -> None:
@@ -43,14 +47,17 @@ def _rebuild_spine(fs: FeatureStore, vars: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def timeline(demo_project) -> dict:
+def timeline(demo_on_engine) -> dict:
+    engine, demo_project = demo_on_engine
     fs = FeatureStore(demo_project)
+    assert fs.project.engine == engine
     v1 = fs.training_dataset_info(FV, 1)
     assert v1.description == "right after commit 1"
     spine2 = _spine(fs)
     v2 = fs.create_training_dataset(FV, split=SPLIT)
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        commit1_at = con.execute("select max(commit_time) from fs_meta.commits where commit_id = 1").fetchall()[0][0]
+    with fs.project.warehouse(read_only=True) as wh:
+        assert wh.engine == engine
+        commit1_at = wh.scalar("select max(commit_time) from fs_meta.commits where commit_id = 1")
     _rebuild_spine(fs, DAY1)  # the labels as they were on day 1: the spine is the user's input, not versioned
     try:
         spine1 = _spine(fs)
@@ -59,7 +66,7 @@ def timeline(demo_project) -> dict:
     finally:
         _rebuild_spine(fs, {})
     assert _spine(fs) == spine2
-    return {"dir": demo_project, "fs": fs, "v1": v1, "v2": v2, "v3": v3, "v4": v4, "commit1_at": commit1_at,
+    return {"engine": engine, "dir": demo_project, "fs": fs, "v1": v1, "v2": v2, "v3": v3, "v4": v4, "commit1_at": commit1_at,
             "spine1": spine1, "spine2": spine2}
 
 
@@ -75,11 +82,11 @@ def _oracle(fs: FeatureStore, spine_rows: list[dict], as_of, fv=None) -> list[di
     fv = fv or cat.fv(FV)
     find = bisect.bisect_right if fv.boundary == "inclusive" else bisect.bisect_left
     out = [dict(r) for r in spine_rows]
-    with connect(fs.project.warehouse_path, read_only=True) as con:
+    with fs.project.warehouse(read_only=True) as wh:
         for sel in fv.selections:
             fg = cat.fg(sel.feature_group)
             by_key: dict[tuple, list[tuple]] = defaultdict(list)
-            for r in read_published(con, fg, as_of).to_pylist():
+            for r in decimals_as_double(read_published(wh, fg, as_of)).to_pylist():
                 by_key[tuple(r[k] for k in sel.join_keys)].append((r[fg.event_time], r))
             for rows in by_key.values():
                 rows.sort(key=lambda x: x[0])
@@ -126,12 +133,13 @@ def test_as_of_excludes_later_commits_and_no_feature_comes_from_the_future(timel
     v3, v4 = ({_key(r): r for r in _rows(fs, timeline[v])} for v in ("v3", "v4"))
     changed = [k for k in v3 if v3[k] != v4[k]]
     assert changed, "commit 2 should change some features of the day-1 spine"
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        future = con.execute(
+    snapshot = fs.catalog.fg("fg_customer_transactions").snapshot_relation
+    with fs.project.warehouse(read_only=True) as wh:
+        future = wh.scalar(
             f"""select count(*) from {timeline["v4"].table} s
-                where exists (select 1 from main_snapshots.fg_customer_transactions_snapshot f
-                              where f.customer_id = s.customer_id and f.feature_time > s.transaction_at)""").fetchall()
-    assert future[0][0] > 1000
+                where exists (select 1 from {snapshot} f
+                              where f.customer_id = s.customer_id and f.feature_time > s.transaction_at)""")
+    assert future > 1000
 
 
 def test_every_spine_row_exactly_once(timeline):
@@ -203,9 +211,8 @@ def test_time_split_and_sdk_create(timeline):
 
 def _hash_of_table(fs: FeatureStore, version: int) -> str:
     td = fs.training_dataset_info(FV, version)
-    with connect(fs.project.warehouse_path) as con:
-        types = [(r[0], r[1]) for r in con.execute(f"describe {td.table}").fetchall()]
-        return training.content_hash(con, td.table, training.td_order(td), types)
+    with fs.project.warehouse() as wh:
+        return training.content_hash(wh, td.table, training.td_order(td), wh.describe(td.table))
 
 
 def test_versions_are_immutable_and_a_crash_leaves_no_half_version(timeline):
@@ -214,7 +221,7 @@ def test_versions_are_immutable_and_a_crash_leaves_no_half_version(timeline):
     assert before == list(range(1, len(before) + 1))
     assert _hash_of_table(fs, 1) == timeline["v1"].content_hash  # v1 untouched by every later create
 
-    def crash(con, relation, fv, meta):
+    def crash(wh, relation, fv, meta):
         raise RuntimeError("simulated crash after the table was built")
 
     training.TD_BUILD_STEPS.append(crash)
@@ -225,15 +232,17 @@ def test_versions_are_immutable_and_a_crash_leaves_no_half_version(timeline):
         training.TD_BUILD_STEPS.remove(crash)
     assert [td.version for td in fs.training_datasets(FV)] == before
     # A process killed mid-build leaves its temporary table: never listed, dropped by the next create.
-    with connect(fs.project.warehouse_path) as con:
-        con.execute(f'create table fs_training."__building_{FV}_dead" as select 1 as x')
+    with fs.project.warehouse() as wh:
+        wh.execute(f'create table fs_training."__building_{FV}_dead" as select 1 as x')
     assert [td.version for td in fs.training_datasets(FV)] == before
     td = fs.create_training_dataset(FV, split=SPLIT)
     assert td.version == before[-1] + 1
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        tables = {r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'fs_training'").fetchall()}
-    assert tables == {f"{FV}_v{v}" for v in [*before, td.version]}
+    with fs.project.warehouse(read_only=True) as wh:
+        tables = {r[0] for r in wh.fetchall(
+            "select table_name from information_schema.tables where table_schema = 'fs_training'")}
+    # (the demo's warehouse is shared with other modules: only this view's tables are this test's business)
+    assert {t for t in tables if t.startswith(FV)} == {f"{FV}_v{v}" for v in [*before, td.version]}
+    assert not [t for t in tables if t.startswith("__building_")]
     assert td.content_hash == timeline["v2"].content_hash  # same spine and commits as v2: same content
 
 
@@ -247,11 +256,11 @@ def test_concurrent_creates_get_distinct_versions(timeline):
 
     def worker(i: int) -> None:
         try:
-            with connect(fs.project.warehouse_path) as con:
+            with fs.project.warehouse() as wh:
                 meta = {"created_at": timeline["commit1_at"], "as_of": None, "read_at": timeline["commit1_at"],
                         "fg_commits": [], "spine_model": fv.spine_model, "declaration": fv.spec,
                         "description": f"thread {i}"}
-                results.append(training.build(con, fv, sql, meta, training.SplitSpec.parse(SPLIT)).version)
+                results.append(training.build(wh, fv, sql, meta, training.SplitSpec.parse(SPLIT)).version)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -310,9 +319,9 @@ def test_plain_dbt_builds_the_view_after_its_inputs(timeline):
     res = fs.project.dbt(["run", "--quiet", "--select", FV])
     assert res.success, res.exception
     fv = fs.catalog.fv(FV)
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        cols = [r[0] for r in con.execute(f"select * from {fv.relation} limit 0").description]
-        n = con.execute(f"select count(*) from {fv.relation}").fetchall()[0][0]
+    with fs.project.warehouse(read_only=True) as wh:
+        cols = wh.query_columns(f"select * from {fv.relation}")
+        n = wh.scalar(f"select count(*) from {fv.relation}")
     assert cols == fv.output_columns and n == len(timeline["spine2"])
     node = fs.catalog.manifest.nodes[fv.unique_id]
     assert {"model.feature_store.stg_fraud_labels",
@@ -323,8 +332,8 @@ def test_missing_spine_column_is_a_declaration_error_at_build(timeline, monkeypa
     fs = timeline["fs"]
     fv = fs.catalog.fv(FV)
     monkeypatch.setattr(fv, "spine_extra", [*fv.spine_extra, "merchant_country"])
-    with connect(fs.project.warehouse_path, read_only=True) as con, pytest.raises(FeatureStoreError) as e:
-        training._check_spine(con, fv)
+    with fs.project.warehouse(read_only=True) as wh, pytest.raises(FeatureStoreError) as e:
+        training._check_spine(wh, fv)
     assert "merchant_country" in str(e.value) and FV in str(e.value) and "fix:" in str(e.value)
 
 
@@ -352,10 +361,10 @@ def test_macro_prefix_strict_boundary_and_entity_mapping_match_the_oracle(timeli
     assert res.success, res.exception
     sql = res.results[0].node.compiled_code
     assert sql.rstrip().endswith("-- ttl 1209600 129600")  # FG TTL notation includes weeks
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        cur = con.execute(sql)
-        cols = [d[0] for d in cur.description]
-        rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    with fs.project.warehouse(read_only=True) as wh:
+        table = decimals_as_double(wh.arrow(sql))
+        cols = table.column_names
+        rows = table.to_pylist()
     assert cols == fv.output_columns == ["customer_id", "merchant_id", "transaction_at", "is_fraud", "segment",
                                          "credit_limit", "again_segment", "m_merchant_tx_count_7d"]
     expected = _oracle(fs, [{c: r[c] for c in fv.spine_columns} for r in rows], None, fv)

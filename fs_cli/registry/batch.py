@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import FeatureStoreError
 from ..timeutil import parse_timestamp
-from ..warehouse import connect, quote_ident
+from ..training import decimals_as_double
 
 if TYPE_CHECKING:
     from .registry import ModelRegistry
@@ -28,15 +28,16 @@ def score_batch(reg: ModelRegistry, ref: str, since: str | datetime | None = Non
     fv = reg.fs.catalog.fv(info.training_dataset)
     read_at = parse_timestamp(as_of, where="as_of") if as_of is not None else None
     sql = compile_feature_view(reg.project, fv, read_at)
-    ts = quote_ident(fv.spine_timestamp)
-    where, params = [], []
+    ops, params = [], []
     for bound, op in ((since, ">="), (until, "<")):
         if bound is not None:
-            where.append(f"{ts} {op} ?")
+            ops.append(op)
             params.append(parse_timestamp(bound, where="since/until"))
-    query = f"select * from ({sql}) as fv" + (f" where {' and '.join(where)}" if where else "") + f" order by {ts}"
-    with connect(reg.project.warehouse_path, read_only=True) as con:
-        rows = con.sql(query, params=params).df()
+    with reg.project.warehouse(read_only=True) as wh:
+        ts = wh.quote(fv.spine_timestamp)
+        where = [f"{ts} {op} ?" for op in ops]
+        query = f"select * from ({sql}) as fv" + (f" where {' and '.join(where)}" if where else "") + f" order by {ts}"
+        rows = decimals_as_double(wh.arrow(query, params)).to_pandas()
     if rows.empty:
         raise FeatureStoreError(f"feature view {fv.name} has no rows in the requested window",
                                 fix="widen --since/--until")

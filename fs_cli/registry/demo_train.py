@@ -20,7 +20,6 @@ import numpy as np
 from ..errors import FeatureStoreError
 from ..output import console, err_console, print_table
 from ..sdk import FeatureStore
-from ..warehouse import connect
 from .artifact import model_frame
 
 
@@ -67,8 +66,7 @@ def _run(args) -> int:
     from ..commands.models import print_report
 
     fs = FeatureStore(args.project_dir)
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        td = training.get_td(con, args.feature_view)  # the latest version
+    td = training.info(fs.project, args.feature_view)  # the latest version
     _, table = training.read(fs.project, td.feature_view, td.version, split="train")
     train = table.to_pandas()
     features, label = [f["name"] for f in td.features], td.labels[0]

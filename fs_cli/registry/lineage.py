@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..catalog import _lineage
 from ..commits import COMMITS
-from ..warehouse import META_SCHEMA, connect, relation_exists
+from ..warehouse import META_SCHEMA, relation_exists, store_exists
 from .td import feature_names, list_tds, load_td
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def _commit_details(con, commits: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def model_lineage(reg: ModelRegistry, ref: str) -> dict[str, Any]:
     m = reg.info(ref)
-    with connect(reg.project.warehouse_path, read_only=True) as con:
+    with reg.project.warehouse(read_only=True) as con:
         td = load_td(con, m.training_dataset, m.training_dataset_version)
         commits = _commit_details(con, m.fg_commits or td.fg_commits)
     cat = reg.fs.catalog
@@ -65,8 +65,8 @@ def fg_impact(reg: ModelRegistry, feature_group: str) -> dict[str, Any]:
                    if any(n["unique_id"] in (fg.unique_id, fg.snapshot_unique_id)
                           for n in _lineage(cat.manifest, v.unique_id)))
     tds, models = [], []
-    if reg.project.warehouse_path.exists():
-        with connect(reg.project.warehouse_path, read_only=True) as con:
+    if store_exists(reg.project):
+        with reg.project.warehouse(read_only=True) as con:
             for td in list_tds(con):
                 used = [c for c in td.fg_commits if c["feature_group"] == fg.name]
                 if used or (not td.fg_commits and td.feature_view in views):

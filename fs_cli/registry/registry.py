@@ -17,18 +17,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
-from ..warehouse import META_SCHEMA, connect, relation_exists
+from ..warehouse import META_SCHEMA, Warehouse, relation_exists, store_exists
 from . import artifact
 from .blobs import BlobStore
 from .config import RegistryConfig, check_alias, check_name, check_required_meta
 from .schema import ALIAS_HISTORY, ALIASES, MODELS, TOMBSTONES, VALIDATIONS, VERSIONS, ensure_registry
-from .td import column_type, load_td, parse_td_ref
+from .td import column_type, decimals_as_double, load_td, parse_td_ref
 
 if TYPE_CHECKING:
     from ..sdk import FeatureStore
@@ -45,32 +44,29 @@ def current_user() -> str:
         return "unknown"
 
 
-def in_transaction(con: duckdb.DuckDBPyConnection, fn: Callable[[duckdb.DuckDBPyConnection], T],
-                   attempts: int = 20) -> T:
-    """Run fn in a transaction; retry when a concurrent writer in this process took the same version number
-    (DuckDB reports a write-write conflict or a primary-key violation; the next attempt reads the new max)."""
+def in_transaction(wh: Warehouse, fn: Callable[[Warehouse], T], attempts: int = 20) -> T:
+    """Run fn in a transaction; retry when a concurrent writer took the same version number (the warehouse reports
+    a write conflict or a primary-key violation; the next attempt reads the new max)."""
     for attempt in range(attempts):
-        con.execute("begin transaction")
         try:
-            out = fn(con)
-            con.execute("commit")
-            return out
-        except (duckdb.TransactionException, duckdb.ConstraintException):
-            _rollback(con)
-            if attempt == attempts - 1:
+            with wh.transaction():
+                return fn(wh)
+        except Exception as e:
+            if not wh.is_write_conflict(e) or attempt == attempts - 1:
                 raise
             time.sleep(0.005 * (attempt + 1))
-        except BaseException:
-            _rollback(con)
-            raise
     raise AssertionError("unreachable")
 
 
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        con.execute("rollback")
-    except duckdb.TransactionException:
-        pass  # a failed commit already ended the transaction
+def _latest_validations(wh: Warehouse, name: str | None = None) -> dict[tuple[str, int], tuple]:
+    """(name, version) -> the row (validation_id, validated_at, status, metrics) of its latest validation."""
+    where, params = ("where name = ?", [name]) if name is not None else ("", [])
+    latest: dict[tuple[str, int], tuple] = {}
+    for n, v, i, t, st, m in wh.fetchall(
+            f"select name, version, validation_id, validated_at, status, metrics from {VALIDATIONS} {where}", params):
+        if (n, v) not in latest or i > latest[(n, v)][0]:
+            latest[(n, v)] = (i, t, st, m)
+    return latest
 
 
 def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
@@ -210,11 +206,14 @@ class ModelRegistry:
     def blobs(self) -> BlobStore:
         return BlobStore(self.config.store_dir)
 
-    def _rw(self):
-        return connect(self.project.warehouse_path)
+    def _rw(self) -> Warehouse:
+        return self.project.warehouse()
 
-    def _has_registry(self, con: duckdb.DuckDBPyConnection) -> bool:
-        return relation_exists(con, META_SCHEMA, "model_versions")
+    def _ro(self) -> Warehouse:
+        return self.project.warehouse(read_only=True)
+
+    def _has_registry(self, wh: Warehouse) -> bool:
+        return relation_exists(wh, META_SCHEMA, "model_versions")
 
     # -- register ------------------------------------------------------------------------------------------
     def register(
@@ -251,9 +250,9 @@ class ModelRegistry:
         task = artifact.task_of(est, where)
         artifact.check_fitted(est, where)
 
-        with connect(self.project.warehouse_path, read_only=True) as con:
-            td = load_td(con, fv, td_version)
-            sample = con.sql(f"select * from {td.table} limit 50").df()
+        with self._ro() as wh:
+            td = load_td(wh, fv, td_version)
+            sample = decimals_as_double(wh.arrow(f"select * from {td.table} limit 50")).to_pandas()
         if not td.labels:
             raise FeatureStoreError(f"training dataset {td.ref} declares no label column",
                                     fix="declare the label in the feature view and create a new training dataset")
@@ -293,9 +292,10 @@ class ModelRegistry:
         with self._rw() as con:
             ensure_registry(con)
 
-            def insert(con: duckdb.DuckDBPyConnection) -> int:
-                con.execute(f"insert into {MODELS} values (?, ?, ?, ?) on conflict do nothing",
-                            [name, now, user, description or None])
+            def insert(con: Warehouse) -> int:
+                con.execute(f"insert into {MODELS} (name, created_at, created_by, description) "
+                            f"select ?, ?, ?, ? where not exists (select 1 from {MODELS} where name = ?)",
+                            [name, now, user, description or None, name])
                 version = con.execute(f"select coalesce(max(version), 0) + 1 from {VERSIONS} where name = ?",
                                       [name]).fetchall()[0][0]
                 con.execute(
@@ -323,10 +323,8 @@ class ModelRegistry:
         aliases: dict[tuple[str, int], list[str]] = {}
         for n, a, v in con.execute(f"select name, alias, version from {ALIASES} order by alias").fetchall():
             aliases.setdefault((n, v), []).append(a)
-        vals = {(n, v): {"validation_id": i, "validated_at": t, "status": s}
-                for n, v, i, t, s in con.execute(
-                    f"select name, version, max(validation_id), arg_max(validated_at, validation_id), "
-                    f"arg_max(status, validation_id) from {VALIDATIONS} group by all").fetchall()}
+        vals = {k: {"validation_id": i, "validated_at": t, "status": st}
+                for k, (i, t, st, _) in _latest_validations(con).items()}
         out = []
         for r in rows:
             d = dict(zip([c.strip() for c in _VERSION_COLS.split(",")], r, strict=True))
@@ -345,7 +343,7 @@ class ModelRegistry:
         """The metadata of NAME[:VERSION|@ALIAS] (latest active version by default), without loading the artifact."""
         name, v, a = parse_model_ref(ref)
         v, a = version if version is not None else v, alias if alias is not None else a
-        with connect(self.project.warehouse_path, read_only=True) as con:
+        with self._ro() as con:
             if not self._has_registry(con) or not con.execute(
                     f"select 1 from {MODELS} where name = ?", [name]).fetchall():
                 known = [r[0] for r in con.execute(f"select name from {MODELS} order by 1").fetchall()] \
@@ -388,8 +386,8 @@ class ModelRegistry:
         if info.input_transformed:
             from ..transforms.view import td_statistics
 
-            with connect(self.project.warehouse_path, read_only=True) as con:
-                stats = td_statistics(load_td(con, info.training_dataset, info.training_dataset_version))
+            with self._ro() as wh:
+                stats = td_statistics(load_td(wh, info.training_dataset, info.training_dataset_version))
         return LoadedModel(info, artifact.load_bytes(data, f"{info.ref} ({info.artifact_path})"), stats)
 
     def verify(self, ref: str) -> bool:
@@ -401,9 +399,9 @@ class ModelRegistry:
              text: str | None = None, include_deleted: bool = True) -> list[ModelVersion]:
         """Model versions, filtered by name, tag/meta key=value pairs, or free text over names, descriptions and
         metadata values."""
-        if not self.project.warehouse_path.exists():
+        if not store_exists(self.project):
             return []
-        with connect(self.project.warehouse_path, read_only=True) as con:
+        with self._ro() as con:
             if not self._has_registry(con):
                 return []
             rows = self._rows(con, "name = ?" if name else "true", [name] if name else [])
@@ -443,11 +441,10 @@ class ModelRegistry:
         return sorted(scored, key=lambda t: (pick(t), t[0].version))[-1]
 
     def _validation_metrics(self, name: str) -> dict[int, dict[str, float]]:
-        with connect(self.project.warehouse_path, read_only=True) as con:
-            rows = con.execute(
-                f"select version, arg_max(metrics, validation_id) from {VALIDATIONS} where name = ? group by 1",
-                [name]).fetchall()
-        return {v: {k: x for k, x in (_loads(m) or {}).items() if isinstance(x, int | float)} for v, m in rows}
+        with self._ro() as wh:
+            latest = _latest_validations(wh, name) if self._has_registry(wh) else {}
+        return {v: {k: x for k, x in (_loads(m) or {}).items() if isinstance(x, int | float)}
+                for (_, v), (_, _, _, m) in latest.items()}
 
     # -- aliases and tombstones ----------------------------------------------------------------------------
     def alias(self, name: str, version: int, alias: str, reason: str | None = None,
@@ -479,7 +476,7 @@ class ModelRegistry:
         return self._move_alias(name, alias, None, reason)
 
     def _move_alias(self, name: str, alias: str, version: int | None, reason: str | None) -> dict[str, Any]:
-        def move(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        def move(con: Warehouse) -> dict[str, Any]:
             cur = con.execute(f"select version from {ALIASES} where name = ? and alias = ?", [name, alias]).fetchall()
             old = cur[0][0] if cur else None
             if old == version:
@@ -489,10 +486,10 @@ class ModelRegistry:
                         "action": "unchanged"}  # nothing changed, nothing logged
             now, user = utcnow(), current_user()
             action = "remove" if version is None else ("set" if old is None else "move")
-            if version is None:
-                con.execute(f"delete from {ALIASES} where name = ? and alias = ?", [name, alias])
-            else:
-                con.execute(f"insert or replace into {ALIASES} values (?, ?, ?, ?, ?)", [name, alias, version, now, user])
+            con.execute(f"delete from {ALIASES} where name = ? and alias = ?", [name, alias])
+            if version is not None:
+                con.execute(f"insert into {ALIASES} (name, alias, version, updated_at, updated_by) "
+                            "values (?, ?, ?, ?, ?)", [name, alias, version, now, user])
             seq = con.execute(f"select coalesce(max(seq), 0) + 1 from {ALIAS_HISTORY} where name = ? and alias = ?",
                               [name, alias]).fetchall()[0][0]
             con.execute(f"insert into {ALIAS_HISTORY} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -504,14 +501,16 @@ class ModelRegistry:
             return in_transaction(con, move)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
-        with connect(self.project.warehouse_path, read_only=True) as con:
+        if not store_exists(self.project):
+            return []
+        with self._ro() as con:
             if not self._has_registry(con):
                 return []
             cols = ["name", "alias", "seq", "action", "old_version", "new_version", "changed_at", "changed_by",
                     "reason"]
-            rows = con.execute(
-                f"select {', '.join(cols)} from {ALIAS_HISTORY} where name = ? and (? is null or alias = ?) "
-                "order by changed_at, alias, seq", [name, alias, alias]).fetchall()
+            where, params = ("name = ? and alias = ?", [name, alias]) if alias is not None else ("name = ?", [name])
+            rows = con.execute(f"select {', '.join(cols)} from {ALIAS_HISTORY} where {where} "
+                               "order by changed_at, alias, seq", params).fetchall()
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def delete(self, ref: str, reason: str | None = None) -> ModelVersion:
@@ -539,7 +538,7 @@ class ModelRegistry:
 
     def validations(self, ref: str) -> list[dict[str, Any]]:
         m = self.info(ref)
-        with connect(self.project.warehouse_path, read_only=True) as con:
+        with self._ro() as con:
             cols = ["validation_id", "validated_at", "status", "training_dataset", "training_dataset_version",
                     "task", "n_test", "metrics", "slices", "ood", "checks"]
             rows = con.execute(f"select {', '.join(cols)} from {VALIDATIONS} where name = ? and version = ? "

@@ -2,14 +2,12 @@
 
 Rows in models, model_versions, model_validations, alias_history and model_tombstones are only ever appended;
 model_aliases is the one mutable table (an alias is the only moving pointer) and every change to it is mirrored
-by an alias_history row.
+by an alias_history row. JSON documents are stored as text (every engine has it; Spark has no json type).
 """
 
 from __future__ import annotations
 
-import duckdb
-
-from ..warehouse import META_SCHEMA, relation_exists
+from ..warehouse import META_SCHEMA, Warehouse
 
 MODELS = f"{META_SCHEMA}.models"
 VERSIONS = f"{META_SCHEMA}.model_versions"
@@ -20,120 +18,89 @@ TOMBSTONES = f"{META_SCHEMA}.model_tombstones"
 REGISTRY_VIEW = f"{META_SCHEMA}.model_registry"
 _TABLES = ("models", "model_versions", "model_aliases", "alias_history", "model_validations", "model_tombstones")
 
-_DDL = [
-    f"create schema if not exists {META_SCHEMA}",
-    f"""create table if not exists {MODELS} (
-        name varchar primary key,
-        created_at timestamp not null,
-        created_by varchar,
-        description varchar
-    )""",
-    f"""create table if not exists {VERSIONS} (
-        name varchar not null,
-        version integer not null,
-        created_at timestamp not null,
-        created_by varchar,
-        artifact_sha256 varchar not null,
-        artifact_bytes bigint not null,
-        artifact_format varchar not null,
-        artifact_path varchar not null,       -- relative to the model store
-        estimator_class varchar,
-        task varchar not null,                -- classification | regression
-        training_dataset varchar not null,    -- feature view name
-        training_dataset_version integer not null,
-        training_dataset_hash varchar,
-        fg_commits json,                      -- the feature-group commits the training dataset read
-        input_schema json not null,
-        output_schema json not null,
-        metrics json,
-        description varchar,
-        tags json,
-        meta json,
-        primary key (name, version)
-    )""",
-    f"""create table if not exists {ALIASES} (
-        name varchar not null,
-        alias varchar not null,
-        version integer not null,
-        updated_at timestamp not null,
-        updated_by varchar,
-        primary key (name, alias)
-    )""",
-    f"""create table if not exists {ALIAS_HISTORY} (
-        name varchar not null,
-        alias varchar not null,
-        seq integer not null,
-        action varchar not null,              -- set | move | remove
-        old_version integer,
-        new_version integer,
-        changed_at timestamp not null,
-        changed_by varchar,
-        reason varchar,
-        primary key (name, alias, seq)
-    )""",
-    f"""create table if not exists {VALIDATIONS} (
-        name varchar not null,
-        version integer not null,
-        validation_id integer not null,
-        validated_at timestamp not null,
-        status varchar not null,              -- passed | failed
-        training_dataset varchar not null,
-        training_dataset_version integer not null,
-        task varchar not null,
-        n_test bigint not null,
-        metrics json,
-        slices json,
-        ood json,
-        checks json,
-        primary key (name, version, validation_id)
-    )""",
-    f"""create table if not exists {TOMBSTONES} (
-        name varchar not null,
-        version integer not null,
-        deleted_at timestamp not null,
-        deleted_by varchar,
-        reason varchar,
-        primary key (name, version)
-    )""",
-    # One row per version with its status, aliases and latest validation: what a BI user wants first.
-    f"""create or replace view {REGISTRY_VIEW} as
-        select v.name, v.version, v.created_at, v.task, v.estimator_class,
-               v.training_dataset, v.training_dataset_version, v.input_transformed, v.artifact_sha256,
-               case when t.version is null then 'active' else 'deleted' end as status,
-               (select string_agg(a.alias, ',' order by a.alias) from {ALIASES} a
-                 where a.name = v.name and a.version = v.version) as aliases,
-               (select arg_max(mv.status, mv.validation_id) from {VALIDATIONS} mv
-                 where mv.name = v.name and mv.version = v.version) as validation_status,
-               v.metrics, v.meta, v.tags, v.description
-        from {VERSIONS} v left join {TOMBSTONES} t on t.name = v.name and t.version = v.version""",
+# (table, [(column, logical type, not null)], primary key); logical types map to each engine's DDL (Warehouse.type)
+_TABLE_COLUMNS: list[tuple[str, list[tuple[str, str, bool]], str]] = [
+    (MODELS, [("name", "text", True), ("created_at", "timestamp", True), ("created_by", "text", False),
+              ("description", "text", False)], "name"),
+    (VERSIONS, [
+        ("name", "text", True), ("version", "integer", True), ("created_at", "timestamp", True),
+        ("created_by", "text", False), ("artifact_sha256", "text", True), ("artifact_bytes", "bigint", True),
+        ("artifact_format", "text", True),
+        ("artifact_path", "text", True),  # relative to the model store
+        ("estimator_class", "text", False),
+        ("task", "text", True),  # classification | regression
+        ("training_dataset", "text", True),  # feature view name
+        ("training_dataset_version", "integer", True), ("training_dataset_hash", "text", False),
+        ("fg_commits", "text", False),  # JSON: the feature-group commits the training dataset read
+        ("input_schema", "text", True), ("output_schema", "text", True), ("metrics", "text", False),
+        ("description", "text", False), ("tags", "text", False), ("meta", "text", False),
+        ("input_transformed", "boolean", False),
+    ], "name, version"),
+    (ALIASES, [("name", "text", True), ("alias", "text", True), ("version", "integer", True),
+               ("updated_at", "timestamp", True), ("updated_by", "text", False)], "name, alias"),
+    (ALIAS_HISTORY, [
+        ("name", "text", True), ("alias", "text", True), ("seq", "integer", True),
+        ("action", "text", True),  # set | move | remove
+        ("old_version", "integer", False), ("new_version", "integer", False), ("changed_at", "timestamp", True),
+        ("changed_by", "text", False), ("reason", "text", False),
+    ], "name, alias, seq"),
+    (VALIDATIONS, [
+        ("name", "text", True), ("version", "integer", True), ("validation_id", "integer", True),
+        ("validated_at", "timestamp", True),
+        ("status", "text", True),  # passed | failed
+        ("training_dataset", "text", True), ("training_dataset_version", "integer", True), ("task", "text", True),
+        ("n_test", "bigint", True), ("metrics", "text", False), ("slices", "text", False), ("ood", "text", False),
+        ("checks", "text", False),
+    ], "name, version, validation_id"),
+    (TOMBSTONES, [("name", "text", True), ("version", "integer", True), ("deleted_at", "timestamp", True),
+                  ("deleted_by", "text", False), ("reason", "text", False)], "name, version"),
 ]
+
+# One row per version with its status, aliases and latest validation: what a BI user wants first.
+_VIEW = f"""create or replace view {REGISTRY_VIEW} as
+    select v.name, v.version, v.created_at, v.task, v.estimator_class,
+           v.training_dataset, v.training_dataset_version, v.input_transformed, v.artifact_sha256,
+           case when t.version is null then 'active' else 'deleted' end as status,
+           (select string_agg(a.alias, ',' order by a.alias) from {ALIASES} a
+             where a.name = v.name and a.version = v.version) as aliases,
+           (select mv.status from {VALIDATIONS} mv
+             where mv.name = v.name and mv.version = v.version
+               and mv.validation_id = (select max(m2.validation_id) from {VALIDATIONS} m2
+                                        where m2.name = v.name and m2.version = v.version)) as validation_status,
+           v.metrics, v.meta, v.tags, v.description
+    from {VERSIONS} v left join {TOMBSTONES} t on t.name = v.name and t.version = v.version"""
+
+
+def _ddl(wh: Warehouse, table: str, columns: list[tuple[str, str, bool]], key: str) -> str:
+    cols = ",\n    ".join(f"{wh.quote(n)} {wh.type(t)}{' not null' if nn else ''}" for n, t, nn in columns)
+    return f"create table if not exists {table} (\n    {cols},\n    primary key ({key})\n)"
 
 
 # Columns added after the first release of a table: added in place to warehouses created before them.
-_MIGRATIONS = [
-    f"alter table {VERSIONS} add column if not exists input_transformed boolean default false",
-]
+_MIGRATIONS = [(VERSIONS, "input_transformed", "boolean")]
 
 
-def _up_to_date(con: duckdb.DuckDBPyConnection) -> bool:
-    n = con.execute(
+def _up_to_date(wh: Warehouse) -> bool:
+    n = wh.scalar(
         "select count(*) from information_schema.columns where table_schema = ? and "
         "((table_name = 'model_versions' and column_name = 'input_transformed') or "
-        "(table_name = 'model_registry' and column_name = 'input_transformed'))", [META_SCHEMA]).fetchall()[0][0]
-    return n == 2 and all(relation_exists(con, META_SCHEMA, t) for t in _TABLES)
+        "(table_name = 'model_registry' and column_name = 'input_transformed'))", [META_SCHEMA])
+    have = set(wh.tables(META_SCHEMA))
+    return n == 2 and all(t in have for t in _TABLES)
 
 
-def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_registry(wh: Warehouse) -> None:
     """Create or migrate the registry tables. A no-op when they are current: DDL on every call would make
-    concurrent writers in one process conflict on the catalog."""
-    if _up_to_date(con):
+    concurrent writers conflict on the catalog."""
+    if _up_to_date(wh):
         return
     try:
-        for ddl in _DDL[:-1]:
-            con.execute(ddl)
-        for ddl in _MIGRATIONS:
-            con.execute(ddl)
-        con.execute(_DDL[-1])
-    except duckdb.TransactionException:
-        if not _up_to_date(con):  # a concurrent writer did the same; anything else is real
+        wh.ensure_schema(META_SCHEMA)
+        for table, columns, key in _TABLE_COLUMNS:
+            wh.execute(_ddl(wh, table, columns, key))
+        for table, column, logical in _MIGRATIONS:
+            wh.execute(f"alter table {table} add column if not exists {wh.quote(column)} {wh.type(logical)}")
+        wh.execute(_VIEW)
+    except Exception as e:
+        if not (wh.is_write_conflict(e) and _up_to_date(wh)):  # a concurrent writer did the same; else real
             raise

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import duckdb
 import pandas as pd
 
 from ..errors import FeatureStoreError
-from ..training import TD_SCHEMA, TrainingDataset, get_td, list_tds, td_order
-from ..warehouse import META_SCHEMA, quote_ident, relation_exists
+from ..training import TD_SCHEMA, TrainingDataset, decimals_as_double, get_td, list_tds, read_rows, td_order
+from ..warehouse import META_SCHEMA, Warehouse, relation_exists
 
-__all__ = ["TD_SCHEMA", "TrainingDataset", "feature_names", "list_tds", "load_td", "parse_td_ref", "read_td",
-           "column_type"]
+__all__ = ["TD_SCHEMA", "TrainingDataset", "column_type", "decimals_as_double", "feature_names", "list_tds",
+           "load_td", "parse_td_ref", "read_td", "td_order"]
 
 
 def parse_td_ref(ref: str) -> tuple[str, int]:
@@ -24,11 +23,11 @@ def parse_td_ref(ref: str) -> tuple[str, int]:
     return fv, int(ver)
 
 
-def load_td(con: duckdb.DuckDBPyConnection, feature_view: str, version: int) -> TrainingDataset:
-    if not relation_exists(con, META_SCHEMA, "training_datasets"):
+def load_td(wh: Warehouse, feature_view: str, version: int) -> TrainingDataset:
+    if not relation_exists(wh, META_SCHEMA, "training_datasets"):
         raise FeatureStoreError("no training datasets exist in this warehouse yet",
                                 fix="create one first: `fs training-dataset create FEATURE_VIEW --split ...`")
-    return get_td(con, feature_view, version)
+    return get_td(wh, feature_view, version)
 
 
 def feature_names(td: TrainingDataset) -> list[str]:
@@ -39,15 +38,12 @@ def column_type(td: TrainingDataset, name: str) -> str | None:
     return next((c.get("type") for c in td.columns if c.get("name") == name), None)
 
 
-def read_td(con: duckdb.DuckDBPyConnection, td: TrainingDataset, split: str | None = None) -> pd.DataFrame:
-    """The version's rows (one split or all) in its canonical order."""
-    by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in td_order(td))
-    if split is None:
-        return con.sql(f"select * from {td.table} order by {by}").df()
-    if split not in td.row_counts or not td.row_counts[split]:
+def read_td(wh: Warehouse, td: TrainingDataset, split: str | None = None) -> pd.DataFrame:
+    """The version's rows (one split or all) in its canonical order, as pandas (decimals as float64)."""
+    if split is not None and not td.row_counts.get(split):
         raise FeatureStoreError(
             f"training dataset {td.ref} has no rows in split {split!r} (splits: {td.row_counts})",
             fix="validate on a training dataset with a held-out split: "
             "`fs training-dataset create FV --split random:0.8,0.2:42`",
         )
-    return con.sql(f"select * from {td.table} where split = ? order by {by}", params=[split]).df()
+    return read_rows(wh, td, split).to_pandas()

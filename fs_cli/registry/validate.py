@@ -21,7 +21,6 @@ import pandas as pd
 
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
-from ..warehouse import connect
 from .config import project_vars
 from .registry import in_transaction
 from .schema import VALIDATIONS, ensure_registry
@@ -247,7 +246,7 @@ def _validate(reg: ModelRegistry, ref: str, slices: list[str] | None) -> Validat
     slice_cols = list(dict.fromkeys([*(slices or []), *cfg.slices.get(info.name, []),
                                      *[s for s in info.meta.get("slices", "").split(",") if s]]))
     label = info.output_schema["label"]
-    with connect(reg.project.warehouse_path, read_only=True) as con:
+    with reg.project.warehouse(read_only=True) as con:
         td = load_td(con, info.training_dataset, info.training_dataset_version)
         test = read_td(con, td, "test")
         train = read_td(con, td, "train")

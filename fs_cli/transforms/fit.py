@@ -31,13 +31,23 @@ _FINITE = ("(case when {e} > cast('-Infinity' as double precision) "
 
 
 class _Runner:
-    """Runs a query with bound parameters on a DuckDB connection or a DB-API connection (psycopg2)."""
+    """Runs a query with bound parameters on a `Warehouse` (fs_cli.warehouse), a DuckDB connection (in-process
+    compute over data already in Python) or a DB-API connection (psycopg2)."""
 
     def __init__(self, con: Any):
+        from ..warehouse import Warehouse
+
         self.con = con
-        self.duck = type(con).__module__.startswith(("duckdb", "_duckdb"))
+        self.wh = isinstance(con, Warehouse)
+        self.duck = not self.wh and type(con).__module__.startswith(("duckdb", "_duckdb"))
+
+    @property
+    def knows_types(self) -> bool:
+        return self.wh or self.duck
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        if self.wh:
+            return self.con.fetchall(sql.replace(PARAM, "?"), list(params))
         if self.duck:
             return self.con.execute(sql.replace(PARAM, "?"), list(params)).fetchall()
         cur = self.con.cursor()
@@ -48,6 +58,8 @@ class _Runner:
             cur.close()
 
     def columns(self, relation: str) -> list[str]:
+        if self.wh:
+            return self.con.query_columns(f"select * from {relation}")
         if self.duck:
             return [d[0] for d in self.con.execute(f"select * from {relation} limit 0").description]
         cur = self.con.cursor()
@@ -59,7 +71,11 @@ class _Runner:
 
 
 def column_types(con: Any, relation: str) -> dict[str, str]:
-    """name -> SQL type of a relation's columns (DuckDB connection)."""
+    """name -> SQL type of a relation's columns (a `Warehouse` or a DuckDB connection)."""
+    from ..warehouse import Warehouse
+
+    if isinstance(con, Warehouse):
+        return dict(con.describe(relation))
     rel = con.sql(f"select * from {relation} limit 0")
     return {n: str(t) for n, t in zip(rel.columns, rel.types, strict=True)}
 
@@ -179,9 +195,9 @@ def fit(
 ) -> dict[str, Any]:
     """Fit `transformations` on the rows of `relation` where `split_column = train_value` (a bound parameter).
 
-    `con` is a DuckDB connection or a DB-API connection (psycopg2). `relation` is SQL text from code (a quoted
+    `con` is a `Warehouse`, a DuckDB connection or a DB-API connection (psycopg2). `relation` is SQL text from code (a quoted
     name or `(select ...) as t`). Declarations (not yet a plan) are validated against `types`, or against the
-    relation's own column types on DuckDB. With split_column=None every row of `relation` is a train row.
+    relation's own column types (Warehouse, DuckDB). With split_column=None every row of `relation` is a train row.
     Steps of one chain are fitted in order, each on the output of the steps before it (one query per depth).
     """
     runner = _Runner(con)
@@ -190,8 +206,8 @@ def fit(
         plan = transformations
     else:
         if types is None:
-            if not runner.duck:
-                raise FeatureStoreError("fit() needs the feature types on a non-DuckDB connection",
+            if not runner.knows_types:
+                raise FeatureStoreError("fit() needs the feature types on a DB-API connection",
                                         fix="pass types={column: data_type} or a parsed TransformPlan")
             types = column_types(con, relation)
         plan = parse_transformations(list(transformations), types)

@@ -88,12 +88,13 @@ def validate_feature_view(catalog: Any, fv: Any) -> ViewTransforms:
     return parse_view(fv, view_column_types(catalog, fv), defer_unknown=True)
 
 
-def fit_training_dataset(con: Any, relation: str, fv: Any, meta: dict[str, Any]) -> dict[str, Any] | None:
+def fit_training_dataset(wh: Any, relation: str, fv: Any, meta: dict[str, Any]) -> dict[str, Any] | None:
     """TD build step (fs_cli.training.TD_BUILD_STEPS): fit the view's transformations on the TRAIN split of the
-    freshly built TD table `relation` (its real column types; on-demand columns are already computed in it)."""
+    freshly built TD table `relation` in warehouse `wh` (its real column types; on-demand columns are already
+    computed in it)."""
     if not fv.transformations and not fv.on_demand:
         return None
-    vt = parse_view(fv, column_types(con, relation))
+    vt = parse_view(fv, column_types(wh, relation))
     out: dict[str, Any] = {}
     if vt.on_demand:
         out["on_demand"] = [o.to_dict() for o in vt.on_demand]
@@ -104,7 +105,7 @@ def fit_training_dataset(con: Any, relation: str, fv: Any, meta: dict[str, Any])
                 f"feature view {fv.name} declares transformations, but the training dataset has no `{TRAIN}` rows "
                 "to fit them on",
                 fix="use a split with a train part (e.g. --split random:0.8,0.2:42) and a spine with rows")
-        out["transformations"] = fit(con, relation, vt.plan, split_column=SPLIT_COLUMN, train_value=TRAIN)
+        out["transformations"] = fit(wh, relation, vt.plan, split_column=SPLIT_COLUMN, train_value=TRAIN)
     return out
 
 
@@ -123,31 +124,26 @@ def read_transformed(project: Any, feature_view: str, version: int | None = None
                      split: str | None = None) -> tuple[Any, Any]:
     """(td, Arrow table) of a TD version with its transformations applied by the SQL path, canonical row order."""
     from .. import training
-    from ..warehouse import connect, quote_ident
 
-    with connect(project.warehouse_path, read_only=True) as con:
-        td = training.get_td(con, feature_view, version)
+    with project.warehouse(read_only=True) as wh:
+        td = training.get_td(wh, feature_view, version)
         stats = td_statistics(td)
         if split is not None and split not in td.row_counts:
             raise FeatureStoreError(f"training dataset {td.ref} has no split {split!r}",
                                     fix=f"its splits: {', '.join(td.row_counts)}")
-        where, params = (f"where {quote_ident(SPLIT_COLUMN)} = ?", [split]) if split is not None else ("", [])
-        by = ", ".join(f"{quote_ident(c)} asc nulls last" for c in training.td_order(td))
+        where, params = (f"where {wh.quote(SPLIT_COLUMN)} = ?", [split]) if split is not None else ("", [])
         # number the rows in canonical order first: the transformed projection may replace an ordering column
-        inner = (f"(select *, row_number() over (order by {by}) as __fs_order from {td.table} {where}) as __fs_td")
+        inner = (f"(select *, row_number() over (order by {training.td_order_by(wh, td)}) as __fs_order "
+                 f"from {td.table} {where}) as __fs_td")
         sql = render_select(inner, stats, columns=[*stats["input_columns"], "__fs_order"])
-        table = con.sql(f"select * exclude (__fs_order) from ({sql}) order by __fs_order", params=params) \
-            .to_arrow_table()
-    return td, table
+        table = wh.arrow(f"select * from ({sql}) as __fs_t order by {wh.quote('__fs_order')}", params)
+    return td, training.decimals_as_double(table.drop_columns(["__fs_order"]))
 
 
 def transform_frame(project: Any, frame: Any, feature_view: str, version: int | None = None) -> Any:
     """Batch scoring: transform a pandas DataFrame / Arrow table of the view's columns with a TD version's fitted
     statistics (default: the latest version), through the same SQL as the training data. Returns pandas."""
     from .. import training
-    from ..warehouse import connect
     from . import transform_dataframe
 
-    with connect(project.warehouse_path, read_only=True) as con:
-        td = training.get_td(con, feature_view, version)
-    return transform_dataframe(frame, td_statistics(td))
+    return transform_dataframe(frame, td_statistics(training.info(project, feature_view, version)))

@@ -127,6 +127,16 @@ class Warehouse(ABC):
             raise
         self.execute("commit")
 
+    def is_write_conflict(self, exc: BaseException) -> bool:
+        """Whether `exc` is a concurrent writer's conflict (write-write, duplicate key or table name) that running
+        the whole transaction again may resolve, e.g. two writers allocating the same version number."""
+        return False
+
+    def text_sort(self, expr: str) -> str:
+        """An ORDER BY expression that sorts the text `expr` by code point, whatever the database collation (so
+        that a canonical row order is the same on every engine)."""
+        return expr
+
     # -- life cycle -------------------------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None: ...

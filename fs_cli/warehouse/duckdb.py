@@ -51,6 +51,9 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.con.unregister(name)
 
+    def is_write_conflict(self, exc: BaseException) -> bool:
+        return isinstance(exc, duckdb.TransactionException | duckdb.ConstraintException | duckdb.CatalogException)
+
     def _describe(self, relation: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.con.execute(f"describe {relation}").fetchall()]
 

@@ -160,5 +160,12 @@ class PostgresWarehouse(Warehouse):
             self._in_tx = False
             self.con.autocommit = True
 
+    def is_write_conflict(self, exc: BaseException) -> bool:
+        # unique_violation, duplicate_table (a rename racing another), serialization_failure, deadlock_detected
+        return getattr(exc, "pgcode", None) in ("23505", "42P07", "40001", "40P01")
+
+    def text_sort(self, expr: str) -> str:
+        return f'{expr} collate "C"'
+
     def close(self) -> None:
         self.con.close()
