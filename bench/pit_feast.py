@@ -1,11 +1,17 @@
-"""Feast's DuckDB offline store on the benchmark layout: the comparison point for bench/pit.py.
+"""Feast's DuckDB or Postgres offline store on the benchmark layout: the comparison point for bench/pit.py.
 
 Runs in its own venv (Feast pins other versions than this project):
-    python3 -m venv bench/.feast-venv && bench/.feast-venv/bin/pip install "feast[duckdb]"
+    python3 -m venv bench/.feast-venv && bench/.feast-venv/bin/pip install "feast[duckdb,postgres]==0.67.*"
     bench/.feast-venv/bin/python bench/pit_feast.py --data DIR --ttl-days N --out OUT.parquet
+    bench/.feast-venv/bin/python bench/pit_feast.py --data DIR --ttl-days N --out OUT.parquet \
+        --offline-store postgres --pg-database DB      # DB loaded by `bench/pg_bench.py load DIR`
 
-Times get_historical_features(...).to_df() (the spine is read into pandas before, since Feast takes the entity
-dataframe in memory), then writes the result (timestamps as naive UTC) and a last JSON line.
+DuckDB: times get_historical_features(...).to_df() (the spine is read into pandas before, since Feast takes the
+entity dataframe in memory). Postgres (contrib `postgres_offline_store`): the spine is already a table of the
+database, passed as SQL (`entity_select_mode: embed_query`, so Feast copies nothing); times
+get_historical_features(...).to_df() (Feast's query plus fetching the rows into pandas: its only way to get the
+result out) and, separately, Feast's own SQL (`to_sql()`) as CREATE TABLE AS on the server, the engine work alone.
+Writes the result (timestamps as naive UTC) and a last JSON line. Sessions run with TimeZone=UTC.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ T_START = time.perf_counter()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 from datetime import timedelta  # noqa: E402
@@ -32,8 +40,16 @@ def main() -> None:
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--ttl-days", required=True, type=int)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--offline-store", choices=["duckdb", "postgres"], default="duckdb")
+    ap.add_argument("--pg-database", help="postgres: a database loaded by `bench/pg_bench.py load DIR`")
     args = ap.parse_args()
     data = args.data.resolve()
+    os.environ["PGTZ"] = "UTC"  # libpq sessions of Feast's psycopg: naive timestamps mean UTC
+    if args.offline_store == "postgres":
+        if not args.pg_database:
+            raise SystemExit("error: --offline-store postgres needs --pg-database (see bench/pg_bench.py load)")
+        run_postgres(args, data)
+        return
 
     import pandas as pd
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
@@ -83,6 +99,92 @@ def main() -> None:
     total_s = time.perf_counter() - T_START
     print(f"feast rows: {len(df)}; get_historical_features().to_df(): {join_s:.3f} s; total command: {total_s:.3f} s")
     print(json.dumps({"rows": len(df), "join_s": join_s, "join_cpu_s": join_cpu_s, "total_s": total_s}))
+
+
+def run_postgres(args, data: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import pg_bench  # only its stdlib parts are used here: this venv has psycopg 3, not psycopg2
+    import psycopg
+    from feast import Entity, FeatureStore, FeatureView, Field, ValueType
+    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+    from feast.types import Float64
+
+    pg = pg_bench.server()
+    repo = Path(tempfile.mkdtemp(prefix="fs_feast_bench_"))
+    (repo / "feature_store.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            project: pit_bench
+            registry: {repo / 'registry.db'}
+            provider: local
+            offline_store:
+              type: postgres
+              host: {pg['host']}
+              port: {pg['port']}
+              database: {args.pg_database}
+              db_schema: public
+              user: {pg['user']}
+              password: "{os.environ.get('PGPASSWORD', '')}"
+              sslmode: disable
+              entity_select_mode: embed_query
+            online_store:
+              type: sqlite
+              path: {repo / 'online.db'}
+            entity_key_serialization_version: 3
+            """
+        )
+    )
+    store = FeatureStore(repo_path=str(repo))
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+    views = []
+    for name, feats in FEATURE_GROUPS.items():
+        src = PostgreSQLSource(name=f"{name}_src", table=f"{pg_bench.DATA_SCHEMA}.{name}", timestamp_field="event_time",
+                               created_timestamp_column="created")
+        views.append(FeatureView(
+            name=name, entities=[customer], source=src, online=False,
+            ttl=timedelta(days=args.ttl_days) if args.ttl_days else timedelta(0),
+            schema=[Field(name=f, dtype=Float64) for f in feats],
+        ))
+    store.apply([customer, *views])
+    spine_sql = f"select customer_id, event_timestamp, label from {pg_bench.DATA_SCHEMA}.spine"
+    features = [f"{name}:{f}" for name, feats in FEATURE_GROUPS.items() for f in feats]
+
+    t0, c0, s0 = time.perf_counter(), time.process_time(), pg_bench.server_cpu_s()
+    df = store.get_historical_features(entity_df=spine_sql, features=features).to_df()
+    api_s, api_cpu_s, api_server_cpu_s = (time.perf_counter() - t0, time.process_time() - c0,
+                                          pg_bench.server_cpu_s() - s0)
+
+    # The engine work alone: Feast's generated SQL materialized on the server, like our table model.
+    query = store.get_historical_features(entity_df=spine_sql, features=features).to_sql()
+    schema = f"fs_pit_feast_{os.getpid()}"
+    with psycopg.connect(host=pg["host"], port=pg["port"], user=pg["user"], dbname=args.pg_database,
+                         password=os.environ.get("PGPASSWORD") or None, autocommit=True) as con:
+        con.execute(f'create schema "{schema}"')
+        try:
+            t1, s1 = time.perf_counter(), pg_bench.server_cpu_s()
+            con.execute(f'create table "{schema}".result as {query}')
+            join_s, join_server_cpu_s = time.perf_counter() - t1, pg_bench.server_cpu_s() - s1
+            sql_rows = con.execute(f'select count(*) from "{schema}".result').fetchone()[0]
+        finally:
+            con.execute(f'drop schema if exists "{schema}" cascade')
+    if sql_rows != len(df):
+        raise SystemExit(f"error: Feast's SQL gave {sql_rows} rows on the server, to_df() {len(df)}")
+    write_result(df, args.out)
+    total_s = time.perf_counter() - T_START
+    print(f"feast (postgres) rows: {len(df)}; get_historical_features().to_df(): {api_s:.3f} s;"
+          f" its SQL as CREATE TABLE AS: {join_s:.3f} s (server CPU {join_server_cpu_s:.3f} s); total command: {total_s:.3f} s")
+    print(json.dumps({"rows": len(df), "join_s": join_s, "join_cpu_s": join_server_cpu_s, "api_s": api_s,
+                      "api_cpu_s": api_cpu_s, "api_server_cpu_s": api_server_cpu_s, "total_s": total_s}))
+
+
+def write_result(df, out: Path) -> None:
+    """Timestamps as naive UTC, the output columns of bench/pit.py."""
+    ts = df["event_timestamp"]
+    if getattr(ts.dt, "tz", None) is not None:
+        df["event_timestamp"] = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    cols = ["customer_id", "event_timestamp", "label"] + [f for fs in FEATURE_GROUPS.values() for f in fs]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df[cols].to_parquet(out, index=False)
 
 
 if __name__ == "__main__":
