@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .commits import is_published, list_commits
+from .commits import is_published, list_commits, sync_project
 from .metadata import Catalog, FeatureGroup, load_catalog
 from .project import Project
 from .timeutil import format_ttl
 from .validation.cost import cost_history
-from .warehouse import connect
+from .warehouse import store_exists
 
 
 def load(project: Project, refresh: bool = False) -> Catalog:
@@ -64,13 +64,14 @@ def _lineage(manifest, unique_id: str) -> list[dict[str, str]]:
 
 def _stats(project: Project, fgs: list[FeatureGroup]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {fg.name: {"latest_commit": None, "rows": None, "commits": 0} for fg in fgs}
-    if not project.warehouse_path.exists():
+    if not store_exists(project):
         return out
-    with connect(project.warehouse_path, read_only=True) as con:
+    sync_project(project, fgs)  # publishes made outside `fs run` are commits too
+    with project.warehouse(read_only=True) as wh:
         for fg in fgs:
-            if not is_published(con, fg):
+            if not is_published(wh, fg):
                 continue
-            commits = list_commits(con, fg)
+            commits = list_commits(wh, fg)
             if commits:
                 out[fg.name] = {
                     "latest_commit": commits[-1].to_dict(),
@@ -126,10 +127,10 @@ def describe(project: Project, name: str) -> dict[str, Any]:
     d["lineage"] = _lineage(cat.manifest, fg.unique_id)
     d["sources"] = [n["name"] for n in d["lineage"] if n["type"] in ("source", "seed")]
     d.update(_stats(project, [fg])[fg.name])
-    if project.warehouse_path.exists():
-        with connect(project.warehouse_path, read_only=True) as con:
-            d["commit_log"] = [c.to_dict() for c in list_commits(con, fg)] if is_published(con, fg) else []
-            d["cost"] = cost_history(con, fg.name, limit=5)  # per validated run (fs_cli/validation/cost.py)
+    if store_exists(project):
+        with project.warehouse(read_only=True) as wh:
+            d["commit_log"] = [c.to_dict() for c in list_commits(wh, fg)] if is_published(wh, fg) else []
+            d["cost"] = cost_history(wh, fg.name, limit=5)  # per validated run (fs_cli/validation/cost.py)
     else:
         d["commit_log"] = []
         d["cost"] = []

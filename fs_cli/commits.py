@@ -1,25 +1,31 @@
 """The commit log: every publish (dbt snapshot) of a feature group that changed data.
 
-Commits are derived from the snapshot itself, so a publish made by plain `dbt snapshot` / `dbt build` is logged too
-the next time `fs` looks. A commit's time is the snapshot's dbt_valid_from; rows that took effect at that instant
-are inserted, updated (a previous version of the same key closed at the same instant) or deleted
-(dbt_is_deleted = 'True', the marker `hard_deletes: new_record` writes).
+Commits are derived from the snapshot itself, so a publish made by plain `dbt snapshot` / `dbt build` (or an `fs run`
+killed between its snapshot and its log write) is logged too the next time `fs` looks. A commit's time is the
+snapshot's dbt_valid_from; rows that took effect at that instant are inserted, updated (a previous version of the same
+key closed at the same instant) or deleted (dbt_is_deleted = 'True', the marker `hard_deletes: new_record` writes).
+Commit ids count the distinct dbt_valid_from of the snapshot in order (1, 2, ...), which is also how the BI history
+view (macros/publish/) numbers them, so both agree.
+
+Every function takes an open `Warehouse` (fs_cli/warehouse): the SQL is the portable subset DuckDB and Postgres share.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from .errors import FeatureStoreError
 from .metadata import FeatureGroup
 from .timeutil import parse_timestamp, utcnow
-from .warehouse import META_SCHEMA, quote_ident, relation_exists
+from .warehouse import META_SCHEMA, Warehouse
 
 COMMITS = f"{META_SCHEMA}.commits"
+VALIDATION_RESULTS = "validation_results"  # fs_meta table owned by fs_cli/validation/results.py
+_EPOCH = datetime(1970, 1, 1)  # before any commit: the lower bound of the first sync
 
 
 @dataclass
@@ -32,112 +38,196 @@ class Commit:
     deleted: int
     rows: int
     run_id: str | None = None
+    #: passed | failed | none: the validation-gate run linked to this commit passed, failed (published under policy
+    #: `warn`), or no run was linked (published by plain `dbt snapshot` / `dbt build`: not validated by fs).
+    validation: str | None = None
+
+    @property
+    def validated(self) -> bool | None:
+        """A passing validation run is linked to this commit (None: not looked up)."""
+        return None if self.validation is None else self.validation == "passed"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["commit_time"] = self.commit_time.isoformat(sep=" ")
+        if self.validation is None:
+            d.pop("validation")
+        else:
+            d["validated"] = self.validated
         return d
 
 
-def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(f"create schema if not exists {META_SCHEMA}")
-    con.execute(
+def _warehouse(wh: Any) -> Warehouse:
+    """Transition aid: callers not yet on the Warehouse interface may still hand in a raw DuckDB connection."""
+    if isinstance(wh, Warehouse):
+        return wh
+    from .warehouse.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse.from_connection(wh)
+
+
+def ensure_meta(wh: Warehouse) -> None:
+    wh = _warehouse(wh)
+    wh.ensure_schema(META_SCHEMA)
+    text, big, ts = wh.type("text"), wh.type("bigint"), wh.type("timestamp")
+    wh.execute(
         f"""create table if not exists {COMMITS} (
-            feature_group varchar not null,
-            commit_id integer not null,
-            commit_time timestamp not null,
-            inserted bigint not null,
-            updated bigint not null,
-            deleted bigint not null,
-            rows bigint not null,
-            run_id varchar,
-            recorded_at timestamp not null,
+            feature_group {text} not null,
+            commit_id {wh.type("integer")} not null,
+            commit_time {ts} not null,
+            inserted {big} not null,
+            updated {big} not null,
+            deleted {big} not null,
+            rows {big} not null,
+            run_id {text},
+            recorded_at {ts} not null,
             primary key (feature_group, commit_id)
         )"""
     )
 
 
-def _snapshot_parts(fg: FeatureGroup) -> tuple[str, str]:
-    assert fg.snapshot_relation and fg.snapshot_schema
-    return fg.snapshot_schema, fg.snapshot_name
+def is_published(wh: Warehouse, fg: FeatureGroup) -> bool:
+    wh = _warehouse(wh)
+    return fg.snapshot_schema is not None and wh.relation_exists(fg.snapshot_schema, fg.snapshot_name)
 
 
-def is_published(con: duckdb.DuckDBPyConnection, fg: FeatureGroup) -> bool:
-    return fg.snapshot_schema is not None and relation_exists(con, fg.snapshot_schema, fg.snapshot_name)
-
-
-def sync_commits(con: duckdb.DuckDBPyConnection, fg: FeatureGroup, run_id: str | None = None) -> list[Commit]:
-    """Append the commits the snapshot has and the log has not yet; return the new ones."""
-    ensure_meta(con)
-    if not is_published(con, fg):
-        return []
-    last = con.execute(
-        f"select max(commit_id), max(commit_time) from {COMMITS} where feature_group = ?", [fg.name]
-    ).fetchall()[0]
-    last_id, last_time = (last[0] or 0), (last[1] or datetime(1, 1, 1))
-    snap = fg.snapshot_relation
+def _snapshot_commits(wh: Warehouse, fg: FeatureGroup, after: datetime) -> list[tuple]:
+    """(time, inserted, updated, deleted, live rows) of every snapshot instant after `after`, in order."""
+    q = wh.quote
     keys = fg.key_columns
-    on = " and ".join(f"c.{quote_ident(k)} is not distinct from n.{quote_ident(k)}" for k in keys)
-    key_list = ", ".join(quote_ident(k) for k in keys)
-    rows = con.execute(
+    on = " and ".join(f"c.{q(k)} is not distinct from n.{q(k)}" for k in keys)
+    key_list = ", ".join(q(k) for k in keys)
+    snap = fg.snapshot_relation
+    deleted = "coalesce(dbt_is_deleted, 'False') = 'True'"
+    return wh.fetchall(
         f"""
         with new_rows as (
-            select dbt_valid_from as t, {key_list}, coalesce(dbt_is_deleted, 'False') = 'True' as is_del
+            select dbt_valid_from as t, {key_list}, case when {deleted} then 1 else 0 end as is_del
             from {snap} where dbt_valid_from > ?
         ),
         closed as (
-            select dbt_valid_to as t, {key_list}, coalesce(dbt_is_deleted, 'False') = 'True' as is_del
+            select dbt_valid_to as t, {key_list}, case when {deleted} then 1 else 0 end as is_del
             from {snap} where dbt_valid_to > ?
         ),
         classified as (
             select n.t, n.is_del,
-                   exists (select 1 from closed c where c.t = n.t and not c.is_del and {on}) as had_live
+                   case when exists (select 1 from closed c where c.t = n.t and c.is_del = 0 and {on})
+                        then 1 else 0 end as had_live
             from new_rows n
+        ),
+        per_commit as (
+            select t,
+                   sum(case when is_del = 0 and had_live = 0 then 1 else 0 end) as inserted,
+                   sum(case when is_del = 0 and had_live = 1 then 1 else 0 end) as updated,
+                   sum(is_del) as deleted
+            from classified
+            group by t
         )
-        select t,
-               count(*) filter (where not is_del and not had_live) as inserted,
-               count(*) filter (where not is_del and had_live) as updated,
-               count(*) filter (where is_del) as deleted,
+        select p.t, p.inserted, p.updated, p.deleted,
                (select count(*) from {snap} s
-                 where s.dbt_valid_from <= classified.t
-                   and (s.dbt_valid_to is null or s.dbt_valid_to > classified.t)
+                 where s.dbt_valid_from <= p.t
+                   and (s.dbt_valid_to is null or s.dbt_valid_to > p.t)
                    and coalesce(s.dbt_is_deleted, 'False') <> 'True') as total
-        from classified
-        group by t
-        order by t
+        from per_commit p
+        order by p.t
         """,
-        [last_time, last_time],
-    ).fetchall()
-    new = []
+        [after, after],
+    )
+
+
+def _last_logged(wh: Warehouse, fg: FeatureGroup) -> tuple[int, datetime]:
+    row = wh.fetchone(f"select max(commit_id), max(commit_time) from {COMMITS} where feature_group = ?", [fg.name])
+    return (row[0] or 0) if row else 0, (row[1] if row and row[1] else _EPOCH)
+
+
+def sync_commits(wh: Warehouse, fg: FeatureGroup, run_id: str | None = None) -> list[Commit]:
+    """Append the commits the snapshot has and the log has not yet; return the new ones.
+
+    Idempotent and safe to race: the log's primary key (feature group, commit id) turns a concurrent writer's
+    duplicate into an error, after which the commits it logged are simply read back."""
+    wh = _warehouse(wh)
+    if not is_published(wh, fg):
+        return []
+    ensure_meta(wh)
+    last_id, last_time = _last_logged(wh, fg)
+    rows = _snapshot_commits(wh, fg, last_time)
+    if not rows:
+        return []
     now = utcnow()
-    for i, (t, ins, upd, dele, total) in enumerate(rows, start=1):
-        c = Commit(fg.name, last_id + i, t, ins, upd, dele, total, run_id)
-        con.execute(
-            f"insert into {COMMITS} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [c.feature_group, c.commit_id, c.commit_time, c.inserted, c.updated, c.deleted, c.rows, run_id, now],
-        )
-        new.append(c)
+    new = [Commit(fg.name, last_id + i, t, int(ins), int(upd), int(dele), int(total), run_id)
+           for i, (t, ins, upd, dele, total) in enumerate(rows, start=1)]
+    try:
+        with wh.transaction():
+            for c in new:
+                wh.execute(
+                    f"""insert into {COMMITS} (feature_group, commit_id, commit_time, inserted, updated, deleted, rows,
+                        run_id, recorded_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [c.feature_group, c.commit_id, c.commit_time, c.inserted, c.updated, c.deleted, c.rows, run_id,
+                     now],
+                )
+    except Exception:
+        # Another process logged these commits first (same derivation, same ids): nothing is lost.
+        if _last_logged(wh, fg)[1] < new[-1].commit_time:
+            raise
+        return []
     return new
 
 
-def list_commits(con: duckdb.DuckDBPyConnection, fg: FeatureGroup) -> list[Commit]:
-    if not relation_exists(con, META_SCHEMA, "commits"):
+def claim_run(wh: Warehouse, fg: FeatureGroup, after_commit: int, run_id: str | None) -> None:
+    """Attribute commits after `after_commit` that carry no run id to `run_id` (a concurrent `fs commits` may have
+    logged this run's publish before the run itself did)."""
+    if run_id:
+        _warehouse(wh).execute(
+            f"update {COMMITS} set run_id = ? where feature_group = ? and commit_id > ? and run_id is null",
+            [run_id, fg.name, after_commit],
+        )
+
+
+def _validation_status(wh: Warehouse, fg: FeatureGroup) -> dict[int, str]:
+    """commit id -> passed | failed, from the validation-gate runs linked to commits (fs_meta.validation_results)."""
+    if not wh.relation_exists(META_SCHEMA, VALIDATION_RESULTS):
+        return {}
+    rows = wh.fetchall(
+        f"""select commit_id, candidate_id,
+                   sum(case when outcome in ('fail', 'error') then 1 else 0 end) as failed
+            from {META_SCHEMA}.{VALIDATION_RESULTS}
+            where feature_group = ? and commit_id is not null
+            group by commit_id, candidate_id""",
+        [fg.name],
+    )
+    status: dict[int, str] = {}
+    for commit_id, _candidate, failed in rows:
+        if not failed:
+            status[int(commit_id)] = "passed"
+        else:
+            status.setdefault(int(commit_id), "failed")
+    return status
+
+
+def list_commits(wh: Warehouse, fg: FeatureGroup, with_validation: bool = True) -> list[Commit]:
+    wh = _warehouse(wh)
+    if not wh.relation_exists(META_SCHEMA, "commits"):
         return []
-    rows = con.execute(
+    rows = wh.fetchall(
         f"""select feature_group, commit_id, commit_time, inserted, updated, deleted, rows, run_id
             from {COMMITS} where feature_group = ? order by commit_id""",
         [fg.name],
-    ).fetchall()
-    return [Commit(*r) for r in rows]
+    )
+    commits = [Commit(r[0], int(r[1]), r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6]), r[7]) for r in rows]
+    if with_validation:
+        status = _validation_status(wh, fg)
+        for c in commits:
+            c.validation = status.get(c.commit_id, "none")
+    return commits
 
 
 def resolve_as_of(
-    con: duckdb.DuckDBPyConnection, fg: FeatureGroup, as_of: str | datetime | None, commit: int | None
+    wh: Warehouse, fg: FeatureGroup, as_of: str | datetime | None, commit: int | None
 ) -> datetime | None:
     """The commit time to read at: from a commit id, a timestamp, or None for the latest."""
     if as_of is not None and commit is not None:
         raise FeatureStoreError("give either as_of or commit, not both", fix="drop one of --as-of / --commit")
-    commits = list_commits(con, fg)
+    commits = list_commits(wh, fg, with_validation=False)
     if commit is not None:
         for c in commits:
             if c.commit_id == int(commit):
@@ -157,10 +247,13 @@ def resolve_as_of(
     return t
 
 
-def published_query(fg: FeatureGroup, as_of: datetime | None) -> tuple[str, list]:
+def published_query(fg: FeatureGroup, as_of: datetime | None, quote: Any = None) -> tuple[str, list]:
     """SQL (and its parameters) for the feature group as published at `as_of` (None = now)."""
-    cols = ", ".join(quote_ident(c) for c in fg.column_names)
-    order = ", ".join(quote_ident(c) for c in fg.key_columns)
+    from .warehouse import quote_ident
+
+    q = quote or quote_ident
+    cols = ", ".join(q(c) for c in fg.column_names)
+    order = ", ".join(q(c) for c in fg.key_columns)
     live = "coalesce(dbt_is_deleted, 'False') <> 'True'"
     if as_of is None:
         return f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null and {live} order by {order}", []
@@ -172,12 +265,30 @@ def published_query(fg: FeatureGroup, as_of: datetime | None) -> tuple[str, list
     )
 
 
-def read_published(
-    con: duckdb.DuckDBPyConnection, fg: FeatureGroup, as_of: datetime | None = None
-) -> pa.Table:
-    if not is_published(con, fg):
+def read_published(wh: Warehouse, fg: FeatureGroup, as_of: datetime | None = None) -> pa.Table:
+    wh = _warehouse(wh)
+    if not is_published(wh, fg):
         raise FeatureStoreError(
             f"feature group {fg.name} has never been published", fix=f"run `fs run --select {fg.model}` first"
         )
-    sql, params = published_query(fg, as_of)
-    return con.sql(sql, params=params).to_arrow_table()
+    sql, params = published_query(fg, as_of, wh.quote)
+    return wh.arrow(sql, params)
+
+
+def sync_project(project: Any, fgs: list[FeatureGroup]) -> bool:
+    """Log every publish the snapshots hold and the commit log not yet (plain `dbt snapshot`, or an `fs run` killed
+    between its snapshot and its log write), before anything reads the log. Skipped -- returning False -- when the
+    store does not exist yet or cannot be opened for writing right now (another DuckDB writer, a read-only BI
+    session holding the file): the readers then see the log as it is."""
+    from .warehouse import store_exists
+
+    if not store_exists(project):
+        return False
+    try:
+        wh = project.warehouse(read_only=False)
+    except FeatureStoreError:
+        return False
+    with wh:
+        for fg in fgs:
+            sync_commits(wh, fg)
+    return True

@@ -7,15 +7,16 @@ inspection while the published version (the snapshot) and the online store keep 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .commits import Commit, sync_commits
+from .commits import Commit, claim_run, list_commits, sync_commits, sync_project
 from .errors import FeatureStoreError
 from .metadata import Catalog, FeatureGroup
 from .project import Project
-from .warehouse import connect
+from .warehouse import Warehouse
 
 
 @dataclass
@@ -71,12 +72,15 @@ class RunReport:
         }
 
 
-# Validation checks (Soda contracts, drift, PII ...) register here: f(project, con, fg) -> (failures, warnings).
-CandidateCheck = Callable[[Project, Any, FeatureGroup], tuple[list[str], list[str]]]
-CANDIDATE_CHECKS: list[CandidateCheck] = []
-# After-publish steps (materialization ...) register here: f(project, catalog, outcomes) -> None.
+#: A candidate check (Soda contract, drift, PII ...): f(project, wh, fg) -> (failures, warnings), where `wh` is an open
+#: Warehouse on the target. Runs on every built candidate before the publish.
+CandidateCheck = Callable[[Project, Warehouse, FeatureGroup], tuple[list[str], list[str]]]
+#: An after-publish step (link validation results, materialize ...): f(project, catalog, outcomes) -> None.
 PostPublishStep = Callable[[Project, Catalog, dict[str, FGOutcome]], None]
-POST_PUBLISH: list[PostPublishStep] = []
+
+#: Test hook (documented, off unless set): `FS_TEST_CRASH_AFTER_SNAPSHOT=1` kills the process right after the snapshot
+#: (the publish) and before the commit log is written, to prove the next `fs` command logs that commit anyway.
+CRASH_AFTER_SNAPSHOT_ENV = "FS_TEST_CRASH_AFTER_SNAPSHOT"
 
 
 def _node_name(result) -> str:
@@ -87,12 +91,19 @@ def run_pipeline(
     project: Project,
     select: tuple[str, ...] = (),
     progress: Callable[[str, int], None] | None = None,
-    materialize: bool = True,
+    checks: Sequence[CandidateCheck] = (),
+    post_publish: Sequence[PostPublishStep] = (),
 ) -> RunReport:
-    """Run the feature pipeline; `progress(message, nodes_done)` is called as dbt finishes nodes."""
+    """Run the feature pipeline; `progress(message, nodes_done)` is called as dbt finishes nodes.
+
+    The caller composes the audit and the after-publish work: `checks` run on every built candidate (their failures
+    block a strict group), `post_publish` steps run after the snapshots (FeatureStore.run passes the validation gate,
+    the link of its results to the new commits and materialization)."""
     from .catalog import load  # late import: catalog imports this module's types
 
     catalog = load(project)  # validates every declaration before anything is written
+    # A publish of an earlier run that died before logging it is its own commit, not part of this run's.
+    sync_project(project, list(catalog.feature_groups.values()))
     done = 0
 
     def on_event(ev) -> None:
@@ -141,14 +152,14 @@ def run_pipeline(
         elif status in ("error", "fail"):
             other.append(f"{node.resource_type} {node.name}: {status}: {(r.message or '').strip()[:300]}")
 
-    # Audit: the registered checks (contracts, drift ...) on each built candidate.
-    if CANDIDATE_CHECKS:
-        with connect(project.warehouse_path) as con:
+    # Audit: the given checks (contracts, drift ...) on each built candidate.
+    if checks and any(o.built for o in outcomes.values()):
+        with project.warehouse() as wh:
             for name, o in outcomes.items():
                 if not o.built:
                     continue
-                for check in CANDIDATE_CHECKS:
-                    fails, warns = check(project, con, catalog.feature_groups[name])
+                for check in checks:
+                    fails, warns = check(project, wh, catalog.feature_groups[name])
                     o.failures += fails
                     o.warnings += warns
 
@@ -165,6 +176,8 @@ def run_pipeline(
         to_publish.append(catalog.feature_groups[name])
     run_id = None
     if to_publish:
+        with project.warehouse() as wh:
+            logged_before = {fg.name: _last_commit_id(wh, fg) for fg in to_publish}
         snap = project.dbt(
             ["snapshot", "--quiet", "--select", *[fg.snapshot_name for fg in to_publish]], callbacks=[on_event]
         )
@@ -175,26 +188,40 @@ def run_pipeline(
                 published.add(r.node.name)
             else:
                 other.append(f"snapshot {r.node.name}: {r.status}: {(r.message or '').strip()[:300]}")
-        with connect(project.warehouse_path) as con:
+        if os.environ.get(CRASH_AFTER_SNAPSHOT_ENV) == "1":
+            os._exit(137)  # test hook: die like a SIGKILL between the publish and its log write
+        with project.warehouse() as wh:
             for fg in to_publish:
                 o = outcomes[fg.name]
                 o.published = fg.snapshot_name in published
                 if o.published:
-                    new = sync_commits(con, fg, run_id=run_id)
-                    o.commit = new[-1] if new else None
-    if materialize:
-        for step in POST_PUBLISH:
-            step(project, catalog, outcomes)
+                    o.commit = _log_publish(wh, fg, run_id, logged_before[fg.name])
+    for step in post_publish:
+        step(project, catalog, outcomes)
+    _refresh_commits(project, catalog, outcomes)
     return RunReport(outcomes=outcomes, other_failures=other, run_id=run_id)
 
 
-# Materialize freshly published online feature groups (fs_cli/online/from_warehouse.py, issue 4).
-from .online.from_warehouse import post_publish_materialize  # noqa: E402
+def _last_commit_id(wh: Warehouse, fg: FeatureGroup) -> int:
+    commits = list_commits(wh, fg, with_validation=False)
+    return commits[-1].commit_id if commits else 0
 
-POST_PUBLISH.append(post_publish_materialize)
 
-# Audit every candidate through the validation gate (fs_cli/validation, issue 5) and link results to commits.
-from .validation import pipeline_check, post_publish_link  # noqa: E402
+def _log_publish(wh: Warehouse, fg: FeatureGroup, run_id: str | None, logged_before: int) -> Commit | None:
+    """The commit this run's snapshot made (None: the snapshot changed nothing), logged with the run's id -- also
+    when a concurrent `fs commits` logged it first."""
+    sync_commits(wh, fg, run_id=run_id)
+    claim_run(wh, fg, logged_before, run_id)
+    mine = [c for c in list_commits(wh, fg, with_validation=False) if c.commit_id > logged_before]
+    return mine[-1] if mine else None
 
-CANDIDATE_CHECKS.append(pipeline_check)
-POST_PUBLISH.append(post_publish_link)
+
+def _refresh_commits(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome]) -> None:
+    """Re-read the new commits after the post-publish steps, which link validation results to them."""
+    fresh = {name: o for name, o in outcomes.items() if o.commit is not None}
+    if not fresh:
+        return
+    with project.warehouse(read_only=True) as wh:
+        for name, o in fresh.items():
+            by_id = {c.commit_id: c for c in list_commits(wh, catalog.feature_groups[name])}
+            o.commit = by_id.get(o.commit.commit_id, o.commit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
@@ -12,12 +12,12 @@ import pandas as pd
 import pyarrow as pa
 
 from . import catalog as _catalog
-from .commits import Commit, list_commits, read_published, resolve_as_of, sync_commits
+from .commits import Commit, list_commits, read_published, resolve_as_of, sync_project
 from .errors import FeatureStoreError
 from .metadata import Catalog
 from .pipeline import RunReport, run_pipeline
 from .project import Project
-from .warehouse import connect
+from .warehouse import store_exists
 
 
 class FeatureStore:
@@ -46,15 +46,25 @@ class FeatureStore:
         return _catalog.search(self.project, text)
 
     # -- pipeline ----------------------------------------------------------------------------------------
-    def run(self, select: tuple[str, ...] = (), materialize: bool = True) -> RunReport:
-        return run_pipeline(self.project, select=select, materialize=materialize)
+    def run(self, select: tuple[str, ...] = (), materialize: bool = True,
+            progress: Callable[[str, int], None] | None = None) -> RunReport:
+        """Build, validate and publish the selected feature groups, then link validation results to the new commits
+        and (unless `materialize=False`) refresh the online store. The steps are composed here, explicitly."""
+        from .online.from_warehouse import post_publish_materialize
+        from .validation import pipeline_check, post_publish_link
+
+        post_publish = [post_publish_link] + ([post_publish_materialize] if materialize else [])
+        return run_pipeline(self.project, select=select, progress=progress, checks=[pipeline_check],
+                            post_publish=post_publish)
 
     # -- history -----------------------------------------------------------------------------------------
     def commits(self, feature_group: str) -> list[Commit]:
         fg = self.catalog.fg(feature_group)
-        with connect(self.project.warehouse_path) as con:
-            sync_commits(con, fg)  # picks up publishes made by plain `dbt snapshot`
-            return list_commits(con, fg)
+        if not store_exists(self.project):
+            return []
+        sync_project(self.project, [fg])  # picks up publishes made by plain `dbt snapshot` or a killed run
+        with self.project.warehouse(read_only=True) as wh:
+            return list_commits(wh, fg)
 
     def read(
         self,
@@ -65,9 +75,10 @@ class FeatureStore:
     ) -> pd.DataFrame | pa.Table:
         """The feature group as published at `as_of` (commit time) or at commit `commit`; now by default."""
         fg = self.catalog.fg(feature_group)
-        with connect(self.project.warehouse_path, read_only=True) as con:
-            t = resolve_as_of(con, fg, as_of, commit)
-            table = read_published(con, fg, t)
+        sync_project(self.project, [fg])  # commit ids / times a read resolves are the snapshot's, logged or not
+        with self.project.warehouse(read_only=True) as wh:
+            t = resolve_as_of(wh, fg, as_of, commit)
+            table = read_published(wh, fg, t)
         return table if format == "arrow" else table.to_pandas()
 
     # -- training datasets (issue 3) ---------------------------------------------------------------------
@@ -98,17 +109,17 @@ class FeatureStore:
         """Metadata of every training dataset version (of one feature view, or all)."""
         from . import training
 
-        if not self.project.warehouse_path.exists():
+        if not store_exists(self.project):
             return []
-        with connect(self.project.warehouse_path, read_only=True) as con:
-            return training.list_tds(con, feature_view)
+        with self.project.warehouse(read_only=True) as wh:
+            return training.list_tds(wh, feature_view)
 
     def training_dataset_info(self, feature_view: str, version: int | None = None):
         """Metadata of one version (default: the latest): commits read, split, counts, features, hash."""
         from . import training
 
-        with self._unknown_view_hint(feature_view), connect(self.project.warehouse_path, read_only=True) as con:
-            return training.get_td(con, feature_view, version)
+        with self._unknown_view_hint(feature_view), self.project.warehouse(read_only=True) as wh:
+            return training.get_td(wh, feature_view, version)
 
     def training_dataset(
         self,

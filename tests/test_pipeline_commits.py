@@ -50,12 +50,12 @@ def write_rows(project: Path, rows: list[tuple[int, str, float]]) -> None:
     (project / "seeds" / "test_items.csv").write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture
-def items_project(project_copy) -> Path:
-    d = project_copy("items", with_seeds=False)
+def make_items_project(project_copy, engine: str) -> Path:
+    d = project_copy("items", with_seeds=False, engine=engine)
+    # Portable SQL: `double precision` is a double on DuckDB and Postgres (dbt's type_float is a 4-byte REAL on DuckDB).
     (d / "models" / "feature_groups" / "fg_test_items.sql").write_text(
         "select cast(item_id as bigint) as item_id, cast(event_time as timestamp) as event_time,"
-        " cast(value as double) as value from {{ ref('test_items') }}\n"
+        " cast(value as double precision) as value from {{ ref('test_items') }}\n"
     )
     (d / "models" / "feature_groups" / "_test_items.yml").write_text(FG_YAML)
     (d / "snapshots" / "test_items.yml").write_text(SNAPSHOT_YAML)
@@ -71,6 +71,29 @@ def items_project(project_copy) -> Path:
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
     return d
+
+
+@pytest.fixture
+def items_project(project_copy, engine: str) -> Path:
+    """The test group on every engine (DuckDB file, fresh Postgres database)."""
+    return make_items_project(project_copy, engine)
+
+
+@pytest.fixture
+def items_project_duckdb(project_copy) -> Path:
+    """For checks that end before the warehouse is touched (declarations): one engine is enough."""
+    return make_items_project(project_copy, "duckdb")
+
+
+def nothing_written(project) -> bool:
+    """No table or view exists in the target yet (DuckDB: not even the file)."""
+    from fs_cli.warehouse import store_exists
+
+    if not store_exists(project):
+        return True
+    with project.warehouse(read_only=True) as wh:
+        return wh.scalar("select count(*) from information_schema.tables "
+                         "where table_schema not in ('information_schema', 'pg_catalog')") == 0
 
 
 V1 = [(1, "2026-01-01 00:00:00", 1.0), (1, "2026-01-02 00:00:00", 1.5), (2, "2026-01-01 00:00:00", 2.0),
@@ -174,12 +197,13 @@ def test_invalid_declarations_fail_before_writing(items_project: Path, old: str,
         fs.run()
     text = str(e.value)
     assert "model fg_test_items" in text and message in text and "fix:" in text
-    assert not fs.project.warehouse_path.exists()  # nothing was written
+    assert nothing_written(fs.project)
 
 
-def test_missing_snapshot_is_explained(items_project: Path):
+def test_missing_snapshot_is_explained(items_project_duckdb: Path):
     from fs_cli.errors import DeclarationError
 
+    items_project = items_project_duckdb
     (items_project / "snapshots" / "test_items.yml").unlink()
     write_rows(items_project, V1)
     with pytest.raises(DeclarationError, match="no snapshot publishes this feature group") as e:
@@ -187,9 +211,10 @@ def test_missing_snapshot_is_explained(items_project: Path):
     assert "fg_test_items_snapshot" in str(e.value) and "hard_deletes: new_record" in str(e.value)
 
 
-def test_snapshot_with_wrong_key_is_rejected(items_project: Path):
+def test_snapshot_with_wrong_key_is_rejected(items_project_duckdb: Path):
     from fs_cli.errors import DeclarationError
 
+    items_project = items_project_duckdb
     snap = items_project / "snapshots" / "test_items.yml"
     snap.write_text(snap.read_text().replace("unique_key: [item_id, event_time]", "unique_key: [item_id]"))
     write_rows(items_project, V1)
@@ -218,30 +243,51 @@ def test_failing_strict_candidate_keeps_previous_commit(items_project: Path):
 
 BI_SQL = """
 select item_id, event_time, value
-from main_snapshots.fg_test_items_snapshot
+from {snapshots}.fg_test_items_snapshot
 where dbt_valid_from <= (select commit_time from fs_meta.commits
                          where feature_group = 'fg_test_items' and commit_id = 1)
   and (dbt_valid_to is null or dbt_valid_to > (select commit_time from fs_meta.commits
                          where feature_group = 'fg_test_items' and commit_id = 1))
   and dbt_is_deleted <> 'True'
-order by all
+order by item_id, event_time
 """
 
 
-def test_dbt_snapshot_sql_is_readable_from_plain_duckdb(items_project: Path):
-    """BI: the commit log and snapshots are ordinary tables, readable by any DuckDB client (the README's SQL)."""
+def bi_query(project, sql: str) -> list[str]:
+    """Rows of `sql` (tab-separated lines) from another process, as a BI tool would read them: a read-only plain
+    DuckDB client on the file, or psql on the Postgres database. No fs_cli involved."""
+    target = project.target_config()
+    if target["type"] == "duckdb":
+        script = (
+            "import duckdb, sys\n"
+            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "for r in con.execute(sys.argv[2]).fetchall(): print('\\t'.join('' if v is None else str(v) for v in r))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", script, str(project.warehouse_path), sql],
+                             capture_output=True, text=True, check=True)
+    else:
+        import shutil
+
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        out = subprocess.run(
+            [psql, "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-h", str(target["host"]),
+             "-p", str(target["port"]), "-U", str(target["user"]), "-d", str(target["dbname"]), "-c", sql],
+            capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def schema_of(project, suffix: str) -> str:
+    """The schema dbt builds `+schema: <suffix>` into: <target schema>_<suffix>."""
+    return f"{project.target_config()['schema']}_{suffix}"
+
+
+def test_dbt_snapshot_sql_is_readable_from_a_bi_client(items_project: Path):
+    """BI: the commit log and snapshots are ordinary tables, readable by any client (the README's SQL)."""
     fs = FeatureStore(items_project)
     write_rows(items_project, V1)
     assert fs.run().ok
-    # Another process, as a BI tool would be: read-only, plain duckdb, no fs_cli.
-    script = (
-        "import duckdb, sys\n"
-        "con = duckdb.connect(sys.argv[1], read_only=True)\n"
-        "print(len(con.execute(sys.argv[2]).fetchall()))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script, str(fs.project.warehouse_path), BI_SQL],
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "4"
+    rows = bi_query(fs.project, BI_SQL.format(snapshots=schema_of(fs.project, "snapshots")))
+    assert len(rows) == 4 and rows[0].split("\t")[0] == "1"
 
 
 def test_versioned_feature_group(items_project: Path):

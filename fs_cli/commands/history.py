@@ -15,7 +15,11 @@ from ..output import console, print_json, print_table
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def commits(ctx: click.Context, feature_group: str, as_json: bool) -> None:
-    """The commit log of a feature group: every publish that changed data."""
+    """The commit log of a feature group: every publish that changed data.
+
+    \b
+    validation: `passed` (a passing validation-gate run is linked to the commit), `failed` (published under policy
+    `warn` despite failing checks) or `none` (published without fs validation, e.g. by plain `dbt snapshot`)."""
     from ..cli import get_store
 
     log = [c.to_dict() for c in get_store(ctx).commits(feature_group)]
@@ -25,8 +29,13 @@ def commits(ctx: click.Context, feature_group: str, as_json: bool) -> None:
     if not log:
         console.print(f"{feature_group} has no commits yet: run `fs run`", highlight=False)
         return
-    print_table(log, ["commit_id", "commit_time", "inserted", "updated", "deleted", "rows", "run_id"],
+    print_table(log, ["commit_id", "commit_time", "inserted", "updated", "deleted", "rows", "validation", "run_id"],
                 title=f"commits of {feature_group}")
+    unvalidated = [str(c["commit_id"]) for c in log if not c.get("validated")]
+    if unvalidated:
+        console.print(f"commit(s) {', '.join(unvalidated)} carry no passing validation run: published outside "
+                      "`fs run`'s gate (plain dbt) or under policy `warn`; see `fs validations "
+                      f"{feature_group}`", style="yellow", highlight=False)
 
 
 @click.command()

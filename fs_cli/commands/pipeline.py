@@ -9,7 +9,6 @@ import click
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..output import console, err_console, print_json, print_table
-from ..pipeline import run_pipeline
 
 
 @click.command()
@@ -23,7 +22,7 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
 
     \b
     1. dbt builds the staging models and feature-group candidates and runs their tests (snapshots excluded);
-    2. registered checks (contracts, drift) audit each candidate;
+    2. the validation gate (contracts, drift, PII) audits each candidate;
     3. candidates that passed -- or failed under policy `warn` -- are published by their snapshot;
     4. every publish that changed data becomes a commit (inserted/updated/deleted counts);
     5. online feature groups are materialized into the online store.
@@ -52,7 +51,7 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
         def progress(msg: str, done: int) -> None:
             bar.update(task, description=msg, completed=done)
 
-        report = run_pipeline(store.project, select=select, progress=progress, materialize=not no_materialize)
+        report = store.run(select=select, materialize=not no_materialize, progress=progress)
     if as_json:
         print_json(report.to_dict())
     else:

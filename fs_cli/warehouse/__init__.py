@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..project import Project
 
 __all__ = ["META_SCHEMA", "Result", "Warehouse", "open_warehouse", "quote_ident", "relation_exists",
-           "SUPPORTED_TYPES"]
+           "SUPPORTED_TYPES", "store_exists"]
 
 SUPPORTED_TYPES = ("duckdb", "postgres", "spark")
 
@@ -40,6 +40,14 @@ def open_warehouse(project: Project, read_only: bool = False) -> Warehouse:
         f"target {project.target!r} has type {kind!r}, which fs does not support",
         fix=f"use a target of type {', '.join(SUPPORTED_TYPES)} in profiles.yml (FS_TARGET picks the target)",
     )
+
+
+def store_exists(project: Project) -> bool:
+    """Whether the target already holds a store to read: an embedded DuckDB file exists only after the first
+    write (reads must not create it); a server is always there (its schemas may still be empty)."""
+    if project.target_config().get("type") == "duckdb":
+        return project.warehouse_path.exists()
+    return True
 
 
 def relation_exists(wh: Any, schema: str, name: str) -> bool:
