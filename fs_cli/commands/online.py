@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from ..online.store import DEFAULT_SQLITE_NAME
 from ..output import console, err_console, print_json, print_table
+from ..project import STATE_DIR
 
 BIG = 50_000  # rows: show a progress bar above this
 
@@ -18,7 +20,7 @@ BIG = 50_000  # rows: show a progress bar above this
 @click.argument("feature_groups", nargs=-1)
 @click.option("--full", is_flag=True, help="Rewrite every entity (default: incremental since the last materialization).")
 @click.option("--store", "store_url", envvar="FS_ONLINE_STORE",
-              help="Online store URL: sqlite:///path or redis://host:6379/0 (default: target/online_store.sqlite).")
+              help="Online store URL: sqlite:///path or redis://host:6379/0 (default: .fs/online_store.sqlite).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
 def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool, store_url: str | None,
@@ -32,12 +34,12 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
     """
     from ..catalog import load
     from ..cli import get_store
-    from ..online.from_warehouse import materialize_project
-    from ..online.store import default_url, open_store
+    from ..online.from_warehouse import default_store_url, materialize_project
+    from ..online.store import open_store
 
     fs = get_store(ctx)
     catalog = load(fs.project)
-    store = open_store(store_url or default_url(fs.project.warehouse_path))
+    store = open_store(store_url or default_store_url(fs.project))
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
                   TextColumn("{task.completed:,}/{task.total:,} rows"), TimeElapsedColumn(),
                   console=err_console, transient=True,
@@ -77,9 +79,10 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=6566, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--store", "store_url", envvar="FS_ONLINE_STORE", help="Online store URL (default: target/online_store.sqlite).")
+@click.option("--store", "store_url", envvar="FS_ONLINE_STORE",
+              help="Online store URL (default: .fs/online_store.sqlite in the project).")
 @click.option("--log-dir", type=click.Path(file_okay=False),
-              help="Where served vectors are logged as JSONL (default: served_vectors/ next to the warehouse).")
+              help="Where served vectors are logged as JSONL (default: .fs/served_vectors/ in the project).")
 @click.option("--no-log", is_flag=True, help="Do not log served vectors.")
 @click.option("--max-batch", default=1000, show_default=True, type=click.IntRange(1, 100_000),
               help="Most entity rows per request (larger batches get 413).")
@@ -99,19 +102,20 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     import uvicorn
 
     from ..cli import get_store
+    from ..online.from_warehouse import default_store_url
     from ..online.store import default_url, open_store
 
-    try:
+    try:  # file locations only: the server never opens the warehouse
         project = get_store(ctx).project
-        warehouse = project.warehouse_path
-        target_dir = Path(warehouse).resolve().parent  # next to the warehouse and the SQLite store
+        url, state_dir = default_store_url(project), project.state_dir
     except Exception:  # serving needs no dbt project, only a store URL
-        warehouse, target_dir = None, Path.cwd() / "target"
-    url = store_url or default_url(warehouse)
+        state_dir = Path.cwd() / STATE_DIR
+        url = default_url(state_dir / DEFAULT_SQLITE_NAME)
+    url = store_url or url
     open_store(url).close()  # fail fast, with the store's own message, before forking workers
     os.environ["FS_ONLINE_STORE"] = url
     os.environ["FS_MAX_BATCH"] = str(max_batch)
-    os.environ["FS_SERVED_LOG_DIR"] = "" if no_log else str(log_dir or (target_dir / "served_vectors"))
+    os.environ["FS_SERVED_LOG_DIR"] = "" if no_log else str(log_dir or (state_dir / "served_vectors"))
     err_console.print(f"serving {url} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                       f"docs at /docs; API keys {'on' if os.environ.get('FS_API_KEYS') else 'off'}", highlight=False)
     uvicorn.run("fs_cli.server.main:app_from_env", factory=True, host=host, port=port, workers=workers,

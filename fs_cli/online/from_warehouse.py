@@ -5,21 +5,25 @@ it was computed at. The next run re-materializes only entities whose snapshot ro
 watermark (inserted, updated or deleted by later commits) plus entities with a row whose event_time fell into
 (previous now, now] (future-dated rows that became current). A schema change, a first run, `--full`, or a
 change touching more than half of the published rows falls back to a full, atomically flipped rewrite.
+
+Everything goes through the project's `Warehouse` (DuckDB, Postgres, later Spark): the latest row per key within
+TTL is picked in the warehouse with a window function (portable SQL), read as Arrow, and packed for the online
+store with Arrow compute (fs_cli/online/materialize.py). The online store never opens the warehouse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..commits import is_published, published_query
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
-from ..warehouse import connect, quote_ident
-from .materialize import MaterializeResult, Progress, materialize
+from ..warehouse import Warehouse
+from .materialize import MaterializeResult, Progress, keys_of, materialize
 from .specs import FGSpec, FVSpec
-from .store import OnlineStore, default_url, open_store
+from .store import DEFAULT_SQLITE_NAME, OnlineStore, default_url, open_store
 
 FULL_IF_CHANGED_SHARE = 0.5
 
@@ -37,54 +41,100 @@ def online_specs(catalog: Any) -> tuple[dict[str, FGSpec], dict[str, FVSpec], li
     return fgs, views, warnings
 
 
-def _watermark(con: Any, fg: Any) -> datetime | None:
-    snap = fg.snapshot_relation
-    row = con.execute(
-        f"select max(greatest(dbt_valid_from, coalesce(dbt_valid_to, dbt_valid_from))) from {snap}"
-    ).fetchall()[0]
-    return row[0]
+def default_store_url(project: Any) -> str:
+    """$FS_ONLINE_STORE, else the SQLite file in the project's state folder (.fs/online_store.sqlite, next to the
+    DuckDB file) whatever the warehouse: `fs materialize` writes it and `fs serve` reads it without the warehouse."""
+    return default_url(project.state_dir / DEFAULT_SQLITE_NAME)  # default_url takes a file in that folder
 
 
-def _changed_keys_sql(fg: Any, spec: FGSpec) -> str:
-    pk = ", ".join(quote_ident(k) for k in spec.keys)
-    et = quote_ident(spec.event_time)
+def _naive_utc(t: datetime | None) -> datetime | None:
+    if t is not None and t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t
+
+
+def _watermark(wh: Warehouse, fg: Any) -> datetime | None:
+    """The latest snapshot instant (a commit opening or closing a row): what the online version reflects."""
+    row = wh.fetchone(f"select max(dbt_valid_from), max(dbt_valid_to) from {fg.snapshot_relation}") or (None, None)
+    times = [_naive_utc(t) for t in row if t is not None]
+    return max(times) if times else None
+
+
+def _changed_keys_query(wh: Warehouse, fg: Any, spec: FGSpec, since: datetime, prev_now: datetime,
+                        now: datetime) -> tuple[str, list[Any]]:
+    """Keys whose snapshot rows a commit after `since` opened or closed, or whose live row's event time fell into
+    (prev_now, now] (future-dated rows that became current)."""
+    pk = ", ".join(wh.quote(k) for k in spec.keys)
+    et = wh.quote(spec.event_time)
     return (f"select distinct {pk} from {fg.snapshot_relation} "
             f"where dbt_valid_from > ? or dbt_valid_to > ? "
-            f"or (dbt_valid_to is null and {et} > ? and {et} <= ?)")
+            f"or (dbt_valid_to is null and {et} > ? and {et} <= ?)", [since, since, prev_now, now])
+
+
+def latest_query(wh: Warehouse, fg: Any, spec: FGSpec, now: datetime,
+                 only_keys: tuple[str, list[Any]] | None = None) -> tuple[str, list[Any]]:
+    """SQL (and parameters) for the latest published row per key within TTL at `now`: the point-in-time rule with
+    `now` as spine time (greatest event_time <= now and >= now - ttl; ties: the latest created time). Portable:
+    a window function over the published rows (DuckDB, Postgres, Spark), so only one row per key leaves the
+    warehouse. `only_keys`: a query of distinct keys to restrict to (incremental runs)."""
+    q = wh.quote
+    pub_sql, params = published_query(fg, None, q)
+    params = list(params)
+    pk = [q(k) for k in spec.keys]
+    et = f"cast(fs_pub.{q(spec.event_time)} as timestamp)"
+    order = f"{et} desc"
+    if spec.created_time:
+        order += f", cast(fs_pub.{q(spec.created_time)} as timestamp) desc nulls last"
+    join = ""
+    if only_keys is not None:
+        keys_sql, keys_params = only_keys
+        on = " and ".join(f"fs_pub.{k} = fs_keys.{k}" for k in pk)
+        join = f" join ({keys_sql}) fs_keys on {on}"
+        params += keys_params
+    where = [f"{et} <= ?", *(f"fs_pub.{k} is not null" for k in pk)]
+    params.append(now)
+    if spec.ttl_seconds:
+        where.append(f"{et} >= ?")
+        params.append(now - timedelta(seconds=spec.ttl_seconds))
+    cols = [*spec.keys, spec.event_time, *([spec.created_time] if spec.created_time else []), *spec.feature_names]
+    out = ", ".join(q(c) for c in dict.fromkeys(cols))
+    partition = ", ".join(f"fs_pub.{k}" for k in pk)
+    return (f"select {out} from (select fs_pub.*, row_number() over (partition by {partition} order by {order}) "
+            f"as fs_latest_rank from ({pub_sql}) fs_pub{join} where {' and '.join(where)}) fs_latest "
+            f"where fs_latest_rank = 1", params)
+
+
+def _published_count(wh: Warehouse, fg: Any) -> int:
+    pub_sql, params = published_query(fg, None, wh.quote)
+    return int(wh.scalar(f"select count(*) from ({pub_sql}) fs_pub", params) or 0)
 
 
 def materialize_feature_group(
-    con: Any, fg: Any, store: OnlineStore, now: datetime, views: dict[str, FVSpec] | None,
+    wh: Warehouse, fg: Any, store: OnlineStore, now: datetime, views: dict[str, FVSpec] | None,
     full: bool = False, progress: Progress | None = None,
 ) -> MaterializeResult:
+    """Materialize one published FG: incrementally when the online version has the same schema and the change
+    since its watermark is small, else a full rewrite. Reads one row per key from the warehouse (as Arrow)."""
     spec = FGSpec.from_feature_group(fg)
-    wm = _watermark(con, fg)
+    wm = _watermark(wh, fg)
     watermark = {"commit_time": wm.isoformat() if wm else None}
+    published_rows = _published_count(wh, fg)  # what a full run considers (the report's input rows)
     ptr = store.pointers().get(spec.name)
     prev = (ptr.meta.get("watermark") or {}).get("commit_time") if ptr else None
     can_incr = (not full and ptr is not None and ptr.meta.get("spec") == spec.to_dict() and prev
                 and ptr.meta.get("now"))
     if can_incr:
-        prev_t, prev_now = datetime.fromisoformat(prev), datetime.fromisoformat(ptr.meta["now"])
-        params = [prev_t, prev_t, prev_now, now]
-        changed_sql = _changed_keys_sql(fg, spec)
-        changed = con.sql(changed_sql, params=params).to_arrow_table()
+        since, prev_now = datetime.fromisoformat(prev), datetime.fromisoformat(ptr.meta["now"])
+        changed_query = _changed_keys_query(wh, fg, spec, since, prev_now, now)
+        changed = wh.arrow(*changed_query)
         # compare with the published size (what a full run would read), not the online size (TTL may empty it)
-        published_rows = con.execute(
-            f"select count(*) from {fg.snapshot_relation} where dbt_valid_to is null").fetchall()[0][0]
         if changed.num_rows <= max(1, FULL_IF_CHANGED_SHARE * published_rows):
-            pub_sql, pub_params = published_query(fg, None)
-            using = ", ".join(quote_ident(k) for k in spec.keys)
-            rows = con.sql(
-                f"select p.* from ({pub_sql}) p semi join ({changed_sql}) c using ({using})",
-                params=[*pub_params, *params],
-            ).to_arrow_table()
-            keys = [tuple(r) for r in zip(*(changed.column(k).to_pylist() for k in spec.keys), strict=True)]
-            return materialize(store, spec, rows, now, views=views, changed=keys, watermark=watermark,
-                               progress=progress)
-    sql, params = published_query(fg, None)
-    rows = con.sql(sql, params=params).to_arrow_table()
-    return materialize(store, spec, rows, now, views=views, watermark=watermark, progress=progress)
+            rows = wh.arrow(*latest_query(wh, fg, spec, now, only_keys=changed_query))
+            return materialize(store, spec, rows, now, views=views, changed=keys_of(spec, changed),
+                               watermark=watermark, progress=progress, input_rows=changed.num_rows)
+    rows = wh.arrow(*latest_query(wh, fg, spec, now))
+    return materialize(store, spec, rows, now, views=views, watermark=watermark, progress=progress,
+                       input_rows=published_rows)
 
 
 def materialize_project(
@@ -97,7 +147,8 @@ def materialize_project(
     now: datetime | None = None,
     progress_factory: Callable[[str], Progress | None] | None = None,
 ) -> tuple[list[MaterializeResult], list[str]]:
-    """Materialize the named online FGs (default: all online FGs) from the warehouse. Returns results + warnings."""
+    """Materialize the named online FGs (default: all online FGs) from the project's warehouse (its dbt target,
+    whichever engine). Returns results + warnings."""
     fgs, views, warnings = online_specs(catalog)
     selected = list(names) or sorted(fgs)
     for n in selected:
@@ -106,19 +157,19 @@ def materialize_project(
             raise FeatureStoreError(f"feature group {n} is not online",
                                     fix=f"set `online: true` in its config.meta.fs to serve it, or drop {n} from the command")
     own = store is None
-    store = store or open_store(default_url(project.warehouse_path))
+    store = store or open_store(default_store_url(project))
     now = now or utcnow()
     results: list[MaterializeResult] = []
     try:
-        with connect(project.warehouse_path, read_only=True) as con:
-            views = _with_transforms(con, catalog, views, warnings)
+        with project.warehouse(read_only=True) as wh:
+            views = _with_transforms(wh, catalog, views, warnings)
             for n in selected:
                 fg = catalog.fg(n)
-                if not is_published(con, fg):
+                if not is_published(wh, fg):
                     warnings.append(f"{n} has never been published: nothing to materialize (run `fs run`)")
                     continue
                 progress = progress_factory(n) if progress_factory else None
-                results.append(materialize_feature_group(con, fg, store, now, views, full=full, progress=progress))
+                results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress))
         if not results:
             store.publish_views(views)
     finally:
@@ -127,13 +178,13 @@ def materialize_project(
     return results, warnings
 
 
-def _with_transforms(con: Any, catalog: Any, views: dict[str, FVSpec], warnings: list[str]) -> dict[str, FVSpec]:
+def _with_transforms(wh: Warehouse, catalog: Any, views: dict[str, FVSpec], warnings: list[str]) -> dict[str, FVSpec]:
     """Publish each view with its training datasets' fitted transformations and on-demand features (issue 6);
     a problem there is a warning: the features themselves are still served."""
     from ..transforms.serving import attach_to_views
 
     try:
-        return attach_to_views(con, catalog, views)
+        return attach_to_views(wh, catalog, views)
     except Exception as e:  # noqa: BLE001 - e.g. a TD table written by an older version
         warnings.append(f"transformations not published: {e}")
         return views

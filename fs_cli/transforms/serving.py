@@ -10,14 +10,18 @@ A request then: looked-up values (renamed to TD columns) + entity keys + request
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FeatureStoreError
 from .ondemand import OnDemandEvaluator, OnDemandFeature
 from .online import Transformer
+
+if TYPE_CHECKING:
+    from ..warehouse import Warehouse
 
 EXTRA_KEY = "transforms"
 
@@ -28,58 +32,63 @@ class RequestProblem(FeatureStoreError):
     status = 400
 
 
-def _online_names(spec_features: Sequence[str]) -> dict[tuple[str, str], str]:
-    """(fg, feature) -> the value name the online reader answers with (full name if two groups share one)."""
-    refs = [tuple(r.split(":", 1)) for r in spec_features]
-    plain = [f for _, f in refs]
-    unique = len(set(plain)) == len(plain)
-    return {(fg, f): (f if unique else f"{fg}__{f}") for fg, f in refs}
+def _served_to_td_columns(fv: Any, spec: Any) -> dict[str, str]:
+    """Value name the online reader answers with (the view's output name, prefix applied) -> TD column. Both come
+    from the one resolved declaration, so they agree; a ref is matched by position among refs of the same name."""
+    td_cols: dict[tuple[str, str], list[str]] = {}
+    for out, fg, f in fv.feature_columns:
+        td_cols.setdefault((fg, f), []).append(out)
+    taken: dict[tuple[str, str], int] = {}
+    columns: dict[str, str] = {}
+    for ref, served in zip(spec.features, spec.output_names, strict=True):
+        fg, f = ref.split(":", 1)
+        outs = td_cols.get((fg, f), [])
+        i = taken.get((fg, f), 0)
+        taken[(fg, f)] = i + 1
+        if served in outs:
+            columns[served] = served
+        elif i < len(outs):
+            columns[served] = outs[i]
+    return columns
 
 
-def view_transforms_extra(con: Any, catalog: Any, fv: Any, spec_features: Sequence[str]) -> dict[str, Any] | None:
-    """The `transforms` entry to publish with a view: every TD version's fitted statistics (from the warehouse)."""
+def view_transforms_extra(wh: Warehouse, catalog: Any, fv: Any, spec: Any) -> dict[str, Any] | None:
+    """The `transforms` entry to publish with a view: every TD version's fitted statistics, read from the
+    warehouse's training-dataset metadata (fs_cli.training.list_tds)."""
     from ..training import list_tds
 
-    tds = [td for td in list_tds(con, fv.name) if td.statistics]
+    tds = [td for td in list_tds(wh, fv.name) if td.statistics]
     versions = {str(td.version): td.statistics["transformations"] for td in tds
                 if td.statistics.get("transformations")}
     latest_od = next((td.statistics.get("on_demand") for td in reversed(tds) if td.statistics.get("on_demand")), None)
     if not versions and not latest_od:
         return None
-    names = _online_names(spec_features)
-    columns = {names[(fg, f)]: out for out, fg, f in fv.feature_columns if (fg, f) in names}
     return {"latest": max((int(v) for v in versions), default=None), "versions": versions,
-            "on_demand": latest_od or [], "columns": columns}
+            "on_demand": latest_od or [], "columns": _served_to_td_columns(fv, spec)}
 
 
-def attach_to_views(con: Any, catalog: Any, views: Mapping[str, Any]) -> dict[str, Any]:
+def attach_to_views(wh: Warehouse, catalog: Any, views: Mapping[str, Any]) -> dict[str, Any]:
     """FVSpecs with their `transforms` extra filled in (views without fitted statistics unchanged)."""
-    from ..online.specs import FVSpec
-
     out: dict[str, Any] = {}
     for name, spec in views.items():
         fv = catalog.feature_views.get(name)
-        extra = view_transforms_extra(con, catalog, fv, spec.features) if fv is not None else None
-        if extra is None:
-            out[name] = spec
-            continue
-        out[name] = FVSpec(spec.name, spec.features, spec.keys, spec.description, {**spec.extra, EXTRA_KEY: extra})
+        extra = view_transforms_extra(wh, catalog, fv, spec) if fv is not None else None
+        out[name] = spec if extra is None else dataclasses.replace(spec, extra={**spec.extra, EXTRA_KEY: extra})
     return out
 
 
 def publish_transforms(project: Any, catalog: Any, store: Any = None) -> list[str]:
     """Re-publish the online views with the current TD statistics (run after creating a TD version; `fs
     materialize` does it too). Returns the names of the views that carry statistics."""
-    from ..online.from_warehouse import online_specs
-    from ..online.store import default_url, open_store
-    from ..warehouse import connect
+    from ..online.from_warehouse import default_store_url, online_specs
+    from ..online.store import open_store
 
     _, views, _ = online_specs(catalog)
     own = store is None
-    store = store or open_store(default_url(project.warehouse_path))
+    store = store or open_store(default_store_url(project))
     try:
-        with connect(project.warehouse_path, read_only=True) as con:
-            views = attach_to_views(con, catalog, views)
+        with project.warehouse(read_only=True) as wh:
+            views = attach_to_views(wh, catalog, views)
         store.publish_views(views)
     finally:
         if own:
@@ -93,9 +102,9 @@ def publish_if_online(project: Any, catalog: Any) -> str | None:
     import os
     from pathlib import Path
 
-    from ..online.store import default_url
+    from ..online.from_warehouse import default_store_url
 
-    url = default_url(project.warehouse_path)
+    url = default_store_url(project)
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists() and \
             not os.environ.get("FS_ONLINE_STORE"):
         return None  # nothing is served yet
