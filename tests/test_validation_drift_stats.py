@@ -1,19 +1,24 @@
-"""Drift statistics (macros/drift) against scipy/numpy oracles, on DuckDB and on the real Postgres server."""
+"""Drift statistics (macros/drift) against scipy/numpy oracles, on every engine (DuckDB, the real Postgres server)
+through the Warehouse layer; samples are loaded with `wh.write_arrow`."""
 
 from __future__ import annotations
 
-import uuid
 import warnings
+from contextlib import ExitStack
 
-import duckdb
 import numpy as np
+import pyarrow as pa
 import pytest
+from conftest import ENGINES, REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
+from services import PG, pg_connect, pg_database
 
+from fs_cli.errors import FeatureStoreError
 from fs_cli.validation.drift import column_drift
+from fs_cli.validation.sqlrender import render_macro
 
 EPS = 1e-4
 
@@ -74,12 +79,9 @@ def assert_close(got: dict, want: dict) -> None:
         assert got[k] == pytest.approx(v, rel=1e-6, abs=1e-9), (k, got[k], v)
 
 
-# -- loading samples ---------------------------------------------------------------------------------------
-def load_duckdb(con, ref, cur, sqltype: str) -> None:
-    for name, vals in (("ref", ref), ("cur", cur)):
-        con.execute(f"create or replace temp table {name} (x {sqltype})")
-        if len(vals):
-            con.executemany(f"insert into {name} values (?)", [[_py(v)] for v in vals])
+# -- loading samples into the warehouse under test -----------------------------------------------------------
+SCHEMA = "fs_drift_test"
+MACROS = REPO / "macros"
 
 
 def _py(v):
@@ -90,39 +92,49 @@ def _py(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-@pytest.fixture(scope="module")
-def duck():
-    con = duckdb.connect()
-    yield con
-    con.close()
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request) -> str:
+    """Module-scoped twin of conftest's `engine`: one warehouse per engine for the whole module."""
+    if request.param == "postgres":
+        pg_connect().close()  # skip (laptop) or fail (CI) when the server is missing
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def pg():
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        con = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3)
-    except psycopg2.OperationalError as e:
-        pytest.skip(f"Postgres on 127.0.0.1:5432 unreachable: {e}")
-    con.autocommit = True
-    schema = f"fs_test_drift_{uuid.uuid4().hex[:8]}"
-    with con.cursor() as cur:
-        cur.execute(f'create schema "{schema}"')
-        cur.execute(f'set search_path to "{schema}"')
-    yield con, schema
-    with con.cursor() as cur:
-        cur.execute(f'drop schema "{schema}" cascade')
-    con.close()
+def wh(engine, tmp_path_factory):
+    """An empty Warehouse of `engine` (DuckDB: a fresh file; Postgres: a fresh database) with schema SCHEMA."""
+    with ExitStack() as stack:
+        if engine == "postgres":
+            from fs_cli.warehouse.postgres import PostgresWarehouse
+
+            db = stack.enter_context(pg_database())
+            w = PostgresWarehouse({**PG, "dbname": db})
+        else:
+            from fs_cli.warehouse.duckdb import DuckDBWarehouse
+
+            w = DuckDBWarehouse(tmp_path_factory.mktemp("drift") / "drift.duckdb")
+        stack.callback(w.close)
+        w.ensure_schema(SCHEMA)
+        yield w
 
 
-def load_pg(pg, ref, cur, sqltype: str) -> None:
-    con, schema = pg
-    with con.cursor() as c:
-        for name, vals in (("ref", ref), ("cur", cur)):
-            c.execute(f'drop table if exists "{schema}".{name}')
-            c.execute(f'create table "{schema}".{name} (x {sqltype})')
-            if len(vals):
-                c.executemany(f'insert into "{schema}".{name} values (%s)', [[_py(v)] for v in vals])
+ARROW_TYPES = {"double": pa.float64(), "text": pa.string(), "bigint": pa.int64()}
+
+
+def load(wh, ref, cur, logical: str) -> tuple[str, str]:
+    """Write the two samples as tables ref and cur (column x) with `wh.write_arrow`; returns their relations."""
+    rels = []
+    for name, vals in (("ref", ref), ("cur", cur)):
+        rel = wh.relation(SCHEMA, name)
+        wh.write_arrow(rel, pa.table({"x": pa.array([_py(v) for v in vals], type=ARROW_TYPES[logical])}),
+                       mode="replace")
+        rels.append(rel)
+    return rels[0], rels[1]
+
+
+def drift(wh, ref, cur, logical: str, numeric: bool) -> dict:
+    r, c = load(wh, ref, cur, logical)
+    return column_drift(wh, r, c, "x", numeric=numeric, macro_dir=MACROS)
 
 
 # -- cases -------------------------------------------------------------------------------------------------
@@ -145,69 +157,70 @@ CATEGORICAL_CASES = {
 
 
 @pytest.mark.parametrize("case", NUMERIC_CASES)
-def test_numeric_duckdb(duck, case):
+def test_numeric(wh, case):
     ref, cur = NUMERIC_CASES[case]
-    load_duckdb(duck, ref, cur, "double")
-    assert_close(column_drift(duck, "ref", "cur", "x", numeric=True), numeric_oracle(ref, cur))
+    assert_close(drift(wh, ref, cur, "double", numeric=True), numeric_oracle(ref, cur))
 
 
 @pytest.mark.parametrize("case", CATEGORICAL_CASES)
-def test_categorical_duckdb(duck, case):
+def test_categorical(wh, case):
     ref, cur = CATEGORICAL_CASES[case]
-    load_duckdb(duck, ref, cur, "varchar")
-    assert_close(column_drift(duck, "ref", "cur", "x", numeric=False), categorical_oracle(ref, cur))
+    assert_close(drift(wh, ref, cur, "text", numeric=False), categorical_oracle(ref, cur))
 
 
-def test_numeric_postgres(pg):
-    for case in ("shifted", "discrete_ties", "with_nulls", "constant_reference"):
-        ref, cur = NUMERIC_CASES[case]
-        load_pg(pg, ref, cur, "double precision")
-        got = column_drift(pg[0], f'"{pg[1]}".ref', f'"{pg[1]}".cur', "x", numeric=True)
-        assert_close(got, numeric_oracle(ref, cur))
-
-
-def test_categorical_postgres(pg):
-    for case in CATEGORICAL_CASES:
-        ref, cur = CATEGORICAL_CASES[case]
-        load_pg(pg, ref, cur, "varchar")
-        got = column_drift(pg[0], f'"{pg[1]}".ref', f'"{pg[1]}".cur', "x", numeric=False)
-        assert_close(got, categorical_oracle(ref, cur))
-
-
-def test_integer_column_postgres(pg):
-    """Integer division must not truncate shares on Postgres."""
+def test_integer_column(wh):
+    """Integer division must not truncate shares (Postgres divides integers as integers)."""
     ref, cur = np.arange(1, 41), np.arange(10, 61)
-    load_pg(pg, ref.tolist(), cur.tolist(), "integer")
-    got = column_drift(pg[0], f'"{pg[1]}".ref', f'"{pg[1]}".cur', "x", numeric=True)
+    got = drift(wh, ref.tolist(), cur.tolist(), "bigint", numeric=True)
     assert_close(got, numeric_oracle(ref.astype(float), cur.astype(float)))
 
 
-def test_empty_sample_gives_nulls(duck):
-    load_duckdb(duck, [1.0, 2.0], [], "double")
-    got = column_drift(duck, "ref", "cur", "x", numeric=True)
+def test_empty_sample_gives_nulls(wh):
+    got = drift(wh, [1.0, 2.0], [], "double", numeric=True)
     assert got["psi"] is None and got["ks_d"] is None and got["n_cur"] == 0
+
+
+def test_macros_come_from_the_project_dir(wh, tmp_path):
+    """The statistics are rendered from the macro files of the directory given (the project being run), with the
+    engine's dispatch: a project-local override of a dispatched macro wins for that engine only."""
+    local = tmp_path / "macros"
+    (local / "drift").mkdir(parents=True)
+    text = (MACROS / "drift" / "drift_statistics.sql").read_text()
+    # this project's fs_log2 doubles every Jensen-Shannon term, only on the engine under test
+    text = text.replace("{% macro fs_log2(expr) %}(ln({{ expr }}) / ln(2.0)){% endmacro %}",
+                        "{% macro fs_log2(expr) %}{{ return(adapter.dispatch('fs_log2', 'feature_store')(expr)) }}"
+                        "{% endmacro %}\n{% macro default__fs_log2(expr) %}(ln({{ expr }}) / ln(2.0)){% endmacro %}"
+                        f"\n{{% macro {wh.engine}__fs_log2(expr) %}}(2 * ln({{{{ expr }}}}) / ln(2.0)){{% endmacro %}}")
+    (local / "drift" / "drift_statistics.sql").write_text(text)
+    ref, cur = CATEGORICAL_CASES["shifted"]
+    r, c = load(wh, ref, cur, "text")
+    want = categorical_oracle(ref, cur)["jensen_shannon"]
+    assert column_drift(wh, r, c, "x", numeric=False, macro_dir=MACROS)["jensen_shannon"] == pytest.approx(want)
+    assert column_drift(wh, r, c, "x", numeric=False, macro_dir=local)["jensen_shannon"] == pytest.approx(2 * want)
+    other = "postgres" if wh.engine == "duckdb" else "duckdb"
+    sql = render_macro(local, other, "fs_jensen_shannon", "a", "b", "x")
+    assert "2 * ln(" not in sql and "ln(" in sql, "another engine gets default__fs_log2"
+    with pytest.raises(FeatureStoreError, match="no macro fs_numeric_drift"):
+        column_drift(wh, r, c, "x", numeric=True, macro_dir=tmp_path / "nowhere")
 
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(finite, min_size=1, max_size=40), st.lists(finite, min_size=1, max_size=40))
-def test_numeric_property_duckdb(duck, ref, cur):
-    ref_a, cur_a = np.array(ref, dtype=float), np.array(cur, dtype=float)
-    load_duckdb(duck, ref, cur, "double")
-    got = column_drift(duck, "ref", "cur", "x", numeric=True)
-    want = numeric_oracle(ref_a, cur_a)
+def test_numeric_property(wh, ref, cur):
+    got = drift(wh, ref, cur, "double", numeric=True)
+    want = numeric_oracle(np.array(ref, dtype=float), np.array(cur, dtype=float))
     for k, v in want.items():
         assert got[k] == pytest.approx(v, rel=1e-6, abs=1e-6), (k, got[k], v)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(["a", "b", "c", "d", None]), min_size=1, max_size=40).filter(lambda v: any(v)),
        st.lists(st.sampled_from(["a", "b", "c", "e", None]), min_size=1, max_size=40).filter(lambda v: any(v)))
-def test_categorical_property_duckdb(duck, ref, cur):
-    load_duckdb(duck, ref, cur, "varchar")
-    assert_close(column_drift(duck, "ref", "cur", "x", numeric=False), categorical_oracle(ref, cur))
+def test_categorical_property(wh, ref, cur):
+    assert_close(drift(wh, ref, cur, "text", numeric=False), categorical_oracle(ref, cur))
 
 
 # -- correlation limits (fs_cli/validation/correlation.py) ---------------------------------------------------------
@@ -221,26 +234,19 @@ def _corr_data(n: int = 300):
     return {"label": label, "a": a, "b": b, "leak": leak, "c": c}
 
 
-def test_correlation_checks_against_numpy(duck, pg):
+def test_correlation_checks_against_numpy(wh):
     from fs_cli.validation.correlation import correlation_checks, correlations
 
     data = _corr_data()
-    cols = list(data)
-    rows = [[float(data[k][i]) for k in cols] for i in range(len(data["label"]))]
-    duck.execute("create or replace temp table fv (label double, a double, b double, leak double, c double)")
-    duck.executemany("insert into fv values (?, ?, ?, ?, ?)", rows)
-    con, schema = pg
-    with con.cursor() as cur:
-        cur.execute(f'create table "{schema}".fv (label float8, a float8, b float8, leak float8, c float8)')
-        cur.executemany(f'insert into "{schema}".fv values (%s, %s, %s, %s, %s)', rows)
+    rel = wh.relation(SCHEMA, "fv")
+    wh.write_arrow(rel, pa.table({k: pa.array(v, pa.float64()) for k, v in data.items()}), mode="replace")
     feats = ["a", "b", "leak", "c"]
-    for connection, rel in ((duck, "fv"), (con, f'"{schema}".fv')):
-        got = correlations(connection, rel, feats, "label")
-        for (x, y), v in got.items():
-            assert v == pytest.approx(np.corrcoef(data[x], data[y])[0, 1], abs=1e-9), (x, y)
-        res = {r.check: r for r in correlation_checks(connection, rel, feats, "label")}
-        assert res["correlation:leak~label"].outcome == "fail"
-        assert res["correlation:a~label"].outcome == "pass"
-        pair = res["correlation:pairwise"]
-        assert pair.outcome == "fail" and [(s["a"], s["b"]) for s in pair.samples] == [("a", "b")]
-        assert pair.metrics["pairs_checked"] == 6
+    got = correlations(wh, rel, feats, "label")
+    for (x, y), v in got.items():
+        assert v == pytest.approx(np.corrcoef(data[x], data[y])[0, 1], abs=1e-9), (x, y)
+    res = {r.check: r for r in correlation_checks(wh, rel, feats, "label")}
+    assert res["correlation:leak~label"].outcome == "fail"
+    assert res["correlation:a~label"].outcome == "pass"
+    pair = res["correlation:pairwise"]
+    assert pair.outcome == "fail" and [(s["a"], s["b"]) for s in pair.samples] == [("a", "b")]
+    assert pair.metrics["pairs_checked"] == 6

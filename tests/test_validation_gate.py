@@ -1,28 +1,33 @@
-"""Write-audit-publish end to end: bad batches injected into a real pipeline run, on a throw-away project copy.
+"""Write-audit-publish end to end: bad batches injected into a real pipeline run, on a throw-away project copy, on
+every engine (DuckDB file; Postgres: a fresh database, and nothing may land in a DuckDB file).
 
-One module-scoped project: day 1 is published clean; then one bad batch per feature group goes through `fs run`:
+One module-scoped project per engine: day 1 is published clean; then one bad batch per feature group goes through
+`fs run`:
   fg_customer_transactions (strict): a negative amount, a duplicated key, a NULL key
   fg_merchant_activity (strict):      the latest week's average amount multiplied by 5 (shifted distribution)
   fg_customer_profile (warn):         an e-mail address in the `country` feature
+Last, a check that cannot run (a hand-written contract check on a missing column) on the warn group: an error, which
+no policy publishes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import copy_project
+from conftest import ENGINES, copy_project, use_engine
+from services import pg_connect, pg_database
 
 from fs_cli import FeatureStore
 from fs_cli.cli import main
 from fs_cli.online.store import open_store
-from fs_cli.validation import validate_candidate
+from fs_cli.validation import ERROR_PREFIX, pipeline_check, validate_candidate
 from fs_cli.validation.contract import build_contract, contract_yaml
 from fs_cli.validation.results import history
-from fs_cli.warehouse import connect
 
 DAY1 = {"demo_data_cutoff": "2026-01-15 00:00:00"}
 
@@ -35,16 +40,30 @@ def _wrap(path: Path, extra_sql: str) -> str:
     return original
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request) -> str:
+    """Module-scoped twin of conftest's `engine`: one project per engine for the whole module."""
+    if request.param == "postgres":
+        pg_connect().close()  # skip (laptop) or fail (CI) when the server is missing
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def proj(tmp_path_factory):
-    d = copy_project(tmp_path_factory.mktemp("gate") / "proj")
-    r1 = FeatureStore(d, vars=DAY1).run()
-    assert r1.ok, r1.to_dict()
-    return d
+def proj(engine, tmp_path_factory):
+    with ExitStack() as stack:
+        db = stack.enter_context(pg_database()) if engine == "postgres" else None
+        d = use_engine(copy_project(tmp_path_factory.mktemp(f"gate_{engine}") / "proj"), engine, db)
+        r1 = FeatureStore(d, vars=DAY1).run()
+        assert r1.ok, r1.to_dict()
+        yield d
+
+
+def _wh(proj: Path, read_only: bool = True):
+    return FeatureStore(proj).project.warehouse(read_only=read_only)
 
 
 def _pointers(d: Path) -> dict:
-    with open_store(warehouse_path=d / ".fs" / "feature_store.duckdb") as s:
+    with open_store(warehouse_path=FeatureStore(d).project.warehouse_path) as s:
         return {k: (p.gen, p.version) for k, p in s.pointers().items()}
 
 
@@ -106,14 +125,27 @@ def _fg(report: dict, name: str) -> dict:
 
 
 def _results(proj: Path, fg: str) -> list[dict]:
-    with connect(proj / ".fs" / "feature_store.duckdb", read_only=True) as con:
-        return history(con, fg, limit=1)
+    with _wh(proj) as wh:
+        return history(wh, fg, limit=1)
+
+
+def test_results_live_in_the_target_warehouse(proj, engine):
+    """fs_meta.validation_results and the costs are in the target; on Postgres no DuckDB file is ever made."""
+    fs = FeatureStore(proj)
+    with fs.project.warehouse(read_only=True) as wh:
+        assert wh.engine == engine
+        n = wh.scalar("select count(*) from fs_meta.validation_results where feature_group = ?",
+                      ["fg_customer_transactions"])
+        costs = wh.scalar("select count(*) from fs_meta.feature_group_costs")
+    assert n > 10 and costs == 3
+    if engine != "duckdb":
+        assert not fs.project.warehouse_path.exists(), "a Postgres run wrote into the DuckDB file"
 
 
 def test_clean_day1_passes_every_check(proj):
     for fg in ("fg_customer_transactions", "fg_merchant_activity", "fg_customer_profile"):
-        with connect(proj / ".fs" / "feature_store.duckdb", read_only=True) as con:
-            rows = history(con, fg)
+        with _wh(proj) as wh:
+            rows = history(wh, fg)
         assert rows, fg
         first = min(r["candidate_id"] for r in rows)
         day1 = [r for r in rows if r["candidate_id"] == first]
@@ -201,10 +233,16 @@ def test_plain_dbt_build_skips_snapshot_of_failing_strict_candidate(bad_run, pro
     assert status["fg_customer_profile_snapshot"] == "success"
 
 
-def test_contract_cli_and_handwritten_merge(proj, tmp_path):
+def test_contract_cli_and_handwritten_merge(proj, engine):
     r = CliRunner().invoke(main, ["--project-dir", str(proj), "contract", "fg_customer_profile"])
     assert r.exit_code == 0, r.output
-    assert "dataset: fs/main/fg_customer_profile" in r.output and "valid_values" in r.output
+    fs = FeatureStore(proj)
+    target = fs.project.target_config()
+    schema = fs.catalog.fg("fg_customer_profile").schema
+    # Soda's dataset qualifier per engine: DuckDB schema/table, Postgres database/schema/table
+    dataset = {"duckdb": f"fs/{schema}/fg_customer_profile",
+               "postgres": f"fs/{target.get('dbname')}/{schema}/fg_customer_profile"}[engine]
+    assert f"dataset: {dataset}\n" in r.output and "valid_values" in r.output
     extra = proj / "models" / "feature_groups" / "fg_customer_profile.contract.yml"
     extra.write_text(
         "columns:\n"
@@ -223,9 +261,10 @@ def test_contract_cli_and_handwritten_merge(proj, tmp_path):
         assert rng == [{"invalid": {"qualifier": "range", "valid_min": 0, "valid_max": 20000}}]
         assert sum("row_count" in ch for ch in c["checks"]) == 1
         assert "valid_max: 20000" in contract_yaml(c)
-        with connect(fs.project.warehouse_path) as con:
-            rep = validate_candidate(fs.project, con, fg, persist=False)
-        failed = {x.check for x in rep.failed_checks}
+        with fs.project.warehouse() as wh:
+            rep = validate_candidate(fs.project, wh, fg, persist=False)
+        failed = {x.check for x in rep.failures}
+        assert not rep.errors, [(x.check, x.message) for x in rep.errors]
         assert "contract:invalid:credit_limit:range" in failed  # the demo has 30000 limits
         assert "contract:row_count:min_rows" in failed
         sample = next(x for x in rep.failed_checks if x.check == "contract:invalid:credit_limit:range").samples
@@ -237,15 +276,15 @@ def test_contract_cli_and_handwritten_merge(proj, tmp_path):
 def test_drift_reference_modes(bad_run, proj):
     fs = FeatureStore(proj)
     fg = fs.catalog.fg("fg_merchant_activity")
-    with connect(fs.project.warehouse_path) as con:
+    with fs.project.warehouse() as wh:
         for ref in ("last_commit", {"commit": 1}):
-            rep = validate_candidate(fs.project, con, fg, reference=ref, persist=False)
+            rep = validate_candidate(fs.project, wh, fg, reference=ref, persist=False)
             drift = {x.check: x for x in rep.results if x.kind == "drift"}
             assert drift["drift:merchant_avg_amount_7d"].outcome == "fail", ref
             assert drift["drift:merchant_avg_amount_7d"].metrics["reference"] == (
                 ref if isinstance(ref, str) else "commit")
-        rep = validate_candidate(fs.project, con, fg, reference={"commit": 99}, persist=False)
-        assert any(x.check == "drift" and x.outcome == "error" for x in rep.results)
+        rep = validate_candidate(fs.project, wh, fg, reference={"commit": 99}, persist=False)
+        assert any(x.check == "drift" and x.outcome == "error" for x in rep.errors)
 
 
 def test_freshness_declared(proj):
@@ -255,31 +294,32 @@ def test_freshness_declared(proj):
     fs = FeatureStore(proj)
     fg = fs.catalog.fg("fg_customer_transactions")
     fg.meta = {**fg.meta, "expectations": {"freshness": "1d"}}
-    with connect(fs.project.warehouse_path) as con:
-        newest = con.execute(f"select max(feature_time) from {fg.relation}").fetchall()[0][0]
+    with fs.project.warehouse() as wh:
+        newest = wh.scalar(f"select max(feature_time) from {fg.relation}")
         outcomes = []
         for age in (timedelta(hours=12), timedelta(days=3)):
             fs.project.vars["fs_now"] = (newest + age).isoformat() + "+00:00"
-            rep = validate_candidate(fs.project, con, fg, persist=False)
+            rep = validate_candidate(fs.project, wh, fg, persist=False)
             outcomes.append(next(x for x in rep.results if x.check.startswith("contract:freshness")).outcome)
     assert outcomes == ["pass", "fail"]
 
 
 def test_drift_macros_are_one_definition_for_dbt_and_python(proj):
-    """dbt compiles macros/drift to the very SQL fs_cli renders with its shim, and it runs to the same numbers."""
+    """dbt compiles the project's macros/drift for the target to the very SQL fs_cli renders with its shim (same
+    dispatch), and it runs to the same numbers."""
     from fs_cli.validation.drift import column_drift
-    from fs_cli.validation.sqlrender import render_macro
+    from fs_cli.validation.sqlrender import project_macro_dir, render_for
 
     fs = FeatureStore(proj)
     rel = fs.catalog.fg("fg_customer_transactions").relation
-    for macro, col in (("fs_numeric_drift", "tx_amount_1d"), ("fs_categorical_drift", "tx_count_1d")):
-        call = f"{{{{ {macro}('{rel}', '{rel}', '{col}') }}}}"
-        res = fs.project.dbt(["compile", "--quiet", "--inline", call])
-        assert res.success, res.exception
-        compiled = res.results[0].node.compiled_code
-        assert " ".join(compiled.split()) == " ".join(render_macro("duckdb", macro, rel, rel, col).split())
-    with connect(fs.project.warehouse_path) as con:
-        same = column_drift(con, rel, rel, "tx_amount_1d", numeric=True)
+    with fs.project.warehouse() as wh:
+        for macro, col in (("fs_numeric_drift", "tx_amount_1d"), ("fs_categorical_drift", "tx_count_1d")):
+            call = f"{{{{ {macro}('{rel}', '{rel}', '{col}') }}}}"
+            res = fs.project.dbt(["compile", "--quiet", "--inline", call])
+            assert res.success, res.exception
+            compiled = res.results[0].node.compiled_code
+            assert " ".join(compiled.split()) == " ".join(render_for(fs.project, wh, macro, rel, rel, col).split())
+        same = column_drift(wh, rel, rel, "tx_amount_1d", numeric=True, macro_dir=project_macro_dir(fs.project))
     assert same["psi"] == 0 and same["ks_d"] == 0 and same["wasserstein"] == 0
 
 
@@ -290,9 +330,9 @@ def test_cost_recorded_per_run_and_shown_by_describe(proj):
     assert cost, "every validated run records the group's cost"
     first = cost[-1]  # day 1
     assert first["build_seconds"] > 0 and first["test_seconds"] >= 0 and first["validation_seconds"] > 0
-    with connect(proj / ".fs" / "feature_store.duckdb", read_only=True) as con:
-        n1 = con.execute("select rows from fs_meta.commits where feature_group = 'fg_customer_transactions' "
-                         "and commit_id = 1").fetchall()[0][0]
+    with _wh(proj) as wh:
+        n1 = wh.scalar("select rows from fs_meta.commits where feature_group = ? and commit_id = 1",
+                       ["fg_customer_transactions"])
     assert first["rows"] == n1 and first["bytes_estimate"] > n1 * 8
     r = CliRunner().invoke(main, ["--project-dir", str(proj), "describe", "fg_customer_transactions"])
     assert "cost per run" in r.output
@@ -308,8 +348,67 @@ def test_feature_view_correlation_limits(proj):
     checks = {c["check"]: c for c in rep["results"]}
     assert checks["correlation:pairwise"]["outcome"] == "pass"
     got = checks["correlation:tx_avg_amount_30d~is_fraud"]["metrics"]["corr"]
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        df = con.sql(f"select tx_avg_amount_30d, is_fraud from {fs.catalog.fv('fv_fraud_detection').relation}").df()
+    with _wh(proj) as wh:
+        df = wh.arrow(f"select tx_avg_amount_30d, is_fraud from {fs.catalog.fv('fv_fraud_detection').relation}"
+                      ).to_pandas()
     assert got == pytest.approx(df["tx_avg_amount_30d"].astype(float).corr(df["is_fraud"].astype(float)), abs=1e-9)
     r = CliRunner().invoke(main, ["--project-dir", str(proj), "validations", "fv_fraud_detection", "--json"])
     assert any(x["check_name"] == "correlation:pairwise" for x in json.loads(r.output))
+
+
+BROKEN_CHECK = ("checks:\n"
+                "  - failed_rows: {qualifier: broken, name: refers to a missing column, "
+                "expression: \"no_such_column > 0\"}\n")
+
+
+def test_errored_check_is_an_error_not_a_failure(proj):
+    """A check the warehouse cannot evaluate is an error (no samples, ERROR line), the other checks still run, and
+    the gate's verdict blocks under every policy."""
+    fs = FeatureStore(proj)
+    fg = fs.catalog.fg("fg_merchant_activity")
+    extra = proj / "models" / "feature_groups" / "fg_merchant_activity.contract.yml"
+    extra.write_text(BROKEN_CHECK)
+    try:
+        with fs.project.warehouse() as wh:
+            rep = validate_candidate(fs.project, wh, fg, persist=False)
+            lines = pipeline_check(fs.project, wh, fg)
+    finally:
+        extra.unlink()
+    broken = next(x for x in rep.results if x.check == "contract:failed_rows:broken")
+    assert broken.outcome == "error" and broken.errored and not broken.samples
+    assert broken in rep.errors and broken not in rep.failures and not rep.passed
+    # Soda evaluates the column checks in one aggregate query, so they share its error; the rest of the gate runs.
+    assert {x.outcome for x in rep.results if x.kind == "contract"} <= {"pass", "error"}
+    assert next(x for x in rep.results if x.check == "contract:schema:declared").outcome == "pass"
+    assert {x.kind for x in rep.results if not x.errored} >= {"drift", "lineage"}
+    assert not any(x.samples for x in rep.errors), "an error is not a verdict on rows: no samples"
+    failures, warnings = lines  # the pipeline's (failures, warnings) pair
+    assert lines.errors and lines.blocking and all(e.startswith(ERROR_PREFIX) for e in lines.errors)
+    assert any("contract:failed_rows:broken" in e for e in lines.errors)
+    assert set(lines.errors) <= set(failures)
+    assert not any(f.startswith(ERROR_PREFIX) for f in set(failures) - set(lines.errors))
+
+
+def test_gate_error_never_publishes_a_warn_group(bad_run, proj):
+    """Policy `warn` publishes failing data with its report, but never a candidate the gate could not check."""
+    fs = FeatureStore(proj)
+    before = len(fs.commits("fg_customer_profile"))
+    online = _pointers(proj)["fg_customer_profile"]
+    extra = proj / "models" / "feature_groups" / "fg_customer_profile.contract.yml"
+    extra.write_text(BROKEN_CHECK)
+    try:
+        res = CliRunner().invoke(main, ["--project-dir", str(proj), "run", "--select", "fg_customer_profile",
+                                        "--json"], catch_exceptions=False)
+    finally:
+        extra.unlink()
+    report = json.loads(res.output[res.output.index('{\n  "ok"'):])
+    prof = _fg(report, "fg_customer_profile")
+    assert res.exit_code == 1 and not report["ok"]
+    assert not prof["published"] and prof["status"] == "blocked", prof
+    assert any(f.startswith(ERROR_PREFIX) and "contract:failed_rows:broken" in f for f in prof["failures"])
+    assert not any("published despite" in w for w in prof["warnings"])
+    assert len(FeatureStore(proj).commits("fg_customer_profile")) == before
+    assert _pointers(proj)["fg_customer_profile"] == online
+    rows = {r["check_name"]: r for r in _results(proj, "fg_customer_profile")}
+    assert rows["contract:failed_rows:broken"]["outcome"] == "error"
+    assert rows["contract:failed_rows:broken"]["commit_id"] is None

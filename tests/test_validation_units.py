@@ -140,3 +140,62 @@ def test_drift_thresholds_evaluate():
     fd = evaluate("x", True, {"psi": 0.3, "ks_d": 0.1, "wasserstein_norm": None, "missing_change": -0.2},
                   {"psi": 0.25, "ks_d": 0.25, "wasserstein_norm": 0.5, "missing_change": 0.1, "jensen_shannon": 0.1})
     assert fd.exceeded == ["psi", "missing_change"] and "jensen_shannon" not in fd.thresholds
+
+
+def test_declared_types_take_the_engines_name_only_when_they_agree():
+    """Soda compares type names; a declared logical type is written as the engine's name of the same type."""
+    from fs_cli.validation.contract import engine_column_types, type_family
+
+    assert type_family("VARCHAR") == type_family("text") == type_family("character varying(20)") == "text"
+    assert type_family("double precision") == type_family("DOUBLE") == "double"
+    assert type_family("integer") != type_family("bigint")
+    c = generate_contract(_fg(COLS))
+    pg = {"customer_id": "bigint", "ts": "timestamp without time zone", "amount": "double precision",
+          "segment": "text"}
+    got = {col["name"]: col.get("data_type") for col in engine_column_types(c, pg)["columns"]}
+    assert got == pg
+    duck = {"customer_id": "INTEGER", "ts": "TIMESTAMP", "amount": "DOUBLE", "segment": "VARCHAR"}
+    got = {col["name"]: col.get("data_type") for col in engine_column_types(c, duck)["columns"]}
+    assert got == {"customer_id": "bigint", "ts": "timestamp", "amount": "double", "segment": "varchar"}, \
+        "a real mismatch (integer vs declared bigint) keeps the declared type, so Soda reports it"
+
+
+def test_contract_dataset_and_quoting_follow_the_engine():
+    from fs_cli.warehouse.base import Warehouse
+    from fs_cli.warehouse.postgres import PostgresWarehouse
+
+    pg = PostgresWarehouse.__new__(PostgresWarehouse)
+    pg.credentials = {"dbname": "shop"}
+    assert pg.soda_dataset("fs", "fs_dev", "fg") == "fs/shop/fs_dev/fg"
+    assert Warehouse.soda_dataset(pg, "fs", "main", "fg") == "fs/main/fg"  # the portable default (DuckDB's)
+    c = generate_contract(_fg(COLS), dataset="fs/shop/main/fg", quote=lambda n: f"`{n}`")
+    assert c["dataset"] == "fs/shop/main/fg"
+    future = next(ch["failed_rows"] for ch in c["checks"] if "failed_rows" in ch)
+    assert future["expression"] == "`ts` > current_timestamp"
+
+
+def test_gate_lines_unpack_as_a_pair_and_carry_errors():
+    from fs_cli.validation import ERROR_PREFIX, GateLines, is_gate_error
+
+    lines = GateLines(["bad: x", ERROR_PREFIX + "broken: y"], ["w"], [ERROR_PREFIX + "broken: y"])
+    failures, warnings = lines
+    assert failures == lines.failures and warnings == ["w"] and lines.blocking
+    assert [is_gate_error(f) for f in failures] == [False, True]
+    assert not GateLines(["bad"], [], []).blocking
+
+
+def test_dispatch_picks_the_engine_variant_then_default(tmp_path):
+    from fs_cli.errors import FeatureStoreError
+    from fs_cli.validation.sqlrender import render_macro
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "x.sql").write_text(
+        "{% macro f(c) %}{{ return(adapter.dispatch('f', 'feature_store')(c)) }}{% endmacro %}\n"
+        "{% macro default__f(c) %}default {{ adapter.quote(c) }}{% endmacro %}\n"
+        "{% macro postgres__f(c) %}pg {{ adapter.quote(c) }}{% endmacro %}\n"
+        "{% macro g() %}{{ return(adapter.dispatch('g', 'feature_store')()) }}{% endmacro %}\n")
+    assert render_macro(tmp_path, "postgres", "f", "a", subdirs=("m",)) == 'pg "a"'
+    assert render_macro(tmp_path, "duckdb", "f", "a", subdirs=("m",)) == 'default "a"'
+    assert render_macro(tmp_path, "spark", "f", "a", subdirs=("m",), quote=lambda n: f"`{n}`") == "default `a`"
+    with pytest.raises(FeatureStoreError, match="no implementation of macro g for duckdb"):
+        render_macro(tmp_path, "duckdb", "g", subdirs=("m",))

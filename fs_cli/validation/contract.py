@@ -1,4 +1,4 @@
-"""Soda (v4) data contracts generated from feature-group metadata, verified in-process on the warehouse connection.
+"""Soda (v4) data contracts generated from feature-group metadata, verified in-process on the target warehouse.
 
 Generated checks (each with a `qualifier` so results map back to the declaration):
   dataset: schema (declared columns and types, nothing else), row_count (>= min_rows), duplicate on the snapshot
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,12 @@ def _soda_type(data_type: str | None) -> str | None:
     return data_type.lower() if data_type else None
 
 
-def generate_contract(fg: FeatureGroup, exp: Expectations | None = None) -> dict[str, Any]:
-    """The contract generated from the declaration alone (no hand-written part)."""
+def generate_contract(fg: FeatureGroup, exp: Expectations | None = None, dataset: str | None = None,
+                      quote: Callable[[str], str] = quote_ident) -> dict[str, Any]:
+    """The contract generated from the declaration alone (no hand-written part).
+
+    dataset: Soda's qualifier of the candidate on the target (`Warehouse.soda_dataset`); default
+    `fs/<schema>/<table>`. quote: the target's identifier quoting, for SQL expressions in checks."""
     exp = exp or parse_expectations(fg)
     columns = []
     for c in fg.columns:
@@ -67,7 +72,7 @@ def generate_contract(fg: FeatureGroup, exp: Expectations | None = None) -> dict
         if checks:
             col["checks"] = checks
         columns.append(col)
-    et = quote_ident(fg.event_time)
+    et = quote(fg.event_time)
     checks = [
         {"schema": {"qualifier": "declared", "allow_extra_columns": False, "allow_other_column_order": True}},
         {"row_count": {"qualifier": "min_rows", "threshold": {"must_be_greater_than_or_equal": exp.min_rows}}},
@@ -79,7 +84,7 @@ def generate_contract(fg: FeatureGroup, exp: Expectations | None = None) -> dict
         checks.append({"freshness": {"qualifier": "event_time", "column": fg.event_time, "threshold": {
             "unit": "hour", "must_be_less_than_or_equal": round(exp.freshness.total_seconds() / 3600, 4)}}})
     return {
-        "dataset": f"{DATA_SOURCE}/{fg.schema}/{fg.identifier}",
+        "dataset": dataset or f"{DATA_SOURCE}/{fg.schema}/{fg.identifier}",
         "description": f"Feature group {fg.name}: generated from its YAML by fs_cli (fs contract {fg.name}).",
         "columns": columns,
         "checks": checks,
@@ -120,9 +125,10 @@ def merge_contract(generated: dict[str, Any], manual: dict[str, Any]) -> dict[st
     return out
 
 
-def build_contract(project_dir: Path, fg: FeatureGroup, exp: Expectations | None = None) -> dict[str, Any]:
+def build_contract(project_dir: Path, fg: FeatureGroup, exp: Expectations | None = None, dataset: str | None = None,
+                   quote: Callable[[str], str] = quote_ident) -> dict[str, Any]:
     """The full contract of `fg`: generated, plus the hand-written file if there is one."""
-    contract = generate_contract(fg, exp)
+    contract = generate_contract(fg, exp, dataset=dataset, quote=quote)
     path = contract_path(project_dir, fg)
     if path.is_file():
         try:
@@ -142,65 +148,109 @@ def contract_yaml(contract: dict[str, Any]) -> str:
     return yaml.safe_dump(contract, sort_keys=False, default_flow_style=False, width=110)
 
 
+# -- column types as the engine names them ------------------------------------------------------------------------
+# A declared type is a logical one (`double`, `varchar` ...); engines name the same type differently (Postgres:
+# `double precision`, `text`; DuckDB: `DOUBLE`, `VARCHAR`) and Soda compares names. A declared type is written into
+# the contract as the engine's name of the candidate's column when both are the same logical type; otherwise it is
+# kept as declared, and Soda reports the mismatch.
+_TYPE_FAMILIES = {
+    "text": ("text", "varchar", "string", "character varying", "char", "character", "bpchar"),
+    "double": ("double", "double precision", "float8", "float"),
+    "real": ("real", "float4"),
+    "bigint": ("bigint", "int8", "long"),
+    "integer": ("integer", "int", "int4"),
+    "smallint": ("smallint", "int2", "short"),
+    "boolean": ("boolean", "bool"),
+    "timestamp": ("timestamp", "timestamp without time zone", "datetime", "timestamp_ntz"),
+    "timestamptz": ("timestamptz", "timestamp with time zone", "timestamp_tz"),
+    "date": ("date",),
+    "decimal": ("decimal", "numeric"),
+}
+_FAMILY_OF = {name: family for family, names in _TYPE_FAMILIES.items() for name in names}
+
+
+def type_family(data_type: str | None) -> str | None:
+    """The logical type of a type name (`varchar(20)` -> text, `double precision` -> double); None if unknown."""
+    if not data_type:
+        return None
+    base = data_type.lower().split("(")[0].strip()
+    return _FAMILY_OF.get(base)
+
+
+def engine_column_types(contract: dict[str, Any], actual: dict[str, str]) -> dict[str, Any]:
+    """`contract` with each declared column type replaced by the candidate's own type name where they agree."""
+    columns = []
+    for col in contract.get("columns", []):
+        declared, native = col.get("data_type"), actual.get(col.get("name", ""))
+        if declared and native and type_family(declared) is not None and type_family(declared) == type_family(native):
+            col = {**col, "data_type": native.lower().split("(")[0].strip() if "(" not in declared else native.lower()}
+        columns.append(col)
+    return {**contract, "columns": columns}
+
+
 # -- verification ----------------------------------------------------------------------------------------------
-def _samples(con, fg: FeatureGroup, exp: Expectations, ctype: str, column: str | None, qualifier: str | None
+def _samples(wh, fg: FeatureGroup, exp: Expectations, ctype: str, column: str | None, qualifier: str | None
              ) -> list[dict[str, Any]]:
     """A few failing rows of a generated check (hand-written checks get none)."""
-    rel = fg.relation
+    rel, q = fg.relation, wh.quote
     where, params = None, []
     if ctype == "missing" and column:
-        where = f"{quote_ident(column)} is null"
+        where = f"{q(column)} is null"
     elif ctype == "invalid" and column and qualifier == "range":
         ce = exp.columns[column]
         parts = []
         if ce.min is not None:
-            parts.append(f"{quote_ident(column)} < ?")
+            parts.append(f"{q(column)} < ?")
             params.append(ce.min)
         if ce.max is not None:
-            parts.append(f"{quote_ident(column)} > ?")
+            parts.append(f"{q(column)} > ?")
             params.append(ce.max)
         where = " or ".join(parts)
     elif ctype == "invalid" and column and qualifier == "allowed_values":
         vals = exp.columns[column].allowed_values or []
-        where = f"{quote_ident(column)} not in ({', '.join('?' for _ in vals)})"
+        where = f"{q(column)} not in ({', '.join('?' for _ in vals)})"
         params = list(vals)
     elif ctype == "failed_rows" and qualifier == "future_event_time":
-        where = f"{quote_ident(fg.event_time)} > current_timestamp"
+        where = f"{q(fg.event_time)} > current_timestamp"
     elif ctype == "duplicate" and qualifier == "key":
-        keys = ", ".join(quote_ident(k) for k in fg.key_columns)
+        keys = ", ".join(q(k) for k in fg.key_columns)
         sql = f"select {keys}, count(*) as n_rows from {rel} group by {keys} having count(*) > 1 limit {SAMPLE_ROWS}"
-        return _rows(con, sql, [])
+        return _rows(wh, sql, [])
     if not where:
         return []
-    return _rows(con, f"select * from {rel} where {where} limit {SAMPLE_ROWS}", params)
+    return _rows(wh, f"select * from {rel} where {where} limit {SAMPLE_ROWS}", params)
 
 
-def _rows(con, sql: str, params: list) -> list[dict[str, Any]]:
+def _rows(wh, sql: str, params: list) -> list[dict[str, Any]]:
     try:
-        cur = con.execute(sql, params)
+        res = wh.execute(sql, params)
     except Exception:  # a sample is a courtesy: never let it hide the check result itself
         return []
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return [dict(zip(res.columns, r, strict=True)) for r in res.fetchall()]
 
 
-def verify(con, project_dir: Path, fg: FeatureGroup, exp: Expectations | None = None,
+_OUTCOMES = {"passed": "pass", "failed": "fail", "warned": "warn", "not_evaluated": "error", "excluded": "skipped"}
+
+
+def verify(wh, project_dir: Path, fg: FeatureGroup, exp: Expectations | None = None,
            now: str | None = None) -> list[CheckResult]:
-    """Verify `fg`'s candidate (its dbt model relation) against its contract, on DuckDB connection `con`."""
+    """Verify `fg`'s candidate (its dbt model relation) against its contract with Soda, on Warehouse `wh`: Soda's
+    own data source for the engine (`wh.soda_data_source`), the dataset named as Soda names it there."""
     os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
     from soda_core.contracts import verify_contract_locally  # imported first: avoids a plugin import cycle
-    from soda_duckdb import DuckDBDataSource
 
     exp = exp or parse_expectations(fg)
-    contract = build_contract(project_dir, fg, exp)
+    contract = build_contract(project_dir, fg, exp, dataset=wh.soda_dataset(DATA_SOURCE, fg.schema, fg.identifier),
+                              quote=wh.quote)
+    contract = engine_column_types(contract, {name: t for name, t in wh.describe(fg.relation)})
     with tempfile.TemporaryDirectory(prefix="fs_contract_") as tmp:
         path = Path(tmp) / f"{fg.name}.contract.yml"
         path.write_text(contract_yaml(contract))
-        ds = DuckDBDataSource.from_existing_cursor(con, name=DATA_SOURCE)
         kwargs: dict[str, Any] = {}
         if now:
             kwargs["data_timestamp"] = now
-        session = verify_contract_locally(data_sources=[ds], contract_file_path=str(path), **kwargs)
+        with wh.soda_data_source(DATA_SOURCE) as ds:
+            session = verify_contract_locally(data_sources=[ds], contract_file_path=str(path), **kwargs)
     results: list[CheckResult] = []
     for cvr in session.contract_verification_results:
         if not cvr.check_results and cvr.has_errors:
@@ -213,15 +263,14 @@ def verify(con, project_dir: Path, fg: FeatureGroup, exp: Expectations | None = 
             qualifier = getattr(check, "qualifier", None)
             name = ":".join(p for p in ("contract", ctype, column, qualifier) if p)
             outcome = str(r.outcome).split(".")[-1].lower()
-            outcome = {"passed": "pass", "failed": "fail", "warned": "warn",
-                       "not_evaluated": "error", "excluded": "skipped"}.get(outcome, outcome)
+            outcome = _OUTCOMES.get(outcome, outcome)
             metrics = {k: v for k, v in (r.diagnostic_metric_values or {}).items()}
             msg = check.name or ctype
             if ctype == "schema" and outcome != "pass":
                 msg += _schema_message(r)
             res = CheckResult(name, "contract", outcome, column=column, message=msg, metrics=metrics)
-            if res.failed:
-                res.samples = _samples(con, fg, exp, ctype, column, qualifier)
+            if res.outcome == "fail":
+                res.samples = _samples(wh, fg, exp, ctype, column, qualifier)
             results.append(res)
         if cvr.has_errors and cvr.check_results:
             results.append(CheckResult("contract:log_errors", "contract", "error",

@@ -1,6 +1,6 @@
 """Correlation limits on a feature view: feature-label (leakage suspicion) and pairwise (redundant features).
 
-Pearson correlation, computed by the warehouse (`corr` aggregate, DuckDB and Postgres) in one pass over the view.
+Pearson correlation, computed by the warehouse (`corr` aggregate: DuckDB, Postgres, Spark) in one pass over the view.
 Limits come from the view's YAML, `config.meta.fs.validation: {max_label_correlation: 0.9,
 max_pairwise_correlation: 0.98}`; a feature whose |corr| with the label exceeds the limit is almost certainly
 computed from the label (or after it), and a pair above the pairwise limit carries the same information twice.
@@ -11,23 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FeatureStoreError
-from ..warehouse import quote_ident
 from .drift import fetch_dicts, is_numeric
 from .results import CheckResult
 
 DEFAULTS = {"max_label_correlation": 0.9, "max_pairwise_correlation": 0.98}
 
 
-def correlations(con, relation: str, features: list[str], label: str | None) -> dict[tuple[str, str], float | None]:
+def correlations(wh, relation: str, features: list[str], label: str | None) -> dict[tuple[str, str], float | None]:
     """Pearson correlation of every (feature, label) and every feature pair, in one query."""
     pairs = [(a, label) for a in features] if label else []
     pairs += [(a, b) for i, a in enumerate(features) for b in features[i + 1:]]
     if not pairs:
         return {}
-    dbl = "double precision"
-    exprs = [f"corr(cast({quote_ident(a)} as {dbl}), cast({quote_ident(b)} as {dbl})) as c{i}"
+    dbl = wh.type("double")
+    exprs = [f"corr(cast({wh.quote(a)} as {dbl}), cast({wh.quote(b)} as {dbl})) as c{i}"
              for i, (a, b) in enumerate(pairs)]
-    row = fetch_dicts(con, f"select {', '.join(exprs)} from {relation}")[0]
+    row = fetch_dicts(wh, f"select {', '.join(exprs)} from {relation}")[0]
     out: dict[tuple[str, str], float | None] = {}
     for i, p in enumerate(pairs):
         v = row[f"c{i}"]
@@ -35,14 +34,14 @@ def correlations(con, relation: str, features: list[str], label: str | None) -> 
     return out
 
 
-def correlation_checks(con, relation: str, features: list[str], label: str | None,
+def correlation_checks(wh, relation: str, features: list[str], label: str | None,
                        limits: dict[str, Any] | None = None) -> list[CheckResult]:
     lim = {**DEFAULTS, **(limits or {})}
     for k, v in lim.items():
         if k not in DEFAULTS or isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
             raise FeatureStoreError(f"validation.{k} = {v!r}",
                                     fix=f"use a number in (0, 1] for one of {', '.join(DEFAULTS)}")
-    corr = correlations(con, relation, features, label)
+    corr = correlations(wh, relation, features, label)
     results = []
     if label:
         for f in features:
@@ -66,11 +65,8 @@ def correlation_checks(con, relation: str, features: list[str], label: str | Non
     return results
 
 
-def view_columns(con, schema: str, name: str) -> list[tuple[str, str]]:
-    rows = con.execute(
-        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
-        "order by ordinal_position", [schema, name]).fetchall()
-    return [(r[0], r[1]) for r in rows]
+def view_columns(wh, schema: str, name: str) -> list[tuple[str, str]]:
+    return wh.describe(wh.relation(schema, name))
 
 
 def feature_view_features(fv_spec: dict[str, Any], columns: list[tuple[str, str]]) -> tuple[list[str], str | None]:

@@ -1,13 +1,16 @@
 """Feature-group drift: statistics per feature between a reference window and the candidate's detection window.
 
 The statistics are the SQL macros of macros/drift/drift_statistics.sql (one definition, see there for the exact
-formulas), rendered for the connection's dialect and run where the data lives; nothing is pulled into Python.
+formulas) of the project being run, rendered for the target's engine and run where the data lives; nothing but
+one row per feature is pulled into Python.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .sqlrender import render_macro
@@ -31,26 +34,10 @@ NUMERIC_STATS = ("psi", "ks_d", "wasserstein_norm", "missing_change")
 CATEGORICAL_STATS = ("jensen_shannon", "cramers_v", "missing_change")
 
 
-def dialect_of(con: Any) -> str:
-    """'duckdb' for a DuckDB connection, 'postgres' for a DB-API (psycopg2) one."""
-    mod = type(con).__module__
-    if mod.lstrip("_").startswith("duckdb"):
-        return "duckdb"
-    if mod.startswith("psycopg"):
-        return "postgres"
-    raise TypeError(f"unsupported connection type {type(con).__name__}: use DuckDB or psycopg2")
-
-
-def fetch_dicts(con: Any, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-    """Run a query on DuckDB or a DB-API connection; rows as dicts."""
-    if dialect_of(con) == "duckdb":
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    with con.cursor() as cur:
-        cur.execute(sql, params or None)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+def fetch_dicts(wh: Any, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    """Run a query on a Warehouse; rows as dicts."""
+    res = wh.execute(sql, params or [])
+    return [dict(zip(res.columns, r, strict=True)) for r in res.fetchall()]
 
 
 def _clean(v: Any) -> Any:
@@ -69,12 +56,14 @@ def is_numeric(data_type: str | None) -> bool:
     return any(n in t for n in NUMERIC_TYPES) and "interval" not in t
 
 
-def column_drift(con: Any, reference: str, current: str, column: str, numeric: bool, bins: int = 10) -> dict[str, Any]:
-    """All drift statistics of one column. `reference`/`current`: relation names (trusted SQL, e.g. temp tables)."""
+def column_drift(wh: Any, reference: str, current: str, column: str, numeric: bool, *, macro_dir: Path,
+                 bins: int = 10) -> dict[str, Any]:
+    """All drift statistics of one column, computed by warehouse `wh` with the macros of `macro_dir` (the project's
+    macros/) rendered for its engine. `reference`/`current`: relation names (trusted SQL, e.g. temp tables)."""
     macro = "fs_numeric_drift" if numeric else "fs_categorical_drift"
     args = (reference, current, column, bins) if numeric else (reference, current, column)
-    sql = render_macro(dialect_of(con), macro, *args)
-    row = fetch_dicts(con, sql)[0]
+    sql = render_macro(macro_dir, wh.engine, macro, *args, quote=wh.quote)
+    row = fetch_dicts(wh, sql)[0]
     return {k: _clean(v) for k, v in row.items()}
 
 
@@ -116,8 +105,46 @@ def _published_live(fg, as_of_param: bool) -> str:
     return f"select * from {fg.snapshot_relation} where dbt_valid_to is null and {live}"
 
 
-def feature_group_drift(con, fg, exp, published: bool, commit_time=None) -> list:
-    """Drift checks of every feature of `fg`'s candidate (DuckDB connection `con`).
+def _as_datetime(v: Any) -> Any:
+    """Window arithmetic on a date event time happens at midnight (what the warehouse compares it as)."""
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return datetime(v.year, v.month, v.day)
+    return v
+
+
+def _windows(wh: Any, fg, dc, commit_time) -> tuple[str, str]:
+    """Materialize the detection window (fs_drift_cur) and the reference (fs_drift_ref) as temp tables.
+
+    Window bounds are computed here and bound as values, so the SQL needs no engine's interval syntax."""
+    et = wh.quote(fg.event_time)
+    window = timedelta(seconds=int(dc.window.total_seconds()))
+    newest = _as_datetime(wh.scalar(f"select max({et}) from {fg.relation}"))
+    if newest is None:  # an empty candidate: an empty detection window
+        cur = wh.create_temp_table("fs_drift_cur", f"select * from {fg.relation} where 1 = 0")
+    else:
+        cur = wh.create_temp_table("fs_drift_cur", f"select * from {fg.relation} where {et} > ?", [newest - window])
+    if dc.reference == "previous_window":
+        pub = _published_live(fg, False)
+        detect_start = _as_datetime(wh.scalar(f"select min({et}) from {cur}"))
+        pub_newest = _as_datetime(wh.scalar(f"select max({et}) from ({pub}) as pub"))
+        # The window before the detection window (or the latest published one, when publishing lags behind).
+        hi = min((t for t in (detect_start, pub_newest) if t is not None), default=None)
+        if hi is None:
+            ref = wh.create_temp_table("fs_drift_ref", f"{pub} and 1 = 0")
+        else:
+            # Rows at exactly the detection start belong to the detection window, not the reference.
+            before_detection = f" and {et} < ?" if detect_start is not None else ""
+            params = [hi, hi - window] + ([detect_start] if detect_start is not None else [])
+            ref = wh.create_temp_table("fs_drift_ref", f"{pub} and {et} <= ? and {et} > ?{before_detection}", params)
+    elif dc.reference == "last_commit":
+        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, False))
+    else:
+        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, True), [commit_time, commit_time])
+    return ref, cur
+
+
+def feature_group_drift(wh, fg, exp, published: bool, commit_time=None, *, macro_dir: Path) -> list:
+    """Drift checks of every feature of `fg`'s candidate, on Warehouse `wh` with the macros of `macro_dir`.
 
     Detection window: candidate rows with event time in (max - window, max]. Reference (exp.drift.reference):
       previous_window  published rows with event time in the `window` before the detection window starts (or
@@ -125,7 +152,6 @@ def feature_group_drift(con, fg, exp, published: bool, commit_time=None) -> list
       last_commit      the feature group as published now
       commit           the feature group as published by commit N (`commit_time` = that commit's time)
     """
-    from ..warehouse import quote_ident
     from .results import CheckResult
 
     dc = exp.drift
@@ -133,31 +159,9 @@ def feature_group_drift(con, fg, exp, published: bool, commit_time=None) -> list
         return []
     if not published:
         return [CheckResult("drift", "drift", "skipped", message="no published version to compare with yet")]
-    et = quote_ident(fg.event_time)
     seconds = int(dc.window.total_seconds())
-    con.execute(
-        f"""create or replace temp table fs_drift_cur as
-            select * from {fg.relation}
-            where {et} > (select max({et}) from {fg.relation}) - to_seconds(cast(? as bigint))""",
-        [seconds],
-    )
-    if dc.reference == "previous_window":
-        con.execute(
-            f"""create or replace temp table fs_drift_ref as
-                with pub as ({_published_live(fg, False)}),
-                bounds as (select least((select min({et}) from fs_drift_cur), (select max({et}) from pub)) as hi)
-                select pub.* from pub, bounds
-                where pub.{et} <= bounds.hi and pub.{et} > bounds.hi - to_seconds(cast(? as bigint))""",
-            [seconds],
-        )
-        # Rows at exactly the detection start belong to the detection window, not the reference.
-        con.execute(f"delete from fs_drift_ref where {et} >= (select min({et}) from fs_drift_cur)")
-    elif dc.reference == "last_commit":
-        con.execute(f"create or replace temp table fs_drift_ref as {_published_live(fg, False)}")
-    else:
-        con.execute(f"create or replace temp table fs_drift_ref as {_published_live(fg, True)}",
-                    [commit_time, commit_time])
     try:
+        ref, cur = _windows(wh, fg, dc, commit_time)
         results = []
         base = {**DEFAULT_THRESHOLDS, **dc.thresholds}
         for col in fg.features:
@@ -165,7 +169,7 @@ def feature_group_drift(con, fg, exp, published: bool, commit_time=None) -> list
             if not ce.drift:
                 continue
             numeric = is_numeric(col.data_type) and not ce.categorical and not ce.allowed_values
-            stats = column_drift(con, "fs_drift_ref", "fs_drift_cur", col.name, numeric)
+            stats = column_drift(wh, ref, cur, col.name, numeric, macro_dir=macro_dir)
             fd = evaluate(col.name, numeric, stats, {**base, **ce.drift_thresholds})
             metrics = {**stats, "thresholds": fd.thresholds, "exceeded": fd.exceeded, "kind": fd.kind,
                        "reference": dc.reference, "window_seconds": seconds}
@@ -183,5 +187,5 @@ def feature_group_drift(con, fg, exp, published: bool, commit_time=None) -> list
                                        metrics=metrics))
         return results
     finally:
-        con.execute("drop table if exists fs_drift_cur")
-        con.execute("drop table if exists fs_drift_ref")
+        for name in ("fs_drift_cur", "fs_drift_ref"):
+            wh.execute(f"drop table if exists {wh.temp_relation(name)}")

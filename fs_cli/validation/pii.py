@@ -14,7 +14,6 @@ import re
 from typing import Any
 
 from ..metadata import FeatureGroup
-from ..warehouse import quote_ident
 from .results import CheckResult
 
 STRING_TYPES = ("char", "text", "string", "varchar")
@@ -92,19 +91,19 @@ def is_string(data_type: str | None) -> bool:
     return any(s in t for s in STRING_TYPES)
 
 
-def scan_content(con, fg: FeatureGroup) -> list[CheckResult]:
-    """Scan the candidate's string features (DuckDB connection)."""
+def scan_content(wh, fg: FeatureGroup) -> list[CheckResult]:
+    """Scan the candidate's string features (on Warehouse `wh`: the loose regex runs in the warehouse)."""
     results = []
     for col in fg.features:
         if not is_string(col.data_type):
             continue
-        q = quote_ident(col.name)
+        q = wh.quote(col.name)
         found: dict[str, list[str]] = {}
         rows_hit = 0
         for kind, loose, _rx, _ok in DETECTORS:
-            vals = [r[0] for r in con.execute(
-                f"select distinct {q} from {fg.relation} where regexp_matches({q}, ?) limit {SCAN_LIMIT}",
-                [loose]).fetchall()]
+            vals = [r[0] for r in wh.fetchall(
+                f"select distinct {q} from {fg.relation} where {wh.regex_match(q, '?')} limit {SCAN_LIMIT}",
+                [loose])]
             for v in vals:
                 if kind in find_pii(v):
                     found.setdefault(kind, []).append(v)

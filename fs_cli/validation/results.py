@@ -26,7 +26,14 @@ class CheckResult:
 
     @property
     def failed(self) -> bool:
+        """The candidate did not pass this check: it failed, or it could not be evaluated (error)."""
         return self.outcome in ("fail", "error")
+
+    @property
+    def errored(self) -> bool:
+        """The check could not be evaluated (a query error, a broken declaration ...): says nothing about the data,
+        so no policy may publish on it."""
+        return self.outcome == "error"
 
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.check, "kind": self.kind, "outcome": self.outcome, "column": self.column,
@@ -50,6 +57,16 @@ class ValidationReport:
         return [r for r in self.results if r.failed]
 
     @property
+    def failures(self) -> list[CheckResult]:
+        """Checks that ran and found bad data."""
+        return [r for r in self.results if r.outcome == "fail"]
+
+    @property
+    def errors(self) -> list[CheckResult]:
+        """Checks that could not run."""
+        return [r for r in self.results if r.errored]
+
+    @property
     def warnings(self) -> list[CheckResult]:
         return [r for r in self.results if r.outcome == "warn"]
 
@@ -65,47 +82,59 @@ class ValidationReport:
                 "results": [r.to_dict() for r in self.results]}
 
 
-def ensure_table(con) -> None:
-    con.execute(f"create schema if not exists {META_SCHEMA}")
-    con.execute(
+COLUMNS = ("feature_group", "candidate_id", "commit_id", "policy", "check_name", "kind", "column_name", "outcome",
+           "message", "metrics", "samples", "validated_at")
+_INSERT_CHUNK = 50  # rows per multi-row insert: one round trip for a typical report
+
+
+def ensure_table(wh) -> None:
+    wh.ensure_schema(META_SCHEMA)
+    text, ts = wh.type("text"), wh.type("timestamp")
+    # metrics and samples are JSON documents stored as text (every engine has text; not every one has json)
+    wh.execute(
         f"""create table if not exists {RESULTS} (
-            feature_group varchar not null,
-            candidate_id varchar not null,
-            commit_id integer,
-            policy varchar,
-            check_name varchar not null,
-            kind varchar not null,
-            column_name varchar,
-            outcome varchar not null,
-            message varchar,
-            metrics json,
-            samples json,
-            validated_at timestamp not null
+            feature_group {text} not null,
+            candidate_id {text} not null,
+            commit_id {wh.type("integer")},
+            policy {text},
+            check_name {text} not null,
+            kind {text} not null,
+            column_name {text},
+            outcome {text} not null,
+            message {text},
+            metrics {text},
+            samples {text},
+            validated_at {ts} not null
         )"""
     )
 
 
-def store(con, report: ValidationReport) -> None:
-    ensure_table(con)
+def store(wh, report: ValidationReport) -> None:
+    """Append the report's results to fs_meta.validation_results of the target warehouse."""
+    ensure_table(wh)
     rows = [
         [report.feature_group, report.candidate_id, None, report.policy, r.check, r.kind, r.column, r.outcome,
          r.message, json.dumps(r.metrics, default=str), json.dumps(r.samples[:5], default=str), report.validated_at]
         for r in report.results
     ]
-    if rows:
-        con.executemany(f"insert into {RESULTS} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    one = "(" + ", ".join("?" for _ in COLUMNS) + ")"
+    with wh.transaction():  # a report is stored whole or not at all
+        for i in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[i:i + _INSERT_CHUNK]
+            wh.execute(f"insert into {RESULTS} ({', '.join(COLUMNS)}) values {', '.join(one for _ in chunk)}",
+                       [v for row in chunk for v in row])
 
 
-def link_commit(con, feature_group: str, candidate_id: str, commit_id: int) -> None:
+def link_commit(wh, feature_group: str, candidate_id: str, commit_id: int) -> None:
     """Record which commit published a validated candidate."""
-    if relation_exists(con, META_SCHEMA, "validation_results"):
-        con.execute(f"update {RESULTS} set commit_id = ? where feature_group = ? and candidate_id = ?",
-                    [commit_id, feature_group, candidate_id])
+    if relation_exists(wh, META_SCHEMA, "validation_results"):
+        wh.execute(f"update {RESULTS} set commit_id = ? where feature_group = ? and candidate_id = ?",
+                   [commit_id, feature_group, candidate_id])
 
 
-def history(con, feature_group: str, limit: int | None = None, candidate_id: str | None = None) -> list[dict[str, Any]]:
+def history(wh, feature_group: str, limit: int | None = None, candidate_id: str | None = None) -> list[dict[str, Any]]:
     """Stored results of a feature group, newest candidate first."""
-    if not relation_exists(con, META_SCHEMA, "validation_results"):
+    if not relation_exists(wh, META_SCHEMA, "validation_results"):
         return []
     sql = f"""select feature_group, candidate_id, commit_id, policy, check_name, kind, column_name, outcome, message,
                      metrics, samples, validated_at
@@ -119,7 +148,7 @@ def history(con, feature_group: str, limit: int | None = None, candidate_id: str
                      group by candidate_id order by max(validated_at) desc limit {int(limit)})"""
         params.append(feature_group)
     sql += " order by validated_at desc, check_name"
-    cur = con.execute(sql, params)
+    cur = wh.execute(sql, params)
     names = [d[0] for d in cur.description]
     out = []
     for row in cur.fetchall():

@@ -137,6 +137,37 @@ class Warehouse(ABC):
         that a canonical row order is the same on every engine)."""
         return expr
 
+    # -- scratch relations (validation) ------------------------------------------------------------------
+    def temp_relation(self, name: str) -> str:
+        """How to name session-private table `name` unambiguously (never a permanent table of the same name)."""
+        return self.quote(name)
+
+    def create_temp_table(self, name: str, sql: str, params: Sequence[Any] = ()) -> str:
+        """(Re)create a session-private table from a query; returns the relation to use in SQL."""
+        rel = self.temp_relation(name)
+        self.execute(f"drop table if exists {rel}")
+        self.execute(f"create temporary table {self.quote(name)} as {sql}", params)
+        return rel
+
+    def regex_match(self, expr: str, pattern: str) -> str:
+        """A predicate: text `expr` contains a match of the regular expression `pattern` (both SQL)."""
+        return f"regexp_matches({expr}, {pattern})"
+
+    # -- Soda v4 data contracts (validation gate) -----------------------------------------------------------
+    @contextmanager
+    def soda_data_source(self, name: str) -> Iterator[Any]:
+        """Soda's own data source for this engine, named `name`, reading what this session reads; whatever it
+        opened is closed on exit."""
+        from ..errors import FeatureStoreError
+
+        raise FeatureStoreError(f"Soda contracts are not wired for the {self.engine or 'this'} warehouse yet",
+                                fix="install the soda-<engine> package and add Warehouse.soda_data_source for it")
+        yield  # pragma: no cover
+
+    def soda_dataset(self, data_source: str, schema: str, identifier: str) -> str:
+        """The dataset qualifier a Soda contract uses for `schema.identifier` on this engine."""
+        return f"{data_source}/{schema}/{identifier}"
+
     # -- life cycle -------------------------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None: ...

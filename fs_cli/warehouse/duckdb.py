@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,18 @@ class DuckDBWarehouse(Warehouse):
 
     def is_write_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, duckdb.TransactionException | duckdb.ConstraintException | duckdb.CatalogException)
+
+    def temp_relation(self, name: str) -> str:
+        return f"temp.main.{self.quote(name)}"
+
+    @contextmanager
+    def soda_data_source(self, name: str) -> Iterator[Any]:
+        # Soda runs on this very connection (DuckDB allows one writer per file); it leaves a connection it was
+        # handed open.
+        from soda_core.contracts import verify_contract_locally  # noqa: F401 - imported first: plugin import cycle
+        from soda_duckdb import DuckDBDataSource
+
+        yield DuckDBDataSource.from_existing_cursor(self.con, name=name)
 
     def _describe(self, relation: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.con.execute(f"describe {relation}").fetchall()]

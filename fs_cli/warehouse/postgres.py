@@ -167,5 +167,48 @@ class PostgresWarehouse(Warehouse):
     def text_sort(self, expr: str) -> str:
         return f'{expr} collate "C"'
 
+    def temp_relation(self, name: str) -> str:
+        return f"pg_temp.{self.quote(name)}"
+
+    def regex_match(self, expr: str, pattern: str) -> str:
+        return f"{expr} ~ {pattern}"
+
+    @contextmanager
+    def soda_data_source(self, name: str) -> Iterator[Any]:
+        # soda-postgres drives psycopg 3 (this session is psycopg2), so it gets a sibling session on the same
+        # database, in UTC like this one, opened here and closed on exit (Soda leaves a handed-in connection open).
+        import psycopg
+        from soda_core.contracts import verify_contract_locally  # noqa: F401 - imported first: plugin import cycle
+        from soda_postgres.common.data_sources.postgres_data_source import PostgresDataSourceImpl
+        from soda_postgres.common.data_sources.postgres_data_source_connection import (
+            PostgresDataSource,
+            PostgresDataSourceConnection,
+        )
+
+        c = self.credentials
+        params = {"host": str(c.get("host")), "port": int(c.get("port") or 5432), "user": c.get("user"),
+                  "database": self.database, "password": c.get("password") or ""}
+        model = PostgresDataSource(name=name, connection=params)
+        con = psycopg.connect(host=params["host"], port=params["port"], user=params["user"],
+                              password=params["password"] or None, dbname=params["database"], autocommit=True,
+                              connect_timeout=int(c.get("connect_timeout") or 10), options="-c TimeZone=UTC")
+
+        class _Sibling(PostgresDataSourceConnection):  # Soda's connection class, on the session opened here
+            def _create_connection(self, config: Any) -> Any:
+                return con
+
+        try:
+            soda_con = _Sibling(name=name, connection_properties=model.connection_properties)
+            yield PostgresDataSourceImpl(data_source_model=model, connection=soda_con)
+        finally:
+            con.close()
+
+    @property
+    def database(self) -> str:
+        return str(self.credentials.get("dbname") or self.credentials.get("database"))
+
+    def soda_dataset(self, data_source: str, schema: str, identifier: str) -> str:
+        return f"{data_source}/{self.database}/{schema}/{identifier}"  # Postgres datasets are database/schema/table
+
     def close(self) -> None:
         self.con.close()
