@@ -73,7 +73,8 @@ class RunReport:
 
 
 #: A candidate check (Soda contract, drift, PII ...): f(project, wh, fg) -> (failures, warnings), where `wh` is an open
-#: Warehouse on the target. Runs on every built candidate before the publish.
+#: Warehouse on the target. Runs on every built candidate before the publish. A result that also has a non-empty
+#: `.errors` (fs_cli.validation.GateLines: a check could not run) blocks the publish under every policy.
 CandidateCheck = Callable[[Project, Warehouse, FeatureGroup], tuple[list[str], list[str]]]
 #: An after-publish step (link validation results, materialize ...): f(project, catalog, outcomes) -> None.
 PostPublishStep = Callable[[Project, Catalog, dict[str, FGOutcome]], None]
@@ -153,22 +154,26 @@ def run_pipeline(
             other.append(f"{node.resource_type} {node.name}: {status}: {(r.message or '').strip()[:300]}")
 
     # Audit: the given checks (contracts, drift ...) on each built candidate.
+    unchecked: set[str] = set()  # a check could not run (its `.errors`): no policy publishes these
     if checks and any(o.built for o in outcomes.values()):
         with project.warehouse() as wh:
             for name, o in outcomes.items():
                 if not o.built:
                     continue
                 for check in checks:
-                    fails, warns = check(project, wh, catalog.feature_groups[name])
+                    result = check(project, wh, catalog.feature_groups[name])
+                    fails, warns = result
                     o.failures += fails
                     o.warnings += warns
+                    if getattr(result, "errors", None):
+                        unchecked.add(name)
 
     # Publish: snapshot what passed, and what failed under the `warn` policy.
     to_publish = []
     for name, o in outcomes.items():
         if not o.built:
             continue
-        if o.failures and o.policy == "strict":
+        if o.failures and (o.policy == "strict" or name in unchecked):
             continue
         if o.failures:  # warn policy: published, failures kept as warnings
             o.warnings += [f"published despite: {f}" for f in o.failures]
