@@ -68,6 +68,10 @@ def test_commits_json(fs):
     # Day 2 brings new days (inserts), late rows and corrections (updates) and erasures (deletes).
     assert second["inserted"] > 0 and second["updated"] > 0 and second["deleted"] > 0
     assert second["rows"] == first["rows"] + second["inserted"] - second["deleted"]
+    # both published by `fs run` through the gate of a strict group: a passing validation run is linked to each
+    assert [(c["validation"], c["validated"]) for c in log] == [("passed", True), ("passed", True)]
+    table = fs("commits", "fg_customer_transactions").stdout
+    assert "validation" in table and "passed" in table and "no passing validation" not in table
 
 
 def test_read_commit_vs_now(fs, tmp_path: Path):

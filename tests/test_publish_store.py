@@ -66,15 +66,14 @@ def test_publish_killed_before_its_log_write_is_still_a_commit(items: Path, monk
 
 
 def test_killed_publish_then_fs_commits(items: Path):
-    """`fs commits` alone (a fresh process) logs the orphaned publish."""
+    """`fs commits` alone logs the orphaned publish."""
     write_rows(items, V1)
     env = {**os.environ, "FS_TEST_CRASH_AFTER_SNAPSHOT": "1"}
     crashed = subprocess.run([*FS, "--project-dir", str(items), "run"], env=env, capture_output=True, text=True,
                              timeout=300)
     assert crashed.returncode == 137, crashed.stderr[-2000:]
-    out = subprocess.run([*FS, "--project-dir", str(items), "commits", "fg_test_items", "--json"],
-                         capture_output=True, text=True, timeout=120, check=True)
-    assert counts(json.loads(out.stdout)) == [(1, 4, 0, 0, 4)]
+    code, out = fs_cli(items, "commits", "fg_test_items", "--json")  # a new session after the dead process
+    assert code == 0 and counts(json.loads(out)) == [(1, 4, 0, 0, 4)]
 
 
 def test_bi_views_published_and_history(items: Path):
@@ -166,11 +165,15 @@ def test_warn_group_is_not_gated_by_the_hook(items: Path):
     write_rows(items, [*V1, (9, "2026-01-03 00:00:00", "")])
     fs = FeatureStore(items)
     assert fs.project.dbt(["build", "--quiet"]).success
-    assert [c.inserted for c in fs.commits("fg_test_items")] == [5]
+    # `fs list` / `fs describe` log the plain-dbt publish before they report (no `fs commits` / `fs run` first)
+    listed = {r["name"]: r for r in fs.list()}["fg_test_items"]
+    assert listed["commits"] == 1 and listed["rows"] == 5 and listed["latest_commit"]["inserted"] == 5
+    assert listed["latest_commit"]["validated"] is False
+    assert [c["inserted"] for c in fs.describe("fg_test_items")["commit_log"]] == [5]
 
 
 @pytest.mark.parametrize("engine", ["postgres"])
-def test_commit_times_are_utc_on_a_non_utc_postgres(items: Path):
+def test_commit_times_are_utc_on_a_non_utc_postgres(items: Path, monkeypatch):
     """The test database's sessions default to America/New_York: `fs run` and plain `dbt` (no PGTZ) both write UTC."""
     fs = FeatureStore(items)
     db = fs.project.target_config()["dbname"]
@@ -178,7 +181,9 @@ def test_commit_times_are_utc_on_a_non_utc_postgres(items: Path):
     with con.cursor() as cur:
         cur.execute(f"alter database \"{db}\" set timezone to 'America/New_York'")
     con.close()
-    check = pg_connect(db)
+    with monkeypatch.context() as m:
+        m.delenv("PGTZ", raising=False)  # fs_cli sets it for its own sessions; a BI client or plain dbt has none
+        check = pg_connect(db)
     with check.cursor() as cur:
         cur.execute("show timezone")
         assert cur.fetchone()[0] == "America/New_York"  # a plain session really is local
