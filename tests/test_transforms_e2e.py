@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
-from conftest import copy_project
+from conftest import ENGINES, copy_project, use_engine
+from services import pg_connect, pg_database
 
 from fs_cli import FeatureStore, training
 from fs_cli.errors import DeclarationError
@@ -22,7 +25,6 @@ from fs_cli.transforms.view import (
     transform_frame,
     validate_feature_view,
 )
-from fs_cli.warehouse import connect
 
 FV = "fv_tf_demo"
 FV_YAML = """
@@ -68,22 +70,22 @@ FV_SQL = """-- depends_on: {{ ref('stg_fraud_labels') }}
 """
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> dict:
-    d = copy_project(tmp_path_factory.mktemp("tf_e2e") / "proj")
-    (d / "models" / "feature_views" / "_fv_tf_demo.yml").write_text(FV_YAML)
-    (d / "models" / "feature_views" / "fv_tf_demo.sql").write_text(FV_SQL)
-    fs = FeatureStore(d)
-    assert fs.run(materialize=False).ok
-    added = fit_training_dataset not in training.TD_BUILD_STEPS
-    if added:  # until fs_cli/training.py registers the step itself
-        training.TD_BUILD_STEPS.append(fit_training_dataset)
-    try:
+@pytest.fixture(scope="module", params=ENGINES)
+def demo(request, tmp_path_factory) -> Iterator[dict]:
+    """The demo plus fv_tf_demo on each warehouse, published by plain `dbt build`, with TD version 1 fitted."""
+    engine = request.param
+    if engine == "postgres":
+        pg_connect().close()  # skip (laptop) or fail (CI) when the server is missing
+    with pg_database() if engine == "postgres" else nullcontext() as db:
+        d = use_engine(copy_project(tmp_path_factory.mktemp(f"tf_e2e_{engine}") / "proj"), engine, db)
+        (d / "models" / "feature_views" / "_fv_tf_demo.yml").write_text(FV_YAML)
+        (d / "models" / "feature_views" / "fv_tf_demo.sql").write_text(FV_SQL)
+        fs = FeatureStore(d)
+        assert fs.project.engine == engine
+        assert fs.project.dbt(["build"]).success
+        assert fit_training_dataset in training.TD_BUILD_STEPS  # creating a TD version fits its statistics
         td = fs.create_training_dataset(FV, split="random:0.7,0.3:11")
-    finally:
-        if added:
-            training.TD_BUILD_STEPS.remove(fit_training_dataset)
-    return {"dir": d, "fs": fs, "td": td}
+        yield {"dir": d, "fs": fs, "td": td, "engine": engine}
 
 
 def test_statistics_are_fitted_on_the_train_split_only(demo):
@@ -91,10 +93,10 @@ def test_statistics_are_fitted_on_the_train_split_only(demo):
     stats = td_statistics(td)
     assert stats["fitted_on"]["train_value"] == "train"
     assert td.statistics["on_demand"][0]["name"] == "amount_to_avg_basket"
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        refit = fit(con, f"(select * from {td.table} where split = 'train') as t", stats["declarations"],
-                    split_column=None)
-        everything = fit(con, td.table, stats["declarations"], split_column=None)
+    with fs.project.warehouse() as wh:  # a session-private table of the train rows (no aliased subquery: portable)
+        train_rows = wh.create_temp_table("fs_test_train_rows", f"select * from {td.table} where split = 'train'")
+        refit = fit(wh, train_rows, stats["declarations"], split_column=None)
+        everything = fit(wh, td.table, stats["declarations"], split_column=None)
     assert [c["steps"] for c in refit["chains"]] == [c["steps"] for c in stats["chains"]]
     assert [c["steps"] for c in everything["chains"]] != [c["steps"] for c in stats["chains"]]  # test rows differ
 
@@ -129,12 +131,12 @@ def test_online_serving_applies_the_td_statistics(demo):
 
     fs, td = demo["fs"], demo["td"]
     _, views, _ = online_specs(fs.catalog)
-    with connect(fs.project.warehouse_path, read_only=True) as con:
-        spec = attach_to_views(con, fs.catalog, views)[FV]
-        row = con.execute(f"select * from {td.table} where tx_avg_amount_30d > 0 and segment is not null "
-                          "limit 1").fetchall()
-        names = [d[0] for d in con.description]
-    raw = dict(zip(names, row[0], strict=True))
+    with fs.project.warehouse(read_only=True) as wh:
+        spec = attach_to_views(wh, fs.catalog, views)[FV]
+        # the TD's numbers as the service sees them (Decimal -> float: JSON has no decimals)
+        raw = wh.arrow(f"select * from {td.table} where tx_avg_amount_30d > 0 and segment is not null "
+                       "order by transaction_id limit 1").to_pylist()[0]
+    raw = {k: float(v) if hasattr(v, "as_tuple") else v for k, v in raw.items()}
     serving = ViewServing(FV, spec.extra["transforms"], spec.keys)
     assert serving.request_params == ["amount"]
     online_names = {"tx_amount_7d", "tx_count_7d", "tx_avg_amount_30d", "segment", "credit_limit"}
@@ -174,12 +176,12 @@ def test_http_service_serves_transformed_vectors(demo, tmp_path):
     """fs materialize publishes the TD statistics with the view; the service applies them (default: latest TD)."""
     from fastapi.testclient import TestClient
 
-    from fs_cli.online.from_warehouse import materialize_project
-    from fs_cli.online.store import default_url, open_store
+    from fs_cli.online.from_warehouse import default_store_url, materialize_project
+    from fs_cli.online.store import open_store
     from fs_cli.server.app import create_app
 
     fs, td = demo["fs"], demo["td"]
-    store = open_store(default_url(fs.project.warehouse_path))  # where `fs materialize` / `fs serve` look
+    store = open_store(default_store_url(fs.project))  # where `fs materialize` / `fs serve` look
     try:
         _, warnings = materialize_project(fs.project, fs.catalog, store=store)
         assert not [w for w in warnings if "transformations" in w], warnings
