@@ -57,17 +57,7 @@ class Commit:
         return d
 
 
-def _warehouse(wh: Any) -> Warehouse:
-    """Transition aid: callers not yet on the Warehouse interface may still hand in a raw DuckDB connection."""
-    if isinstance(wh, Warehouse):
-        return wh
-    from .warehouse.duckdb import DuckDBWarehouse
-
-    return DuckDBWarehouse.from_connection(wh)
-
-
 def ensure_meta(wh: Warehouse) -> None:
-    wh = _warehouse(wh)
     wh.ensure_schema(META_SCHEMA)
     text, big, ts = wh.type("text"), wh.type("bigint"), wh.type("timestamp")
     wh.execute(
@@ -87,7 +77,6 @@ def ensure_meta(wh: Warehouse) -> None:
 
 
 def is_published(wh: Warehouse, fg: FeatureGroup) -> bool:
-    wh = _warehouse(wh)
     return fg.snapshot_schema is not None and wh.relation_exists(fg.snapshot_schema, fg.snapshot_name)
 
 
@@ -145,7 +134,6 @@ def sync_commits(wh: Warehouse, fg: FeatureGroup, run_id: str | None = None) -> 
 
     Idempotent and safe to race: the log's primary key (feature group, commit id) turns a concurrent writer's
     duplicate into an error, after which the commits it logged are simply read back."""
-    wh = _warehouse(wh)
     if not is_published(wh, fg):
         return []
     ensure_meta(wh)
@@ -177,7 +165,7 @@ def claim_run(wh: Warehouse, fg: FeatureGroup, after_commit: int, run_id: str | 
     """Attribute commits after `after_commit` that carry no run id to `run_id` (a concurrent `fs commits` may have
     logged this run's publish before the run itself did)."""
     if run_id:
-        _warehouse(wh).execute(
+        wh.execute(
             f"update {COMMITS} set run_id = ? where feature_group = ? and commit_id > ? and run_id is null",
             [run_id, fg.name, after_commit],
         )
@@ -205,7 +193,6 @@ def _validation_status(wh: Warehouse, fg: FeatureGroup) -> dict[int, str]:
 
 
 def list_commits(wh: Warehouse, fg: FeatureGroup, with_validation: bool = True) -> list[Commit]:
-    wh = _warehouse(wh)
     if not wh.relation_exists(META_SCHEMA, "commits"):
         return []
     rows = wh.fetchall(
@@ -266,7 +253,6 @@ def published_query(fg: FeatureGroup, as_of: datetime | None, quote: Any = None)
 
 
 def read_published(wh: Warehouse, fg: FeatureGroup, as_of: datetime | None = None) -> pa.Table:
-    wh = _warehouse(wh)
     if not is_published(wh, fg):
         raise FeatureStoreError(
             f"feature group {fg.name} has never been published", fix=f"run `fs run --select {fg.model}` first"

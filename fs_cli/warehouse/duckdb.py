@@ -31,16 +31,6 @@ class DuckDBWarehouse(Warehouse):
         self.con = _open(self.path, read_only)
         self.con.execute("SET TimeZone = 'UTC'")
 
-    @classmethod
-    def from_connection(cls, con: duckdb.DuckDBPyConnection) -> DuckDBWarehouse:
-        """Wrap a connection someone else opened and owns (transition aid for code still holding raw
-        connections); closing the wrapper does not close it."""
-        wh = cls.__new__(cls)
-        wh.path = Path(":borrowed:")
-        wh.con = con
-        wh._borrowed = True
-        return wh
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         cur = self.con.execute(sql, list(params) if params else None)
         if cur.description is None:
@@ -81,8 +71,7 @@ class DuckDBWarehouse(Warehouse):
         return [(r[0], r[1]) for r in self.con.execute(f"describe {relation}").fetchall()]
 
     def close(self) -> None:
-        if not getattr(self, "_borrowed", False):
-            self.con.close()
+        self.con.close()
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
