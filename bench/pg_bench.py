@@ -43,8 +43,11 @@ def pin_utc_env() -> None:
 
 
 def connect(dbname: str = "postgres", options: str = UTC_OPTIONS):
+    """A psycopg2 connection; PGOPTIONS (e.g. `-c work_mem=256MB` from pit_compare --pg-work-mem) still applies,
+    as it does to every other libpq client of the benchmark."""
     import psycopg2
 
+    options = f"{os.environ.get('PGOPTIONS', '')} {options}".strip()
     con = psycopg2.connect(connect_timeout=10, dbname=dbname, options=options, **server())
     con.autocommit = True
     return con
@@ -143,7 +146,8 @@ def column_type(name: str) -> pa.DataType:
 
 def server_cpu_s() -> float:
     """CPU seconds used so far by this machine's Postgres server: its live processes plus what the postmaster
-    collected from exited children (backends, parallel workers). Differences of it time server-side work."""
+    collected from exited children (backends, parallel workers). Includes every other client of the server: on a
+    shared server prefer DatabaseCpuClock."""
     procs: dict[int, tuple[int, int, int]] = {}  # pid -> (ppid, own ticks, reaped children's ticks)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -156,6 +160,65 @@ def server_cpu_s() -> float:
         procs[int(stat.parent.name)] = (int(f[1]), int(f[11]) + int(f[12]), int(f[13]) + int(f[14]))
     ticks = sum(own + (reaped if ppid not in procs else 0) for ppid, own, reaped in procs.values())
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class DatabaseCpuClock:
+    """CPU seconds of the Postgres processes serving one database (its backends and their parallel workers),
+    sampled from /proc every 20 ms in a thread: unlike server_cpu_s(), other clients of a shared server do not
+    count. A process that exits between two samples loses at most its last 20 ms. Local servers only."""
+
+    def __init__(self, dbname: str, interval_s: float = 0.02):
+        import threading
+
+        self.dbname, self.interval_s = dbname, interval_s
+        self.ticks: dict[int, int] = {}  # pid -> last seen utime + stime
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> DatabaseCpuClock:
+        self._sample()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def read(self) -> float:
+        self._sample()
+        with self.lock:
+            return sum(self.ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        seen: dict[int, int] = {}
+        workers: dict[int, int] = {}  # parallel worker pid -> leader pid
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if not title.startswith("postgres: "):
+                    continue
+                stat = (proc / "stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            f = stat[stat.rindex(")") + 2:].split()
+            pid, ticks = int(proc.name), int(f[11]) + int(f[12])
+            if f" {self.dbname} " in title:
+                seen[pid] = ticks
+            elif "parallel worker for PID " in title:
+                workers[pid] = int(title.split("parallel worker for PID ")[1].split()[0])
+                seen.setdefault(-pid, ticks)  # kept only if its leader is ours
+        with self.lock:
+            for pid, ticks in seen.items():
+                if pid > 0:
+                    self.ticks[pid] = max(self.ticks.get(pid, 0), ticks)
+            for wpid, leader in workers.items():
+                if leader in seen or leader in self.ticks:
+                    self.ticks[wpid] = max(self.ticks.get(wpid, 0), seen[-wpid])
 
 
 def main() -> None:

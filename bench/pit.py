@@ -14,8 +14,8 @@ whole command (interpreter start-up excluded, dbt start-up and parsing included)
 macro) on the Postgres server of bench/pg_bench.py: the Parquet files are loaded into a fresh database (dropped at
 the end; with --pg-database DB, a database already loaded by `bench/pg_bench.py load` is used and only this run's
 schema is dropped), the training set is a table there, exported back to Parquet with COPY. On Postgres the join
-runs in server processes: "server CPU" is the CPU all Postgres processes of this machine used during the join
-(other clients of the server included), read from /proc.
+runs in server processes: "server CPU" is the CPU of the processes serving the bench database (backends and their
+parallel workers) during the join, sampled from /proc (pg_bench.DatabaseCpuClock).
 
 Time zones are pinned to UTC in every profile this writes (DuckDB `settings: {TimeZone: UTC}`; Postgres: PGTZ and
 the connection options), so the machine's TZ cannot shift a comparison of naive and tz-aware timestamps.
@@ -209,7 +209,8 @@ def run_postgres(args, data: Path, root: Path) -> dict:
         try:
             write_project(root, data, args.ttl_days, args.threads, "postgres",
                           {**pg_bench.server(), "dbname": dbname, "schema": schema})
-            join_s, join_cpu_s, dbt_s = run_dbt(root, pg_bench.server_cpu_s)
+            with pg_bench.DatabaseCpuClock(dbname) as clock:
+                join_s, join_cpu_s, dbt_s = run_dbt(root, clock.read)
             t_exp = time.perf_counter()
             # CREATE TABLE AS ... ORDER BY wrote the heap in spine order; export_parquet reads it back in heap order.
             rows = pg_bench.export_parquet(dbname, f'"{schema}".training_set', OUTPUT_COLUMNS, args.out.resolve())

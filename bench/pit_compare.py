@@ -7,7 +7,7 @@ usage: python bench/pit_compare.py --data DIR --ttl-days N [--size-label medium]
                                    [--target duckdb|postgres]
 Each contender runs in its own process (peak RSS from wait4); with --repeat the best time of each is kept.
 On Postgres the data is loaded once into a fresh database (bench/pg_bench.py) that every contender reads and that
-is dropped at the end; join CPU is the server's (all Postgres processes of the machine, from /proc).
+is dropped at the end; join CPU is the server's (processes serving that database, from /proc).
 """
 
 from __future__ import annotations
@@ -62,14 +62,26 @@ def pg_floor_sql(ttl_days: int, variant: str = "maxrow") -> str:
     "maxrow": number each group's rows by (customer_id, event_time, created), interleave them with the spine in
     time order per customer (feature rows first at equal times) and take the running max of that number, then
     join it back; "islands": de-duplicate created-time ties with DISTINCT ON, then fill forward: the count of
-    feature rows so far is an island id, and each spine row takes the values of its island's feature row."""
+    feature rows so far is an island id, and each spine row takes the values of its island's feature row;
+    "range": what Feast's template does, without its string row ids: join each spine row to its customer's rows
+    in the TTL window (a hash join plus a range filter) and keep the newest per spine row with DISTINCT ON. Its
+    cost grows with the rows per customer inside the TTL (small here: ~20 rows per customer per year, TTL 30 d);
+    without a TTL it compares every earlier row."""
     from pg_bench import DATA_SCHEMA as S
 
     ctes = [f"spine as (select customer_id, event_timestamp, label, row_number() over () as rid from {S}.spine)"]
     sel, joins = ["s.customer_id", "s.event_timestamp", "s.label"], []
     for name, feats in FEATURE_GROUPS.items():
         cols = ", ".join(feats)
-        if variant == "maxrow":
+        if variant == "range":
+            ttl = f" and f.event_time >= s.event_timestamp - interval '{ttl_days} days'" if ttl_days else ""
+            fcols = ", ".join(f"f.{c}" for c in feats)
+            ctes.append(f"{name} as (select distinct on (s.rid) s.rid, f.event_time, {fcols} from spine s join"
+                        f" {S}.{name} f on f.customer_id = s.customer_id and f.event_time <= s.event_timestamp{ttl}"
+                        f" order by s.rid, f.event_time desc, f.created desc)")
+            joins.append(f"left join {name} on {name}.rid = s.rid")
+            et = f"{name}.event_time"
+        elif variant == "maxrow":
             ctes += [
                 f"{name} as (select customer_id, event_time, {cols}, row_number() over (order by customer_id,"
                 f" event_time, created) as rn from {S}.{name})",
@@ -113,9 +125,10 @@ def run_pg_floor(dbname: str, ttl_days: int, out: Path, variant: str) -> None:
     try:
         with con.cursor() as cur:
             cur.execute(f'create schema "{schema}"')
-            t0, c0 = time.perf_counter(), pg_bench.server_cpu_s()
-            cur.execute(f'create table "{schema}".floor as ' + pg_floor_sql(ttl_days, variant))
-            join_s, join_cpu_s = time.perf_counter() - t0, pg_bench.server_cpu_s() - c0
+            with pg_bench.DatabaseCpuClock(dbname) as clock:
+                t0, c0 = time.perf_counter(), clock.read()
+                cur.execute(f'create table "{schema}".floor as ' + pg_floor_sql(ttl_days, variant))
+                join_s, join_cpu_s = time.perf_counter() - t0, clock.read() - c0
         t1 = time.perf_counter()
         rows = pg_bench.export_parquet(dbname, f'"{schema}".floor', OUTPUT_COLUMNS, out)
         export_s = time.perf_counter() - t1
@@ -161,7 +174,12 @@ def run_measured(cmd: list[str]) -> dict:
     threads = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", p.stdout), ("err", p.stderr))]
     for t in threads:
         t.start()
-    _, status, usage = os.wait4(p.pid, 0)
+    try:
+        _, status, usage = os.wait4(p.pid, 0)
+    except BaseException:  # Ctrl-C or an error here: the contender must not outlive the benchmark
+        p.kill()
+        p.wait()
+        raise
     wall = time.perf_counter() - t0
     for t in threads:
         t.join()
@@ -232,6 +250,9 @@ def postgres_contenders(args, data: Path, files: dict[str, Path], tag: str, db: 
         "floor: hand-written window, DISTINCT ON + islands": (
             "floor_struct", [str(OUR_PY), me, "--pg-floor-only", "islands", "--pg-database", db, *common,
                              "--out", str(files["floor_struct"])]),
+        "floor: hand-written range join + DISTINCT ON": (
+            "floor_range", [str(OUR_PY), me, "--pg-floor-only", "range", "--pg-database", db, *common,
+                            "--out", str(files["floor_range"])]),
     }
     if not args.no_feast:
         contenders["Feast 0.67 Postgres offline store (contrib)"] = (
@@ -269,15 +290,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--no-feast", action="store_true")
     ap.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb")
+    ap.add_argument("--pg-work-mem", help="postgres: work_mem of every contender's sessions (PGOPTIONS), e.g. 256MB;"
+                                          " default: the server's setting")
     ap.add_argument("--out-dir", type=Path, default=BENCH / "out")
     ap.add_argument("--results", type=Path, help="also write the JSON summary here (e.g. bench/results/pit-medium.json)")
     ap.add_argument("--floor-only", choices=["qualify", "struct"], help=argparse.SUPPRESS)  # child mode
-    ap.add_argument("--pg-floor-only", choices=["maxrow", "islands"], help=argparse.SUPPRESS)  # child mode
+    ap.add_argument("--pg-floor-only", choices=["maxrow", "islands", "range"], help=argparse.SUPPRESS)  # child
     ap.add_argument("--pg-database", help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     data = args.data.resolve()
     os.environ["PGTZ"] = "UTC"  # every libpq client started from here (dbt-postgres, psycopg2, Feast's psycopg)
+    if args.pg_work_mem:  # every libpq client of every contender reads PGOPTIONS: the same setting for all
+        os.environ["PGOPTIONS"] = f"{os.environ.get('PGOPTIONS', '')} -c work_mem={args.pg_work_mem}".strip()
     if args.floor_only:
         run_floor(data, args.ttl_days, args.out, args.threads, args.floor_only)
         return
@@ -291,19 +316,24 @@ def main() -> None:
     out = args.out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     tag = args.size_label or data.name
-    prefix = f"{tag}_pg" if args.target == "postgres" else tag
-    files = {k: out / f"{prefix}_{k}.parquet" for k in ("ours", "floor", "floor_struct", "feast")}
-    summary: dict = {"size": tag, "target": args.target, "data": str(data), "ttl_days": args.ttl_days,
+    prefix = f"{tag}_pg{args.pg_work_mem or ''}" if args.target == "postgres" else tag
+    files = {k: out / f"{prefix}_{k}.parquet" for k in ("ours", "floor", "floor_struct", "floor_range", "feast")}
+    summary: dict = {"size": tag, "target": args.target, "pg_work_mem": args.pg_work_mem, "data": str(data), "ttl_days": args.ttl_days,
                      "threads": args.threads, "repeat": args.repeat, "load_avg_at_start": os.getloadavg()}
     if args.target == "postgres":
         import pg_bench
 
-        with pg_bench.database() as db:
-            t0 = time.perf_counter()
-            pg_bench.load_parquet(db, data)
+        # Loaded by a child process: loading in this process would grow it, and every contender forked from it
+        # would report this process's peak RSS as its own (ru_maxrss counts the pages before exec).
+        t0 = time.perf_counter()
+        db = subprocess.run([str(OUR_PY), str(BENCH / "pg_bench.py"), "load", str(data)], check=True, text=True,
+                            stdout=subprocess.PIPE).stdout.strip().splitlines()[-1]
+        try:
             summary["load_s"] = round(time.perf_counter() - t0, 3)
             print(f"  loaded {data} into Postgres database {db} in {summary['load_s']:.1f} s", file=sys.stderr)
             best = run_rounds(postgres_contenders(args, data, files, tag, db), args.repeat)
+        finally:
+            pg_bench.drop_database(db)
         floor_names = ("running-max-row", "DISTINCT ON + islands")
     else:
         best = run_rounds(duckdb_contenders(args, data, files, tag), args.repeat)
@@ -312,8 +342,11 @@ def main() -> None:
     notes = check_identical(data / "spine.parquet", files["ours"], files["floor"],
                             None if args.no_feast else files["feast"], floor_names[0])
     notes += check_identical(data / "spine.parquet", files["ours"], files["floor_struct"], None, floor_names[1])[:1]
+    if "floor_range" in best:
+        notes += check_identical(data / "spine.parquet", files["ours"], files["floor_range"], None,
+                                 "range-join")[:1]
     o = best["ours"]
-    f = min(best["floor"], best["floor_struct"], key=lambda b: b["join_s" if args.target == "postgres" else "join_cpu_s"])
+    f = min([b for k, b in best.items() if k.startswith("floor")], key=lambda b: b["join_s" if args.target == "postgres" else "join_cpu_s"])
     cpu = "server CPU" if args.target == "postgres" else "CPU"
     print(f"\n{tag} on {args.target}: {data}  (ttl {args.ttl_days} d, {args.threads} threads, best of {args.repeat})")
     print(f"{'contender':50} {'join s':>8} {'join ' + cpu + ' s':>17} {'command s':>10} {'command CPU s':>14}"

@@ -94,7 +94,7 @@ def test_pit_bench_postgres_target_matches_floors(data, duckdb_floors, tmp_path,
     # The Postgres floors of pit_compare give the same rows on the same server.
     with pg_bench.database() as db:
         pg_bench.load_parquet(db, data)
-        for variant in ("maxrow", "islands"):
+        for variant in ("maxrow", "islands", "range"):
             floor_out = tmp_path / f"floor_{variant}.parquet"
             compare.run_pg_floor(db, TTL_DAYS, floor_out, variant)
             assert pq.read_table(floor_out).equals(ours), variant
