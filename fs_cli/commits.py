@@ -83,26 +83,26 @@ def is_published(wh: Warehouse, fg: FeatureGroup) -> bool:
 def _snapshot_commits(wh: Warehouse, fg: FeatureGroup, after: datetime) -> list[tuple]:
     """(time, inserted, updated, deleted, live rows) of every snapshot instant after `after`, in order."""
     q = wh.quote
-    keys = fg.key_columns
-    on = " and ".join(f"c.{q(k)} is not distinct from n.{q(k)}" for k in keys)
-    key_list = ", ".join(q(k) for k in keys)
+    key_list = ", ".join(q(k) for k in fg.key_columns)
     snap = fg.snapshot_relation
     deleted = "coalesce(dbt_is_deleted, 'False') = 'True'"
+    # A key's versions follow each other in dbt_valid_from order, so the version a new row replaced is its
+    # predecessor (lag over the key): an update when that one was live and closed at the same instant. Window
+    # functions sort once; a correlated EXISTS on `is not distinct from` keys is quadratic on Postgres.
     return wh.fetchall(
         f"""
-        with new_rows as (
-            select dbt_valid_from as t, {key_list}, case when {deleted} then 1 else 0 end as is_del
-            from {snap} where dbt_valid_from > ?
-        ),
-        closed as (
-            select dbt_valid_to as t, {key_list}, case when {deleted} then 1 else 0 end as is_del
-            from {snap} where dbt_valid_to > ?
+        with versions as (
+            select dbt_valid_from as t,
+                   case when {deleted} then 1 else 0 end as is_del,
+                   lag(dbt_valid_to) over (partition by {key_list} order by dbt_valid_from) as prev_to,
+                   lag(case when {deleted} then 1 else 0 end)
+                       over (partition by {key_list} order by dbt_valid_from) as prev_del
+            from {snap}
         ),
         classified as (
-            select n.t, n.is_del,
-                   case when exists (select 1 from closed c where c.t = n.t and c.is_del = 0 and {on})
-                        then 1 else 0 end as had_live
-            from new_rows n
+            select t, is_del, case when prev_to = t and prev_del = 0 then 1 else 0 end as had_live
+            from versions
+            where t > ?
         ),
         per_commit as (
             select t,
@@ -120,7 +120,7 @@ def _snapshot_commits(wh: Warehouse, fg: FeatureGroup, after: datetime) -> list[
         from per_commit p
         order by p.t
         """,
-        [after, after],
+        [after],
     )
 
 

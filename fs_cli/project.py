@@ -18,7 +18,7 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 # Every time in the store is UTC. libpq reads PGTZ when it connects, so dbt-postgres' sessions run in UTC too
-# (macros/warehouse/utc.sql pins the snapshot clock for plain `dbt` runs that lack this variable).
+# (macros/publish/snapshot_clock.sql pins the snapshot clock for plain `dbt` runs that lack this variable).
 os.environ.setdefault("PGTZ", "UTC")
 
 STATE_DIR = ".fs"  # the store's files (DuckDB warehouse, online store, logs): outside target/, which `dbt clean` empties
