@@ -1,4 +1,5 @@
-"""`make demo`: the whole feature store end to end on the embedded DuckDB default.
+"""`make demo`: the whole feature store end to end on the embedded DuckDB default (`FS_TARGET=postgres make demo`
+runs the same steps on the Postgres target of profiles.yml).
 
 Each step is a plain `fs ...` command, printed before it runs, so the demo doubles as a tutorial: copy any line.
 """
@@ -51,14 +52,30 @@ STEPS: list[tuple[str, list[str]]] = [
 ]
 
 
-def main() -> int:
-    os.chdir(ROOT)
-    env = dict(os.environ, FS_DUCKDB_PATH=str(ROOT / ".fs" / "feature_store.duckdb"))
-    # A fresh start: the demo owns target/; nothing else lives there.
-    for p in (ROOT / ".fs" / "feature_store.duckdb", ROOT / "target" / "feature_store.duckdb.wal"):
-        p.unlink(missing_ok=True)
+def fresh_start() -> str:
+    """The demo owns its store: drop what an earlier demo left in the target warehouse and in .fs/."""
+    from fs_cli.project import Project
+    from fs_cli.warehouse import META_SCHEMA
+
+    project = Project(ROOT)
+    target = project.target_config()
+    shutil.rmtree(project.state_dir, ignore_errors=True)  # DuckDB file, online store, logs, model blobs
+    if target.get("type") != "duckdb":  # a server: drop the schemas the project builds into (and only those)
+        base = str(target.get("schema"))
+        with project.warehouse() as wh:
+            for schema in wh.schemas():
+                if schema == META_SCHEMA or schema == base or schema.startswith(base + "_"):
+                    wh.drop_schema(schema)
     shutil.rmtree(ROOT / "target" / "demo", ignore_errors=True)
     (ROOT / "target" / "demo").mkdir(parents=True, exist_ok=True)
+    return f"{target.get('type')} target {project.target!r}"
+
+
+def main() -> int:
+    os.chdir(ROOT)
+    env = dict(os.environ)
+    where = fresh_start()
+    print(f"demo on the {where}", flush=True)
     t0 = time.time()
     for i, (title, argv) in enumerate(STEPS, 1):
         # A step is an `fs` command, or a Python script (["python", ...]) standing for a user's own code.
@@ -69,8 +86,8 @@ def main() -> int:
         if rc != 0:
             print(f"\ndemo step failed with exit code {rc}: {shown}", file=sys.stderr)
             return rc
-    print(f"\ndemo finished in {time.time() - t0:.0f}s. Warehouse: .fs/feature_store.duckdb "
-          "(open it read-only with any DuckDB client).")
+    print(f"\ndemo finished in {time.time() - t0:.0f}s on the {where}. BI: the published rows are in the "
+          "<schema>_published views, history in <schema>_history (see README).")
     return 0
 
 

@@ -105,6 +105,13 @@ class Warehouse(ABC):
     @abstractmethod
     def _describe(self, relation: str) -> list[tuple[str, str]]: ...
 
+    def schemas(self) -> list[str]:
+        return sorted(r[0] for r in self.fetchall("select schema_name from information_schema.schemata"))
+
+    def drop_schema(self, schema: str) -> None:
+        """Drop a schema and everything in it (the demo's fresh start; tests' clean-up)."""
+        self.execute(f"drop schema if exists {self.quote(schema)} cascade")
+
     def ensure_schema(self, schema: str) -> None:
         self.execute(f"create schema if not exists {self.quote(schema)}")
 
