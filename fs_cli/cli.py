@@ -86,3 +86,7 @@ main.add_command(_model_cmds.impact)
 from .commands import training as _training_cmds  # noqa: E402
 
 main.add_command(_training_cmds.training_dataset)
+
+from .commands.monitoring import register as _register_monitoring  # noqa: E402
+
+_register_monitoring(main)  # fs monitor | check; fs model score --spine

@@ -20,7 +20,7 @@ from .timeutil import format_ttl, parse_ttl
 POLICIES = ("strict", "warn")
 FG_KEYS = {
     "entities", "primary_key", "event_time", "created_time", "online", "ttl", "owner", "tags", "policy",
-    "description", "reference", "drift", "expectations", "contract",
+    "description", "reference", "drift", "expectations", "contract", "freshness",
 }
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -424,7 +424,8 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
     return fg, errs
 
 
-FV_KEYS = {"spine", "features", "boundary", "transformations", "on_demand", "description", "owner", "tags"}
+FV_KEYS = {"spine", "features", "boundary", "transformations", "on_demand", "description", "owner", "tags",
+           "monitoring"}
 SPINE_KEYS = {"model", "timestamp", "entities", "label", "labels", "columns"}
 SELECTION_KEYS = {"feature_group", "features", "prefix"}
 RESERVED_OUTPUTS = {"split"}  # added by training datasets

@@ -212,3 +212,42 @@ class FeatureStore:
         from .registry import ModelRegistry
 
         return ModelRegistry(self)
+
+    # -- monitoring (issue 12) ---------------------------------------------------------------------------
+    def score_spine(self, model: str, spine, as_of: str | datetime | None = None, log: bool = True) -> pd.DataFrame:
+        """Batch inference on any spine (a dbt model name, a .parquet/.csv path, a DataFrame or Arrow table with the
+        view's key and timestamp columns): features joined point-in-time as in training, scored by NAME[:V|@ALIAS],
+        logged to <project>/.fs/predictions/ unless `log=False`.
+
+        >>> fs.score_spine("fraud_model@champion", "todays_transactions.parquet")
+        """
+        from .monitoring.scoring import score_spine
+
+        return score_spine(self, model, spine, as_of=as_of, log=log)
+
+    def monitor(self, feature_view: str, training_dataset_version: int | None = None, window: str | None = None,
+                since: str | datetime | None = None, until: str | datetime | None = None,
+                now: str | datetime | None = None, source: str = "all", store: bool = True):
+        """Model feature drift: logged vectors (served and/or batch-scored) in the window against the training
+        dataset's train split, per feature; stored in fs_meta.monitoring_results. `.ok` / `.drifted` say the verdict.
+
+        >>> fs.monitor("fv_fraud_detection", training_dataset_version=1, window="1d").drifted
+        """
+        from .monitoring.drift import monitor_feature_view
+
+        return monitor_feature_view(self, feature_view, training_dataset_version, since=since, until=until,
+                                    window=window, now=now, source=source, store=store)
+
+    def monitoring_results(self, feature_view: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Stored model-feature-drift results (fs_meta.monitoring_results), newest first."""
+        from .monitoring.drift import history
+
+        return history(self, feature_view, limit)
+
+    def check_freshness(self, feature_groups: list[str] | None = None, now: str | datetime | None = None,
+                        store_url: str | None = None) -> list:
+        """Read-only freshness of every feature group (last commit; online copy) against its declared
+        `meta.fs.freshness`."""
+        from .monitoring.freshness import check_freshness
+
+        return check_freshness(self, feature_groups, now=now, store_url=store_url)

@@ -1,7 +1,7 @@
 """Served-vector logging: append-only JSONL files, written off the request path, bounded on disk.
 
 One line per answered request:
-  {"served_at": "...Z", "request_id": "...", "feature_view": name|null, "versions": {fg: version},
+  {"v": 1, "served_at": "...Z", "request_id": "...", "feature_view": name|null, "versions": {fg: version},
    "response": <the Feast-shaped answer: metadata.feature_names (entity keys first), results[].values/statuses>}
 so every served vector (its keys, values, statuses), the time and the request id are recorded; a dbt source
 unnests `response.results` per entity row (DuckDB: read_json + unnest).
@@ -67,7 +67,7 @@ class ServedLog:
     def _line(item: tuple[float, str, str | None, dict[str, int], bytes]) -> bytes:
         ts, rid, fv, versions, body = item
         when = datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-        head = orjson.dumps({"served_at": when, "request_id": rid, "feature_view": fv, "versions": versions})
+        head = orjson.dumps({"v": 1, "served_at": when, "request_id": rid, "feature_view": fv, "versions": versions})
         return head[:-1] + b',"response":' + body + b"}\n"
 
     def _open(self) -> None:

@@ -1,0 +1,119 @@
+"""fs monitor | check | model score --spine: thin adapters over the SDK's monitoring methods (fs_cli/monitoring)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..output import console, print_json, print_table
+
+
+def _store(ctx: click.Context):
+    obj = ctx.find_root().obj
+    if "store" not in obj:
+        obj["store"] = obj["factory"]()
+    return obj["store"]
+
+
+@click.command()
+@click.argument("feature_view")
+@click.option("--training-dataset", "td_version", type=int, help="Training dataset version to compare with "
+              "(default: the latest).")
+@click.option("--window", help="Logged vectors of the last WINDOW before --until/--now (e.g. 1d, 6h).")
+@click.option("--since", help="Logged vectors at or after this time (overrides --window).")
+@click.option("--until", help="Logged vectors before this time (default: now).")
+@click.option("--now", help="The clock (naive UTC), for reproducible runs.")
+@click.option("--source", type=click.Choice(["all", "served", "predicted"]), default="all", show_default=True,
+              help="Served-vector logs, batch-prediction logs, or both.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def monitor(ctx: click.Context, feature_view: str, td_version: int | None, window: str | None, since: str | None,
+            until: str | None, now: str | None, source: str, as_json: bool) -> None:
+    """Model feature drift: logged vectors vs the training dataset, per feature. Exit 1 naming drifted features."""
+    report = _store(ctx).monitor(feature_view, td_version, window=window, since=since, until=until, now=now,
+                                 source=source)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        rows = [{"feature": f.feature, "kind": f.kind, "status": f.status, "n_cur": f.n_cur,
+                 **{k: f.stats.get(k) for k in ("psi", "ks_d", "wasserstein_norm", "jensen_shannon",
+                                                "missing_change")},
+                 "exceeded": f.exceeded} for f in report.features]
+        print_table(rows, list(rows[0]) if rows else ["feature"],
+                    title=f"{feature_view} vs training dataset v{report.training_dataset_version}: "
+                          f"{report.vectors} logged vectors ({report.source}), window "
+                          f"[{report.window_start or '-'}, {report.window_end})")
+        if report.drifted:
+            console.print(f"[bold red]drift:[/] {', '.join(report.drifted)}", highlight=False)
+        else:
+            console.print("no drift above the thresholds", highlight=False)
+    sys.exit(1 if report.drifted else 0)
+
+
+@click.command()
+@click.argument("feature_groups", nargs=-1)
+@click.option("--now", help="The clock (naive UTC), for reproducible runs.")
+@click.option("--webhook", help="POST the result as JSON to this URL.")
+@click.option("--store-url", help="Online store URL (default: FS_ONLINE_STORE or .fs/online_store.sqlite).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def check(ctx: click.Context, feature_groups: tuple[str, ...], now: str | None, webhook: str | None,
+          store_url: str | None, as_json: bool) -> None:
+    """Freshness (read-only, cron-safe): last commit and online copy of each feature group vs its declared
+    `freshness`. Exit 0: all fresh; 1: something stale or never published; 2: usage error."""
+    from ..monitoring.freshness import failing, post_webhook
+
+    results = _store(ctx).check_freshness(list(feature_groups) or None, now=now, store_url=store_url)
+    if webhook:
+        post_webhook(webhook, results)
+    if as_json:
+        print_json({"ok": not failing(results), "results": [r.to_dict() for r in results]})
+    else:
+        print_table([r.to_dict() for r in results], ["feature_group", "target", "status", "last", "age_seconds",
+                                                    "max_age_seconds"], title="freshness")
+    sys.exit(1 if failing(results) else 0)
+
+
+def _extend_score(score: click.Command) -> None:
+    """`fs model score MODEL --spine X`: score any spine (dbt model or file) with point-in-time features; without
+    --spine the command behaves as before (the view's own labelled spine)."""
+    if any(p.name == "spine" for p in score.params):
+        return
+    original = score.callback
+    score.params.append(click.Option(["--spine"], help="Score these rows instead of the view's spine: a dbt model "
+                                     "or a .parquet/.csv file with the view's key and timestamp columns (logged to "
+                                     ".fs/predictions/)."))
+    score.params.append(click.Option(["--no-log"], is_flag=True, help="With --spine: do not log the predictions."))
+
+    @click.pass_context
+    def callback(ctx: click.Context, spine: str | None, no_log: bool, **kwargs: Any):
+        if spine is None:
+            return ctx.invoke(original, **kwargs)
+        df = _store(ctx).score_spine(kwargs["ref"], spine, as_of=kwargs.get("as_of"), log=not no_log)
+        out = kwargs.get("out")
+        if out:
+            from pathlib import Path
+
+            p = Path(out)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(p, index=False) if p.suffix.lower() == ".csv" else df.to_parquet(p, index=False)
+        if kwargs.get("as_json"):
+            print_json(df.to_dict(orient="records"))
+            return None
+        cols = [c for c in ("row_id", "prediction", "score", "model") if c in df.columns]
+        print_table(df.head(10).to_dict(orient="records"), cols,
+                    title=f"{len(df)} spine rows scored" + (f", written to {out}" if out else ""))
+        return None
+
+    score.callback = callback
+
+
+def register(main: click.Group) -> None:
+    """Add the monitoring commands to `fs` (called once from fs_cli/cli.py)."""
+    main.add_command(monitor)
+    main.add_command(check)
+    model = main.commands.get("model")
+    if isinstance(model, click.Group) and "score" in model.commands:
+        _extend_score(model.commands["score"])
