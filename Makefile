@@ -17,10 +17,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The Spark pieces (dbt-spark, pyspark, delta-spark, soda-sparkdf) are an optional extra, installed only where Spark
+# runs: the test suite (tests/test_spark.py) and `FS_TARGET=spark make demo`. Spark itself needs Java 17.
+SPARK_STAMP := $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
+demo: $(STAMP) $(if $(filter spark,$(FS_TARGET)),$(SPARK_STAMP))
 	$(BIN)/python -m fs_cli.demo
 
-test: $(STAMP)
+test: $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 lint: $(STAMP)

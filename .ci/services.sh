@@ -7,6 +7,8 @@ set -euo pipefail
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Spark (tests/test_spark.py, FS_TARGET=spark) runs pyspark in-process on a local JVM: Java 17.
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 if ((${#need[@]})); then
   echo "services: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -44,4 +46,4 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 redis-cli -p 6379 ping >/dev/null || { echo "services: Redis did not start"; exit 1; }
-echo "services: PostgreSQL $ver on 127.0.0.1:5432, Redis on 127.0.0.1:6379"
+echo "services: PostgreSQL $ver on 127.0.0.1:5432, Redis on 127.0.0.1:6379, $(java -version 2>&1 | head -1)"

@@ -70,8 +70,7 @@ def ensure_meta(wh: Warehouse) -> None:
             deleted {big} not null,
             rows {big} not null,
             run_id {text},
-            recorded_at {ts} not null,
-            primary key (feature_group, commit_id)
+            recorded_at {ts} not null{wh.primary_key_clause(["feature_group", "commit_id"])}
         )"""
     )
 

@@ -6,7 +6,8 @@ import copy
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,19 +137,38 @@ class Project:
                     f"profile {profile_name!r} is not in {self.profiles_dir / 'profiles.yml'}",
                     fix="add it, or point FS_PROFILES_DIR at the folder holding your profiles.yml",
                 )
-            set_invocation_context(os.environ)
-            try:
-                _, data = Profile.render_profile(raw[profile_name], profile_name, self.target,
-                                                 ProfileRenderer(self.vars))
-            except Exception as e:
-                raise FeatureStoreError(
-                    f"cannot read target {self.target!r} of profile {profile_name!r}: {e}",
-                    fix="check profiles.yml and FS_TARGET",
-                ) from None
+            with self._pinned_paths():
+                set_invocation_context(os.environ)
+                try:
+                    _, data = Profile.render_profile(raw[profile_name], profile_name, self.target,
+                                                     ProfileRenderer(self.vars))
+                except Exception as e:
+                    raise FeatureStoreError(
+                        f"cannot read target {self.target!r} of profile {profile_name!r}: {e}",
+                        fix="check profiles.yml and FS_TARGET",
+                    ) from None
             if data.get("type") == "duckdb":
                 data["path"] = str(self._duckdb_path)
             self._target_config = dict(data)
         return self._target_config
+
+    @contextmanager
+    def _pinned_paths(self) -> Iterator[None]:
+        """The profile's path variables pinned to this project, absolute, while dbt (or fs) renders the profile:
+        FS_DUCKDB_PATH (the DuckDB file) and FS_SPARK_DIR (Spark's tables, metastore, scratch: <project>/.fs/spark)."""
+        from .warehouse.spark import SPARK_DIR_ENV, spark_dir
+
+        pinned = {"FS_DUCKDB_PATH": str(self._duckdb_path), SPARK_DIR_ENV: str(spark_dir(self.dir))}
+        previous = {k: os.environ.get(k) for k in pinned}
+        os.environ.update(pinned)
+        try:
+            yield
+        finally:
+            for k, v in previous.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     @property
     def engine(self) -> str:
@@ -197,11 +217,16 @@ class Project:
 
         cmd, *rest = list(args)
         full = [cmd, *self._base_args(), *rest]
-        if self.target_config().get("type") == "duckdb":
+        kind = self.target_config().get("type")
+        if kind == "duckdb":
             self._duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        with _DBT_LOCK:
-            previous = os.environ.get("FS_DUCKDB_PATH")
-            os.environ["FS_DUCKDB_PATH"] = str(self._duckdb_path)
+        elif kind == "spark":
+            # dbt-spark's session cursor getOrCreate()s the session this process already has: create it first, from
+            # the same server_side_parameters, with the paths pinned to this project (fs_cli/warehouse/spark.py).
+            from .warehouse.spark import session
+
+            session(self)
+        with _DBT_LOCK, self._pinned_paths():
             try:
                 runner = dbtRunner(
                     manifest=self._manifest if (reuse_manifest and cmd != "parse") else None,
@@ -213,10 +238,6 @@ class Project:
                 invocation_id = get_invocation_id()
             finally:
                 _release_duckdb()
-                if previous is None:
-                    os.environ.pop("FS_DUCKDB_PATH", None)
-                else:
-                    os.environ["FS_DUCKDB_PATH"] = previous
         if cmd == "parse" and res.success:
             self._manifest = res.result
         results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []

@@ -247,7 +247,8 @@ def ensure_td_meta(wh: Warehouse) -> None:
     cols = ",\n".join(f"{wh.quote(n)} {wh.type(t)}{'' if n in _NULLABLE else ' not null'}"
                       for n, t in _META_COLUMNS)
     try:
-        wh.execute(f"create table if not exists {_td_meta(wh)} (\n{cols},\nprimary key (feature_view, version))")
+        wh.execute(f"create table if not exists {_td_meta(wh)} (\n{cols}"
+                   f"{wh.primary_key_clause(['feature_view', 'version'])})")
     except Exception as e:
         if not wh.is_write_conflict(e):  # a concurrent first create made it: fine
             raise

@@ -73,7 +73,7 @@ _VIEW = f"""create or replace view {REGISTRY_VIEW} as
 
 def _ddl(wh: Warehouse, table: str, columns: list[tuple[str, str, bool]], key: str) -> str:
     cols = ",\n    ".join(f"{wh.quote(n)} {wh.type(t)}{' not null' if nn else ''}" for n, t, nn in columns)
-    return f"create table if not exists {table} (\n    {cols},\n    primary key ({key})\n)"
+    return f"create table if not exists {table} (\n    {cols}{wh.primary_key_clause([key])}\n)"
 
 
 # Columns added after the first release of a table: added in place to warehouses created before them.

@@ -118,6 +118,11 @@ class Warehouse(ABC):
     def drop_table(self, relation: str) -> None:
         self.execute(f"drop table if exists {relation}")
 
+    def primary_key_clause(self, columns: Sequence[str]) -> str:
+        """The PRIMARY KEY table constraint for CREATE TABLE, with its leading comma, to append after the column
+        list; '' on engines without key constraints (Spark), where the key is the writer's own discipline."""
+        return f",\n    primary key ({', '.join(columns)})"
+
     def rename_table(self, schema: str, old: str, new: str) -> None:
         self.execute(f"alter table {self.relation(schema, old)} rename to {self.quote(new)}")
 

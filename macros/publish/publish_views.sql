@@ -101,7 +101,8 @@
     {%- if snapshots -%}
         {%- for custom in ['published', 'history'] -%}
             {%- set schema = generate_schema_name(custom, none) | trim -%}
-            {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=schema)) -%}
+            {#- target.get: Spark targets have no database (target.database is undefined there). #}
+            {%- do adapter.create_schema(api.Relation.create(database=target.get('database'), schema=schema)) -%}
         {%- endfor -%}
     {%- endif -%}
     {{ return('') }}
