@@ -40,7 +40,7 @@ BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 from fs_cli.online import FeatureSpec, FGSpec, FVSpec, materialize  # noqa: E402
-from fs_cli.online.store import open_store  # noqa: E402
+from fs_cli.online.backends import open_store  # noqa: E402
 
 SIZES = {"small": (10_000, 200_000, 100_000), "medium": (100_000, 2_000_000, 1_000_000),
          "large": (1_000_000, 20_000_000, 10_000_000)}

@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fs_cli.online import FeatureSpec, FGSpec, FVSpec, materialize  # noqa: E402
+from fs_cli.online.backends import open_store  # noqa: E402
 from fs_cli.online.reader import OnlineReader  # noqa: E402
-from fs_cli.online.store import open_store  # noqa: E402
 from fs_cli.transforms import fit, parse_on_demand  # noqa: E402
-from fs_cli.transforms.serving import EXTRA_KEY, ViewServing  # noqa: E402
+from fs_cli.transforms.served_vector import EXTRA_KEY, ViewServing  # noqa: E402
 
 NOW = datetime(2025, 1, 2)
 SEGMENTS = ["standard", "gold", "platinum", None]
@@ -139,7 +139,7 @@ SERVER = """
 import sys
 sys.path.insert(0, {root!r})
 import uvicorn
-from fs_cli.online.store import open_store
+from fs_cli.online.backends import open_store
 from fs_cli.server.app import create_app
 uvicorn.run(create_app(open_store({url!r}), api_keys="", log_dir=None), host="127.0.0.1", port={port},
             log_level="warning", access_log=False)

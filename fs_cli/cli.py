@@ -49,13 +49,6 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None) -> Non
     ctx.obj.setdefault("factory", lambda: FeatureStore(project_dir, target=target))
 
 
-def get_store(ctx: click.Context):
-    obj = ctx.find_root().obj
-    if "store" not in obj:
-        obj["store"] = obj["factory"]()
-    return obj["store"]
-
-
 from .commands import catalog as _catalog_cmds  # noqa: E402
 from .commands import history as _history_cmds  # noqa: E402
 from .commands import pipeline as _pipeline_cmds  # noqa: E402

@@ -158,7 +158,7 @@ class FeatureView:
     spine_extra: list[str] = field(default_factory=list)
     selections: list[FeatureSelection] = field(default_factory=list)
     boundary: str = "inclusive"
-    transformations: list[Any] = field(default_factory=list)  # issue 6 owns their meaning
+    transformations: list[Any] = field(default_factory=list)  # their meaning: fs_cli/transforms (spec.py)
     on_demand: list[Any] = field(default_factory=list)
 
     @property

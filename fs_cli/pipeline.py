@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .commits import Commit, claim_run, list_commits, sync_commits, sync_project
+from .discovery import load as load_catalog
 from .errors import FeatureStoreError
 from .metadata import Catalog, FeatureGroup
 from .project import Project
@@ -100,9 +101,7 @@ def run_pipeline(
     The caller composes the audit and the after-publish work: `checks` run on every built candidate (their failures
     block a strict group), `post_publish` steps run after the snapshots (FeatureStore.run passes the validation gate,
     the link of its results to the new commits and materialization)."""
-    from .catalog import load  # late import: catalog imports this module's types
-
-    catalog = load(project)  # validates every declaration before anything is written
+    catalog = load_catalog(project)  # validates every declaration before anything is written
     # A publish of an earlier run that died before logging it is its own commit, not part of this run's.
     sync_project(project, list(catalog.feature_groups.values()))
     done = 0

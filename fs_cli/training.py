@@ -25,7 +25,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -39,7 +39,6 @@ from .metadata import Catalog, FeatureView
 from .project import Project
 from .timeutil import parse_timestamp, utcnow
 from .transforms.spec import INTEGER, NUMERIC, STRING, type_kind
-from .transforms.view import fit_training_dataset
 from .warehouse import META_SCHEMA, Warehouse, quote_ident, relation_exists
 
 TD_SCHEMA = "fs_training"
@@ -53,11 +52,11 @@ HASH_FORMAT = "fs-td-hash/2"
 _IN_PROGRESS: set[str] = set()  # temporary tables this process is building right now
 _IN_PROGRESS_LOCK = threading.Lock()
 
-# Steps run on the finished (still temporary) table before it is published, e.g. fitting the view's
-# transformations on the train split (issue 6). f(warehouse, relation, feature_view, metadata) -> dict merged into
+# A step run on the finished (still temporary) table before it is published, e.g. fitting the view's
+# transformations on the train split (fs_cli.training_transforms.fit_training_dataset). The caller passes the steps
+# to create()/build() (the SDK composes them). f(warehouse, relation, feature_view, metadata) -> dict merged into
 # the version's `statistics`, or None.
 TDBuildStep = Callable[[Warehouse, str, FeatureView, dict[str, Any]], dict[str, Any] | None]
-TD_BUILD_STEPS: list[TDBuildStep] = [fit_training_dataset]  # a no-op for views without transformations
 
 
 # -- split -------------------------------------------------------------------------------------------------------
@@ -498,7 +497,8 @@ def content_hash(wh: Warehouse, relation: str, order: list[str], types: list[tup
 
 # -- build and publish -----------------------------------------------------------------------------------------------
 
-def build(wh: Warehouse, fv: FeatureView, sql: str, meta: dict[str, Any], split: SplitSpec) -> TrainingDataset:
+def build(wh: Warehouse, fv: FeatureView, sql: str, meta: dict[str, Any], split: SplitSpec,
+          steps: Sequence[TDBuildStep] = ()) -> TrainingDataset:
     """Materialize compiled feature-view SQL as the next version of `fv`'s training dataset (see module doc)."""
     ensure_td_meta(wh)
     _drop_abandoned(wh)
@@ -547,7 +547,7 @@ def build(wh: Warehouse, fv: FeatureView, sql: str, meta: dict[str, Any], split:
             content_hash=content_hash(wh, tmp_rel, [*order, SPLIT_COLUMN], types),
         )
         stats: dict[str, Any] = {}
-        for step in TD_BUILD_STEPS:
+        for step in steps:
             stats.update(step(wh, tmp_rel, fv, meta) or {})
         meta["statistics"] = stats or None
         return _publish(wh, fv, tmp, meta)
@@ -594,7 +594,8 @@ def _publish(wh: Warehouse, fv: FeatureView, tmp: str, meta: dict[str, Any]) -> 
 
 
 def create(project: Project, catalog: Catalog, feature_view: str, as_of: str | datetime | None = None,
-           split: str | None = None, description: str | None = None) -> TrainingDataset:
+           split: str | None = None, description: str | None = None,
+           steps: Sequence[TDBuildStep] = ()) -> TrainingDataset:
     """Create the next version of a feature view's training dataset (see module doc)."""
     fv = catalog.fv(feature_view)
     spec = SplitSpec.parse(split)
@@ -613,7 +614,7 @@ def create(project: Project, catalog: Catalog, feature_view: str, as_of: str | d
     meta = {"created_at": now, "as_of": asked, "read_at": read_at, "fg_commits": commits,
             "spine_model": fv.spine_model, "declaration": fv.spec, "description": description}
     with project.warehouse() as wh:
-        return build(wh, fv, sql, meta, spec)
+        return build(wh, fv, sql, meta, spec, steps)
 
 
 # -- reading -----------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ ENGINES = ["duckdb", "postgres"]
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ["dbt_project.yml", "profiles.yml"]
-PROJECT_DIRS = ["models", "snapshots", "macros", "seeds", "tests/dbt", "analyses"]
+PROJECT_DIRS = ["models", "snapshots", "macros", "seeds"]
 
 
 def use_engine(project: Path, engine: str, pg_database: str | None = None) -> Path:

@@ -9,8 +9,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from fs_cli.online.backends import open_store
 from fs_cli.online.specs import FeatureSpec, FGSpec
-from fs_cli.online.store import OnlineStore, open_store
+from fs_cli.online.store import OnlineStore
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 BACKENDS = ["sqlite", "redis"]

@@ -15,6 +15,7 @@ from online_support import BACKENDS, cleanup, make_store, oracle_latest, redis_a
 from services import REQUIRED, pg_connect, pg_database
 
 from fs_cli import FeatureStore
+from fs_cli.online.backends import open_store
 from fs_cli.online.from_warehouse import (
     default_store_url,
     materialize_project,
@@ -22,7 +23,7 @@ from fs_cli.online.from_warehouse import (
     post_publish_materialize,
 )
 from fs_cli.online.specs import FGSpec
-from fs_cli.online.store import open_store, unpack_row
+from fs_cli.online.store import unpack_row
 from fs_cli.server import create_app
 
 

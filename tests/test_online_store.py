@@ -178,7 +178,7 @@ KILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from online_support import SPEC, NOW, make_rows
     from fs_cli.online import materialize
-    from fs_cli.online.store import open_store
+    from fs_cli.online.backends import open_store
     store = open_store({url!r}, prefix={prefix!r})
     rows = make_rows(60000, 1, seed=5, tag=2, spread_s=60, future_s=0)
     def progress(done, total):

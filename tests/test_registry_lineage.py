@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from fs_cli import FeatureStore, training
 from fs_cli.cli import main
+from fs_cli.demo.train import build_model
 from fs_cli.registry import model_frame
-from fs_cli.registry.demo_train import build_model
 
 META = {"owner": "risk", "intended_use": "tests"}
 FV = "fv_fraud_detection"

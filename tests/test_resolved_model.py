@@ -218,8 +218,8 @@ def skew_project(project_copy) -> Path:
 
 
 def test_prefix_and_spine_mapping_are_the_same_online_and_offline(skew_project, tmp_path, monkeypatch):
+    from fs_cli.online.backends import open_store
     from fs_cli.online.reader import OnlineReader
-    from fs_cli.online.store import open_store
 
     url = f"sqlite:///{tmp_path / 'online.sqlite'}"
     monkeypatch.setenv("FS_ONLINE_STORE", url)

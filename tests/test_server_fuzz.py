@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from online_support import NOW, SPEC, make_rows
 
 from fs_cli.online import FVSpec, materialize
-from fs_cli.online.store import open_store
+from fs_cli.online.backends import open_store
 from fs_cli.server import create_app
 
 schemathesis = pytest.importorskip("schemathesis")

@@ -16,22 +16,18 @@ from services import pg_connect, pg_database
 
 from fs_cli import FeatureStore, training
 from fs_cli.errors import DeclarationError
+from fs_cli.online.td_statistics import attach_to_views
+from fs_cli.training_transforms import read_transformed, transform_frame
 from fs_cli.transforms import apply_row, fit
-from fs_cli.transforms.serving import ViewServing, attach_to_views
-from fs_cli.transforms.view import (
-    fit_training_dataset,
-    read_transformed,
-    td_statistics,
-    transform_frame,
-    validate_feature_view,
-)
+from fs_cli.transforms.served_vector import ViewServing
+from fs_cli.transforms.view import td_statistics, validate_feature_view
 
 FV = "fv_tf_demo"
 FV_YAML = """
 version: 2
 models:
   - name: fv_tf_demo
-    description: Test view for issue 6 (transformations + on-demand).
+    description: Test view for transformations and on-demand features.
     config:
       meta:
         fs:
@@ -83,7 +79,6 @@ def demo(request, tmp_path_factory) -> Iterator[dict]:
         fs = FeatureStore(d)
         assert fs.project.engine == engine
         assert fs.project.dbt(["build"]).success
-        assert fit_training_dataset in training.TD_BUILD_STEPS  # creating a TD version fits its statistics
         td = fs.create_training_dataset(FV, split="random:0.7,0.3:11")
         yield {"dir": d, "fs": fs, "td": td, "engine": engine}
 
@@ -176,8 +171,8 @@ def test_http_service_serves_transformed_vectors(demo, tmp_path):
     """fs materialize publishes the TD statistics with the view; the service applies them (default: latest TD)."""
     from fastapi.testclient import TestClient
 
+    from fs_cli.online.backends import open_store
     from fs_cli.online.from_warehouse import default_store_url, materialize_project
-    from fs_cli.online.store import open_store
     from fs_cli.server.app import create_app
 
     fs, td = demo["fs"], demo["td"]

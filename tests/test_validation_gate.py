@@ -24,7 +24,7 @@ from services import pg_connect, pg_database
 
 from fs_cli import FeatureStore
 from fs_cli.cli import main
-from fs_cli.online.store import open_store
+from fs_cli.online.backends import open_store
 from fs_cli.validation import ERROR_PREFIX, pipeline_check, validate_candidate
 from fs_cli.validation.contract import build_contract, contract_yaml
 from fs_cli.validation.results import history

@@ -2,41 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..output import console, print_json, print_table
+from ._context import get_store
+from ._output import Listing, Output, output_options
 
 
 @click.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@output_options(csv=True)
 @click.pass_context
-def list_cmd(ctx: click.Context, as_json: bool) -> None:
+def list_cmd(ctx: click.Context) -> Output:
     """List feature groups and feature views, with their latest commit and row count."""
-    from ..cli import get_store
-
     rows = get_store(ctx).list()
-    if as_json:
-        print_json(rows)
-        return
+    shown = []
     for r in rows:
         lc = r.get("latest_commit")
-        r["latest commit"] = f"#{lc['commit_id']} {lc['commit_time'][:19]}" if lc else ""
-    print_table(rows, ["name", "kind", "entities", "features", "online", "ttl", "owner", "tags", "latest commit",
-                       "rows"], title="feature store catalog")
+        shown.append({**r, "latest commit": f"#{lc['commit_id']} {lc['commit_time'][:19]}" if lc else ""})
+    return Listing(rows=rows, table_rows=shown, title="feature store catalog",
+                   columns=["name", "kind", "entities", "features", "online", "ttl", "owner", "tags", "latest commit",
+                            "rows"])
 
 
 @click.command()
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@output_options(json_help="Print JSON instead of tables.")
 @click.pass_context
-def describe(ctx: click.Context, name: str, as_json: bool) -> None:
+def describe(ctx: click.Context, name: str) -> Output:
     """Describe a feature group (features, keys, TTL, owner, lineage, commits) or a feature view."""
-    from ..cli import get_store
-
     d = get_store(ctx).describe(name)
-    if as_json:
-        print_json(d)
-        return
+    return Output(d, show=lambda: _show_description(d))
+
+
+def _show_description(d: dict[str, Any]) -> None:
     if d["kind"] == "feature_view":
         console.print(f"[bold]{d['name']}[/] (feature view) - {d['description']}")
         print_json(d["spec"])
@@ -62,17 +62,10 @@ def describe(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("text")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@output_options(csv=True)
 @click.pass_context
-def search(ctx: click.Context, text: str, as_json: bool) -> None:
+def search(ctx: click.Context, text: str) -> Output:
     """Find features, feature groups and views whose name, description, tags or owner contain TEXT."""
-    from ..cli import get_store
-
-    hits = get_store(ctx).search(text)
-    if as_json:
-        print_json(hits)
-        return
-    if not hits:
-        console.print(f"no feature, feature group or view matches {text!r}", highlight=False)
-        return
-    print_table(hits, ["kind", "feature_group", "name", "data_type", "description"], title=f"matches for {text!r}")
+    return Listing(rows=get_store(ctx).search(text), columns=["kind", "feature_group", "name", "data_type",
+                                                              "description"],
+                   title=f"matches for {text!r}", empty=f"no feature, feature group or view matches {text!r}")

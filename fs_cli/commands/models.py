@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from ..errors import FeatureStoreError
-from ..output import console, print_json, print_table
+from ..output import console, print_table
+from ._context import get_store
+from ._output import Listing, Output, output_options
 
 
 def _pairs(values: tuple[str, ...], opt: str) -> dict[str, str]:
@@ -22,8 +23,6 @@ def _pairs(values: tuple[str, ...], opt: str) -> dict[str, str]:
 
 
 def _registry(ctx: click.Context):
-    from ..cli import get_store
-
     return get_store(ctx).models
 
 
@@ -91,26 +90,26 @@ def model() -> None:
 @click.option("--transformed", is_flag=True,
               help="The model was trained on the TD's transformed columns (training_dataset(..., transformed=True)).")
 @click.option("--validate", "run_validation", is_flag=True, help="Validate right after registering.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
 def register(ctx: click.Context, name: str, path: str, td: str, metrics: str | None, description: str,
              tags: tuple[str, ...], meta: tuple[str, ...], slices: tuple[str, ...], transformed: bool,
-             run_validation: bool, as_json: bool) -> None:
+             run_validation: bool) -> Output:
     """Register the artifact at --path as the next version of NAME."""
     reg = _registry(ctx)
     m = reg.register(name, path, td, metrics=metrics, description=description, tags=_pairs(tags, "--tag"),
                      meta=_pairs(meta, "--meta"), slices=list(slices), transformed=transformed)
     report = reg.validate(m.ref) if run_validation else None
-    if as_json:
-        print_json({"model": m.to_dict(), "validation": report.to_dict() if report else None})
-    else:
+
+    def tell() -> None:
         console.print(f"registered [bold]{m.ref}[/] (sha256 {m.artifact_sha256[:12]}..., trained on "
                       f"{m.training_dataset}:{m.training_dataset_version}, inputs: "
                       f"{', '.join(m.input_columns)})", highlight=False)
         if report:
             print_report(report)
-    if report and not report.passed:
-        sys.exit(1)
+
+    return Output({"model": m.to_dict(), "validation": report.to_dict() if report else None}, show=tell,
+                  exit_code=1 if report and not report.passed else 0)
 
 
 @model.command("list")
@@ -118,41 +117,34 @@ def register(ctx: click.Context, name: str, path: str, td: str, metrics: str | N
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only versions with this tag.")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE", help="Only versions with this metadata.")
 @click.option("--search", "text", help="Free text over names, descriptions, tags and metadata.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@output_options(json_help="Print JSON instead of a table.")
 @click.pass_context
 def list_models(ctx: click.Context, name: str | None, tags: tuple[str, ...], meta: tuple[str, ...],
-                text: str | None, as_json: bool) -> None:
+                text: str | None) -> Output:
     """List model versions (deleted ones too, marked)."""
     rows = _registry(ctx).list(name, tags=_pairs(tags, "--tag"), meta=_pairs(meta, "--meta"), text=text)
-    if as_json:
-        print_json([m.to_dict() for m in rows])
-        return
-    if not rows:
-        console.print("no models registered" + (f" under {name}" if name else ""), highlight=False)
-        return
-    print_table([_version_row(m) for m in rows], ["model", "version", "status", "aliases", "task", "estimator",
-                                                 "training dataset", "validation", "metrics", "owner",
-                                                 "created_at"], title="model registry")
+    return Listing(data=[m.to_dict() for m in rows], rows=[_version_row(m) for m in rows],
+                   columns=["model", "version", "status", "aliases", "task", "estimator", "training dataset",
+                            "validation", "metrics", "owner", "created_at"], title="model registry",
+                   empty="no models registered" + (f" under {name}" if name else ""))
 
 
 @model.command()
 @click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def show(ctx: click.Context, ref: str, as_json: bool) -> None:
+def show(ctx: click.Context, ref: str) -> Output:
     """One model version: artifact (hash re-verified), schema, metadata, validations and alias history."""
     reg = _registry(ctx)
     m = reg.info(ref)
-    try:
-        reg.blobs.verify(m.artifact_sha256, m.artifact_path)
-        integrity = "verified"
-    except FeatureStoreError as e:
-        integrity = f"FAILED: {e.message}"
+    integrity = reg.artifact_integrity(m)
     vals = reg.validations(m.ref)
     history = reg.alias_history(m.name)
-    if as_json:
-        print_json({**m.to_dict(), "artifact_integrity": integrity, "validations": vals, "alias_history": history})
-        return
+    return Output({**m.to_dict(), "artifact_integrity": integrity, "validations": vals, "alias_history": history},
+                  show=lambda: _show_version(m, integrity, vals, history))
+
+
+def _show_version(m, integrity: str, vals: list[dict[str, Any]], history: list[dict[str, Any]]) -> None:
     facts = {"version": m.ref, "status": m.status + (f" ({m.deleted_reason})" if m.deleted_reason else ""),
              "aliases": ", ".join(m.aliases), "task": m.task, "estimator": m.estimator_class,
              "training dataset": f"{m.training_dataset}:{m.training_dataset_version}"
@@ -182,92 +174,78 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.argument("alias")
 @click.option("--reason", help="Why (kept in the alias history).")
 @click.option("--force", is_flag=True, help="Allow a version whose latest validation did not pass (logged).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
 def alias(ctx: click.Context, name: str, version: int, alias: str, reason: str | None, force: bool,
-          as_json: bool) -> None:
+) -> Output:
     """Point ALIAS (e.g. champion) of NAME at VERSION (which must have passed validation, unless --force).
     Every change is logged in fs_meta.alias_history."""
     r = _registry(ctx).alias(name, version, alias, reason=reason, force=force)
-    if as_json:
-        print_json(r)
-    else:
-        console.print(f"{name}@{alias}: {r['old_version'] or '-'} -> {r['new_version']} ({r['action']})",
-                      highlight=False)
+    return Output(r, show=lambda: console.print(
+        f"{name}@{alias}: {r['old_version'] or '-'} -> {r['new_version']} ({r['action']})", highlight=False))
 
 
 @model.command()
 @click.argument("name")
 @click.argument("alias")
 @click.option("--reason", help="Why (kept in the alias history).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def unalias(ctx: click.Context, name: str, alias: str, reason: str | None, as_json: bool) -> None:
+def unalias(ctx: click.Context, name: str, alias: str, reason: str | None) -> Output:
     """Remove ALIAS from NAME (logged)."""
     r = _registry(ctx).unalias(name, alias, reason=reason)
-    if as_json:
-        print_json(r)
-    else:
-        console.print(f"{name}@{alias} removed (was version {r['old_version']})", highlight=False)
+    return Output(r, show=lambda: console.print(f"{name}@{alias} removed (was version {r['old_version']})",
+                                                highlight=False))
 
 
 @model.command()
 @click.argument("name")
 @click.option("--alias", "alias_name", help="Only this alias.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def history(ctx: click.Context, name: str, alias_name: str | None, as_json: bool) -> None:
+def history(ctx: click.Context, name: str, alias_name: str | None) -> Output:
     """The alias history of NAME: every set, move and removal."""
     rows = _registry(ctx).alias_history(name, alias_name)
-    if as_json:
-        print_json(rows)
-        return
-    print_table(rows, ["changed_at", "alias", "seq", "action", "old_version", "new_version", "changed_by", "reason"],
-                title=f"alias history of {name}")
+    return Listing(rows=rows, columns=["changed_at", "alias", "seq", "action", "old_version", "new_version",
+                                       "changed_by", "reason"], title=f"alias history of {name}")
 
 
 @model.command()
 @click.argument("name")
 @click.option("--metric", required=True, help="Metric name, e.g. auc, log_loss, rmse.")
 @click.option("--max/--min", "maximize", default=True, help="Highest (default) or lowest value wins.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def best(ctx: click.Context, name: str, metric: str, maximize: bool, as_json: bool) -> None:
+def best(ctx: click.Context, name: str, metric: str, maximize: bool) -> Output:
     """The active version of NAME with the best METRIC (registered metrics, else its latest validation)."""
     m, value = _registry(ctx).best(name, metric, max=maximize)
-    if as_json:
-        print_json({"model": m.ref, "version": m.version, "metric": metric, "value": value, "aliases": m.aliases})
-        return
-    console.print(f"{m.ref}  {metric}={value:.6g}" + (f"  ({', '.join(m.aliases)})" if m.aliases else ""),
-                  highlight=False)
+    return Output({"model": m.ref, "version": m.version, "metric": metric, "value": value, "aliases": m.aliases},
+                  show=lambda: console.print(f"{m.ref}  {metric}={value:.6g}"
+                                             + (f"  ({', '.join(m.aliases)})" if m.aliases else ""), highlight=False))
 
 
 @model.command()
 @click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
 @click.option("--slice", "slices", multiple=True, metavar="COLUMN", help="Slice column (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def validate(ctx: click.Context, ref: str, slices: tuple[str, ...], as_json: bool) -> None:
+def validate(ctx: click.Context, ref: str, slices: tuple[str, ...]) -> Output:
     """Validate a version on its training dataset's test split; exit code 1 if a threshold fails."""
     report = _registry(ctx).validate(ref, slices=list(slices))
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        print_report(report)
-    if not report.passed:
-        sys.exit(1)
+    return Output(report.to_dict(), show=lambda: print_report(report), exit_code=0 if report.passed else 1)
 
 
 @model.command()
 @click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def lineage(ctx: click.Context, ref: str, as_json: bool) -> None:
+def lineage(ctx: click.Context, ref: str) -> Output:
     """Provenance: training dataset -> feature view -> feature-group commits -> dbt models and sources."""
     d = _registry(ctx).lineage(ref)
-    if as_json:
-        print_json(d)
-        return
+    return Output(d, show=lambda: _show_lineage(d))
+
+
+def _show_lineage(d: dict[str, Any]) -> None:
     m, td, fv = d["model"], d["training_dataset"], d["feature_view"]
     console.print(f"[bold]{m['name']}:{m['version']}[/] (sha256 {m['artifact_sha256'][:12]}...)\n"
                   f"  <- training dataset [bold]{td['feature_view']}:{td['version']}[/] created {td['created_at']}"
@@ -286,10 +264,10 @@ def lineage(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.option("--until", help="Score spine rows before this time.")
 @click.option("--as-of", help="Read the feature groups as published at this commit time (default: now).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the scores to this .parquet or .csv file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@output_options(json_help="Print the scores as JSON.")
 @click.pass_context
 def score(ctx: click.Context, ref: str, since: str | None, until: str | None, as_of: str | None, out: str | None,
-          as_json: bool) -> None:
+) -> Output:
     """Batch inference: score the model's feature view with a registered (hash-verified) model."""
     from pathlib import Path
 
@@ -301,39 +279,39 @@ def score(ctx: click.Context, ref: str, since: str | None, until: str | None, as
             df.to_csv(p, index=False)
         else:
             df.to_parquet(p, index=False)
-    if as_json:
-        print_json(df.to_dict(orient="records"))
-        return
-    head = df.sort_values("score", ascending=False) if "score" in df.columns else df
-    print_table(head.head(10).to_dict(orient="records"), list(df.columns),
-                title=f"{len(df)} rows scored by {df['model'].iloc[0]}" + (f", written to {out}" if out else "")
-                + (" (top 10 by score)" if "score" in df.columns else ""))
+
+    def top() -> None:
+        head = df.sort_values("score", ascending=False) if "score" in df.columns else df
+        print_table(head.head(10).to_dict(orient="records"), list(df.columns),
+                    title=f"{len(df)} rows scored by {df['model'].iloc[0]}" + (f", written to {out}" if out else "")
+                    + (" (top 10 by score)" if "score" in df.columns else ""))
+
+    return Output(df.to_dict(orient="records"), show=top)
 
 
 @model.command()
 @click.argument("ref", metavar="NAME:VERSION")
 @click.option("--reason", help="Why (kept with the tombstone).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def delete(ctx: click.Context, ref: str, reason: str | None, as_json: bool) -> None:
+def delete(ctx: click.Context, ref: str, reason: str | None) -> Output:
     """Tombstone a version: it can no longer be loaded or aliased. Its bytes and metadata are kept."""
     m = _registry(ctx).delete(ref, reason=reason)
-    if as_json:
-        print_json(m.to_dict())
-    else:
-        console.print(f"{m.ref} deleted (tombstone recorded at {m.deleted_at}; artifact kept)", highlight=False)
+    return Output(m.to_dict(), show=lambda: console.print(
+        f"{m.ref} deleted (tombstone recorded at {m.deleted_at}; artifact kept)", highlight=False))
 
 
 @click.command()
 @click.argument("feature_group")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@output_options(json_help="Print JSON.")
 @click.pass_context
-def impact(ctx: click.Context, feature_group: str, as_json: bool) -> None:
+def impact(ctx: click.Context, feature_group: str) -> Output:
     """What used FEATURE_GROUP: feature views, training datasets and models."""
     d = _registry(ctx).impact(feature_group)
-    if as_json:
-        print_json(d)
-        return
+    return Output(d, show=lambda: _show_impact(d))
+
+
+def _show_impact(d: dict[str, Any]) -> None:
     console.print(f"[bold]{d['feature_group']}[/] feeds feature views: {', '.join(d['feature_views']) or '(none)'}",
                   highlight=False)
     print_table(d["training_datasets"], ["training_dataset", "commit_ids", "created_at"],

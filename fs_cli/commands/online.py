@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from ..online.store import DEFAULT_SQLITE_NAME
-from ..output import console, err_console, print_json, print_table
-from ..project import STATE_DIR
+from ..output import console, err_console, print_table
+from ..sdk import online_locations
+from ._context import get_store
+from ._output import Output, machine_readable, output_options
 
 BIG = 50_000  # rows: show a progress bar above this
 
@@ -21,10 +21,9 @@ BIG = 50_000  # rows: show a progress bar above this
 @click.option("--full", is_flag=True, help="Rewrite every entity (default: incremental since the last materialization).")
 @click.option("--store", "store_url", envvar="FS_ONLINE_STORE",
               help="Online store URL: sqlite:///path or redis://host:6379/0 (default: .fs/online_store.sqlite).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@output_options(json_help="Print the results as JSON.")
 @click.pass_context
-def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool, store_url: str | None,
-                as_json: bool) -> None:
+def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool, store_url: str | None) -> Output:
     """Write the latest value per entity (within TTL) of online feature groups into the online store.
 
     \b
@@ -32,18 +31,11 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
     version serving. Incremental by default: only entities changed by commits since the last run are
     rewritten. Also publishes the feature view definitions the service needs. Default: all online FGs.
     """
-    from ..catalog import load
-    from ..cli import get_store
-    from ..online.from_warehouse import default_store_url, materialize_project
-    from ..online.store import open_store
-
     fs = get_store(ctx)
-    catalog = load(fs.project)
-    store = open_store(store_url or default_store_url(fs.project))
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
                   TextColumn("{task.completed:,}/{task.total:,} rows"), TimeElapsedColumn(),
                   console=err_console, transient=True,
-                  disable=as_json or not err_console.is_terminal) as bar:
+                  disable=machine_readable() or not err_console.is_terminal) as bar:
 
         def factory(name: str):
             task = None
@@ -58,21 +50,19 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
 
             return progress
 
-        try:
-            results, warnings = materialize_project(fs.project, catalog, feature_groups, store=store, full=full,
-                                                    progress_factory=factory)
-        finally:
-            store.close()
-    if as_json:
-        print_json({"store": store.url, "results": [r.to_dict() for r in results], "warnings": warnings})
-    else:
+        url, results, warnings = fs.materialize(feature_groups, full=full, store_url=store_url,
+                                                progress_factory=factory)
+
+    def tables() -> None:
         rows = [{"feature group": r.feature_group, "mode": r.mode, "input rows": r.input_rows, "written": r.written,
                  "deleted": r.deleted, "version": r.version, "seconds": f"{r.seconds:.2f}",
                  "rows/s": f"{r.rows_per_s:,.0f}"} for r in results]
         print_table(rows, ["feature group", "mode", "input rows", "written", "deleted", "version", "seconds", "rows/s"],
-                    title=f"fs materialize -> {store.url}")
+                    title=f"fs materialize -> {url}")
         for w in warnings:
             console.print(f"[yellow]WARN[/] {w}", highlight=False)
+
+    return Output({"store": url, "results": [r.to_dict() for r in results], "warnings": warnings}, show=tables)
 
 
 @click.command()
@@ -101,18 +91,12 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     """
     import uvicorn
 
-    from ..cli import get_store
-    from ..online.from_warehouse import default_store_url
-    from ..online.store import default_url, open_store
-
     try:  # file locations only: the server never opens the warehouse
-        project = get_store(ctx).project
-        url, state_dir = default_store_url(project), project.state_dir
+        store = get_store(ctx)
+        store.project.state_dir  # noqa: B018 - a missing project shows here, not while serving
     except Exception:  # serving needs no dbt project, only a store URL
-        state_dir = Path.cwd() / STATE_DIR
-        url = default_url(state_dir / DEFAULT_SQLITE_NAME)
-    url = store_url or url
-    open_store(url).close()  # fail fast, with the store's own message, before forking workers
+        store = None
+    url, state_dir = online_locations(store, store_url)  # opens the store once: fails fast, before forking workers
     os.environ["FS_ONLINE_STORE"] = url
     os.environ["FS_MAX_BATCH"] = str(max_batch)
     os.environ["FS_SERVED_LOG_DIR"] = "" if no_log else str(log_dir or (state_dir / "served_vectors"))

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ..output import console, err_console, print_json, print_table
+from ..output import console, err_console, print_table
+from ._context import get_store
+from ._output import Output, machine_readable, output_options
 
 
 @click.command()
 @click.option("--select", "-s", multiple=True, help="dbt selection of models to build (default: the whole project).")
 @click.option("--vars", "vars_", help="dbt vars as YAML/JSON, e.g. '{demo_data_cutoff: \"2026-01-15\"}'.")
 @click.option("--no-materialize", is_flag=True, help="Publish but do not update the online store.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+@output_options(json_help="Print the run report as JSON.")
 @click.pass_context
-def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool, as_json: bool) -> None:
+def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool) -> Output:
     """Run the feature pipeline: build, test, publish, log commits.
 
     \b
@@ -28,57 +29,60 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
     5. online feature groups are materialized into the online store.
     Exits 1 if any feature group failed, naming the failing checks; the previous commit stays published.
     """
-    import yaml
-
-    from ..cli import get_store
-
-    store = get_store(ctx)
-    if as_json:  # programs read stdout: keep dbt's own log lines (failing tests) out of it
+    quiet = machine_readable()
+    if quiet:  # programs read stdout: keep dbt's own log lines (failing tests) out of it
         os.environ["DBT_LOG_LEVEL"] = "none"
-    if vars_:
-        try:
-            parsed = yaml.safe_load(vars_)
-        except yaml.YAMLError as e:
-            raise click.BadParameter(f"not YAML/JSON: {e}", param_hint="--vars") from None
-        if not isinstance(parsed, dict):
-            raise click.BadParameter("must be a mapping, e.g. '{key: value}'", param_hint="--vars")
-        store.project.vars.update(parsed)
+    store = get_store(ctx)
+    parsed = _parse_vars(vars_)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
                   TextColumn("{task.completed} nodes"), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=as_json or not err_console.is_terminal) as bar:
+                  console=err_console, transient=True, disable=quiet or not err_console.is_terminal) as bar:
         task = bar.add_task("parsing project", total=None)
 
         def progress(msg: str, done: int) -> None:
             bar.update(task, description=msg, completed=done)
 
-        report = store.run(select=select, materialize=not no_materialize, progress=progress)
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        rows = []
-        for o in report.outcomes.values():
-            c = o.commit
-            rows.append({
-                "feature group": o.feature_group,
-                "status": o.status,
-                "policy": o.policy,
-                "commit": c.commit_id if c else ("unchanged" if o.published else "-"),
-                "+inserted": c.inserted if c else None,
-                "~updated": c.updated if c else None,
-                "-deleted": c.deleted if c else None,
-                "rows": c.rows if c else None,
-                "online": o.materialized,
-            })
-        print_table(rows, ["feature group", "status", "policy", "commit", "+inserted", "~updated", "-deleted",
-                           "rows", "online"], title="fs run")
-        for o in report.outcomes.values():
-            for f in o.failures:
-                console.print(f"[red]FAIL[/] {o.feature_group}: {f}", highlight=False)
-            for w in o.warnings:
-                console.print(f"[yellow]WARN[/] {o.feature_group}: {w}", highlight=False)
-        for f in report.other_failures:
-            console.print(f"[red]FAIL[/] {f}", highlight=False)
-        if not report.outcomes and not report.other_failures:
-            console.print("nothing selected: no feature group was built", style="yellow")
-    sys.exit(0 if report.ok else 1)
+        report = store.run(select=select, materialize=not no_materialize, progress=progress, vars=parsed)
+    return Output(report.to_dict(), show=lambda: _show_report(report), exit_code=0 if report.ok else 1)
 
+
+def _parse_vars(vars_: str | None) -> dict | None:
+    import yaml
+
+    if not vars_:
+        return None
+    try:
+        parsed = yaml.safe_load(vars_)
+    except yaml.YAMLError as e:
+        raise click.BadParameter(f"not YAML/JSON: {e}", param_hint="--vars") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a mapping, e.g. '{key: value}'", param_hint="--vars")
+    return parsed
+
+
+def _show_report(report) -> None:
+    rows = []
+    for o in report.outcomes.values():
+        c = o.commit
+        rows.append({
+            "feature group": o.feature_group,
+            "status": o.status,
+            "policy": o.policy,
+            "commit": c.commit_id if c else ("unchanged" if o.published else "-"),
+            "+inserted": c.inserted if c else None,
+            "~updated": c.updated if c else None,
+            "-deleted": c.deleted if c else None,
+            "rows": c.rows if c else None,
+            "online": o.materialized,
+        })
+    print_table(rows, ["feature group", "status", "policy", "commit", "+inserted", "~updated", "-deleted",
+                       "rows", "online"], title="fs run")
+    for o in report.outcomes.values():
+        for f in o.failures:
+            console.print(f"[red]FAIL[/] {o.feature_group}: {f}", highlight=False)
+        for w in o.warnings:
+            console.print(f"[yellow]WARN[/] {o.feature_group}: {w}", highlight=False)
+    for f in report.other_failures:
+        console.print(f"[red]FAIL[/] {f}", highlight=False)
+    if not report.outcomes and not report.other_failures:
+        console.print("nothing selected: no feature group was built", style="yellow")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..output import console, print_json, print_table
-from ..training import SPLIT_HELP, parse_ref
+from ..output import console, print_table
+from ..sdk import SPLIT_HELP, parse_ref
+from ._context import get_store
+from ._output import Listing, Output, output_options
 
 
 @click.group("training-dataset")
@@ -37,62 +39,50 @@ def _summary(td) -> dict:
 @click.option("--as-of", help="Commit time (ISO 8601, UTC) to read the feature groups at; default: now.")
 @click.option("--split", "split", help=f"How to split rows: {SPLIT_HELP}. Default: none (all train).")
 @click.option("--description", help="A note stored with the version.")
-@click.option("--json", "as_json", is_flag=True, help="Print the new version's metadata as JSON.")
+@output_options(json_help="Print the new version's metadata as JSON.")
 @click.pass_context
-def create(ctx: click.Context, feature_view: str, as_of: str | None, split: str | None, description: str | None,
-           as_json: bool) -> None:
+def create(ctx: click.Context, feature_view: str, as_of: str | None, split: str | None,
+           description: str | None) -> Output:
     """Materialize the next version of FEATURE_VIEW's training dataset (never overwrites one)."""
-    from ..cli import get_store
-
     with console.status(f"building a training dataset of {feature_view}", spinner="dots"):
         td = get_store(ctx).create_training_dataset(feature_view, as_of=as_of, split=split, description=description)
-    if as_json:
-        print_json(td.to_dict())
-        return
-    console.print(f"created training dataset [bold]{td.ref}[/] in table {td.table}: {td.rows} rows "
-                  f"({', '.join(f'{k} {v}' for k, v in td.row_counts.items())}), sha256 {td.content_hash[:16]}...",
-                  highlight=False)
+    return Output(td.to_dict(), show=lambda: console.print(
+        f"created training dataset [bold]{td.ref}[/] in table {td.table}: {td.rows} rows "
+        f"({', '.join(f'{k} {v}' for k, v in td.row_counts.items())}), sha256 {td.content_hash[:16]}...",
+        highlight=False))
 
 
 @training_dataset.command("list")
 @click.argument("feature_view", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@output_options(csv=True)
 @click.pass_context
-def list_cmd(ctx: click.Context, feature_view: str | None, as_json: bool) -> None:
+def list_cmd(ctx: click.Context, feature_view: str | None) -> Output:
     """List training dataset versions (of one feature view, or all)."""
-    from ..cli import get_store
-
     tds = get_store(ctx).training_datasets(feature_view)
-    if as_json:
-        print_json([td.to_dict() for td in tds])
-        return
-    if not tds:
-        console.print("no training datasets yet: `fs training-dataset create FEATURE_VIEW`", highlight=False)
-        return
-    print_table([_summary(td) for td in tds],
-                ["ref", "created_at", "as_of", "rows", "splits", "features", "fg_commits", "content_hash"],
-                title="training datasets")
+    return Listing(data=[td.to_dict() for td in tds], rows=[_summary(td) for td in tds],
+                   columns=["ref", "created_at", "as_of", "rows", "splits", "features", "fg_commits", "content_hash"],
+                   title="training datasets",
+                   empty="no training datasets yet: `fs training-dataset create FEATURE_VIEW`")
 
 
 @training_dataset.command()
 @click.argument("ref", metavar="FEATURE_VIEW[:VERSION]")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@output_options(json_help="Print JSON instead of tables.")
 @click.pass_context
-def show(ctx: click.Context, ref: str, as_json: bool) -> None:
+def show(ctx: click.Context, ref: str) -> Output:
     """Show one version (default: the latest): commits read, time range, split, counts, features, hash."""
-    from ..cli import get_store
-
     fv, version = parse_ref(ref)
     td = get_store(ctx).training_dataset_info(fv, version)
-    if as_json:
-        print_json(td.to_dict())
-        return
-    facts = _summary(td)
-    facts.update(table=td.table, content_hash=td.content_hash, labels=", ".join(td.labels),
-                 spine_model=td.spine_model)
-    print_table([{"field": k, "value": v} for k, v in facts.items()], ["field", "value"], title=td.ref)
-    print_table(td.fg_commits, ["feature_group", "commit_id", "commit_time"], title="feature-group commits read")
-    print_table(td.columns, ["name", "type", "role", "feature_group"], title="columns")
+
+    def tables() -> None:
+        facts = _summary(td)
+        facts.update(table=td.table, content_hash=td.content_hash, labels=", ".join(td.labels),
+                     spine_model=td.spine_model)
+        print_table([{"field": k, "value": v} for k, v in facts.items()], ["field", "value"], title=td.ref)
+        print_table(td.fg_commits, ["feature_group", "commit_id", "commit_time"], title="feature-group commits read")
+        print_table(td.columns, ["name", "type", "role", "feature_group"], title="columns")
+
+    return Output(td.to_dict(), show=tables)
 
 
 @training_dataset.command()
@@ -103,8 +93,6 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.pass_context
 def export(ctx: click.Context, ref: str, out: str, fmt: str | None, split: str | None) -> None:
     """Export a version (default: the latest) to Parquet or CSV, in its canonical row order."""
-    from ..cli import get_store
-
     fv, version = parse_ref(ref)
     td, n = get_store(ctx).export_training_dataset(fv, out, version=version, format=fmt, split=split)
     console.print(f"wrote {n} rows of {td.ref}{f' ({split})' if split else ''} to {out}", highlight=False)

@@ -4,10 +4,11 @@ Nothing here imports dbt, DuckDB files, click or HTTP frameworks; `fs_cli.server
 wrap it.
 """
 
+from .backends import default_url, open_store
 from .materialize import MaterializeResult, latest_rows, materialize
 from .reader import OnlineReader, RequestError
 from .specs import FeatureSpec, FGSpec, FVSpec
-from .store import OnlineStore, Pointer, default_url, open_store
+from .store import OnlineStore, Pointer
 
 __all__ = [
     "FGSpec", "FVSpec", "FeatureSpec", "MaterializeResult", "OnlineReader", "OnlineStore", "Pointer", "RequestError",

@@ -21,9 +21,10 @@ from ..commits import is_published, published_query
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
 from ..warehouse import Warehouse
+from .backends import DEFAULT_SQLITE_NAME, default_url, open_store
 from .materialize import MaterializeResult, Progress, keys_of, materialize
 from .specs import FGSpec, FVSpec
-from .store import DEFAULT_SQLITE_NAME, OnlineStore, default_url, open_store
+from .store import OnlineStore
 
 FULL_IF_CHANGED_SHARE = 0.5
 
@@ -179,9 +180,9 @@ def materialize_project(
 
 
 def _with_transforms(wh: Warehouse, catalog: Any, views: dict[str, FVSpec], warnings: list[str]) -> dict[str, FVSpec]:
-    """Publish each view with its training datasets' fitted transformations and on-demand features (issue 6);
+    """Publish each view with its training datasets' fitted transformations and on-demand features;
     a problem there is a warning: the features themselves are still served."""
-    from ..transforms.serving import attach_to_views
+    from .td_statistics import attach_to_views
 
     try:
         return attach_to_views(wh, catalog, views)

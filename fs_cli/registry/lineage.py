@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import _lineage
 from ..commits import COMMITS
+from ..discovery import upstream_lineage
 from ..warehouse import META_SCHEMA, relation_exists, store_exists
 from .td import feature_names, list_tds, load_td
 
@@ -37,12 +37,12 @@ def model_lineage(reg: ModelRegistry, ref: str) -> dict[str, Any]:
         commits = _commit_details(con, m.fg_commits or td.fg_commits)
     cat = reg.fs.catalog
     fv = cat.feature_views.get(m.training_dataset)
-    upstream = _lineage(cat.manifest, fv.unique_id) if fv else []
+    upstream = upstream_lineage(cat.manifest, fv.unique_id) if fv else []
     fgs = []
     for c in commits:
         fg = cat.feature_groups.get(str(c["feature_group"]))
         fgs.append({**c, "model": fg.unique_id if fg else None,
-                    "upstream": [n["name"] for n in (_lineage(cat.manifest, fg.unique_id) if fg else [])]})
+                    "upstream": [n["name"] for n in (upstream_lineage(cat.manifest, fg.unique_id) if fg else [])]})
     return {
         "model": {"name": m.name, "version": m.version, "status": m.status, "aliases": m.aliases,
                   "artifact_sha256": m.artifact_sha256, "created_at": m.created_at, "task": m.task},
@@ -63,7 +63,7 @@ def fg_impact(reg: ModelRegistry, feature_group: str) -> dict[str, Any]:
     fg = cat.fg(feature_group)  # validates the name
     views = sorted(v.name for v in cat.feature_views.values()
                    if any(n["unique_id"] in (fg.unique_id, fg.snapshot_unique_id)
-                          for n in _lineage(cat.manifest, v.unique_id)))
+                          for n in upstream_lineage(cat.manifest, v.unique_id)))
     tds, models = [], []
     if store_exists(reg.project):
         with reg.project.warehouse(read_only=True) as con:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,13 +26,13 @@ from .blobs import BlobStore
 from .config import RegistryConfig, check_alias, check_name, check_required_meta
 from .schema import ALIAS_HISTORY, ALIASES, MODELS, TOMBSTONES, VALIDATIONS, VERSIONS, ensure_registry
 from .td import column_type, decimals_as_double, load_td, parse_td_ref
+from .transaction import in_transaction
 
 if TYPE_CHECKING:
     from ..sdk import FeatureStore
     from .validate import ValidationReport
 
 RESERVED_ALIASES = {"latest"}
-T = TypeVar("T")
 
 
 def current_user() -> str:
@@ -42,20 +40,6 @@ def current_user() -> str:
         return os.environ.get("FS_USER") or getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         return "unknown"
-
-
-def in_transaction(wh: Warehouse, fn: Callable[[Warehouse], T], attempts: int = 20) -> T:
-    """Run fn in a transaction; retry when a concurrent writer took the same version number (the warehouse reports
-    a write conflict or a primary-key violation; the next attempt reads the new max)."""
-    for attempt in range(attempts):
-        try:
-            with wh.transaction():
-                return fn(wh)
-        except Exception as e:
-            if not wh.is_write_conflict(e) or attempt == attempts - 1:
-                raise
-            time.sleep(0.005 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def _latest_validations(wh: Warehouse, name: str | None = None) -> dict[tuple[str, int], tuple]:
@@ -535,6 +519,14 @@ class ModelRegistry:
         from .validate import validate_model
 
         return validate_model(self, ref, slices=slices)
+
+    def artifact_integrity(self, m: ModelVersion) -> str:
+        """"verified" when the stored artifact still has its registered sha256, else "FAILED: <why>"."""
+        try:
+            self.blobs.verify(m.artifact_sha256, m.artifact_path)
+        except FeatureStoreError as e:
+            return f"FAILED: {e.message}"
+        return "verified"
 
     def validations(self, ref: str) -> list[dict[str, Any]]:
         m = self.info(ref)

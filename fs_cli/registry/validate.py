@@ -22,9 +22,9 @@ import pandas as pd
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
 from .config import project_vars
-from .registry import in_transaction
 from .schema import VALIDATIONS, ensure_registry
 from .td import load_td, read_td
+from .transaction import in_transaction
 
 if TYPE_CHECKING:
     from .registry import ModelRegistry

@@ -28,7 +28,7 @@ from fastapi.responses import Response
 from ..errors import FeatureStoreError
 from ..online.reader import DEFAULT_MAX_BATCH, OnlineReader, RequestError, parse_query_key
 from ..online.store import OnlineStore
-from ..transforms.serving import serving_for
+from ..transforms.served_vector import serving_for
 from .logs import ServedLog
 from .metrics import Metrics
 
@@ -317,7 +317,7 @@ def create_app(
             kinds = _key_kinds(reader, fv)
             spec_keys = list(kinds)
             qp = request.query_params
-            serving = serving_for(fv)  # transformations / on-demand features of the view (issue 6)
+            serving = serving_for(fv)  # transformations / on-demand features of the view
             extra = [k for k in qp if k not in kinds and (serving is None or k not in serving.query_params)]
             if extra:
                 raise RequestError(f"unknown query parameter {extra[0][:60]!r} for feature view {fv.name}",

@@ -11,7 +11,7 @@ import os
 
 from fastapi import FastAPI
 
-from ..online.store import open_store
+from ..online.backends import open_store
 from .app import create_app
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .apply_row import Transformer, apply_row, transformer
 from .fit import column_types, fingerprint, fit
 from .ondemand import OnDemandEvaluator, OnDemandFeature, parse_on_demand, render_on_demand_columns
-from .online import Transformer, apply_row, transformer
 from .spec import FUNCTIONS, TransformPlan, parse_transformations, type_kind
 from .sql import output_columns, render_select
 

@@ -30,15 +30,19 @@ _FINITE = ("(case when {e} > cast('-Infinity' as double precision) "
            "and {e} < cast('Infinity' as double precision) then {e} end)")
 
 
+def _is_warehouse(con: Any) -> bool:
+    """A `fs_cli.warehouse.Warehouse`, recognised by its interface: this library does not import the warehouse
+    layer (it sits below it)."""
+    return all(callable(getattr(con, m, None)) for m in ("fetchall", "query_columns", "describe"))
+
+
 class _Runner:
     """Runs a query with bound parameters on a `Warehouse` (fs_cli.warehouse), a DuckDB connection (in-process
     compute over data already in Python) or a DB-API connection (psycopg2)."""
 
     def __init__(self, con: Any):
-        from ..warehouse import Warehouse
-
         self.con = con
-        self.wh = isinstance(con, Warehouse)
+        self.wh = _is_warehouse(con)
         self.duck = not self.wh and type(con).__module__.startswith(("duckdb", "_duckdb"))
 
     @property
@@ -72,9 +76,7 @@ class _Runner:
 
 def column_types(con: Any, relation: str) -> dict[str, str]:
     """name -> SQL type of a relation's columns (a `Warehouse` or a DuckDB connection)."""
-    from ..warehouse import Warehouse
-
-    if isinstance(con, Warehouse):
+    if _is_warehouse(con):
         return dict(con.describe(relation))
     rel = con.sql(f"select * from {relation} limit 0")
     return {n: str(t) for n, t in zip(rel.columns, rel.types, strict=True)}

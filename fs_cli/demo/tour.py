@@ -1,4 +1,4 @@
-"""`make demo`: the whole feature store end to end on the embedded DuckDB default (`FS_TARGET=postgres make demo`
+"""`make demo` (`python -m fs_cli.demo`): the whole feature store end to end on the embedded DuckDB default (`FS_TARGET=postgres make demo`
 runs the same steps on the Postgres target of profiles.yml).
 
 Each step is a plain `fs ...` command, printed before it runs, so the demo doubles as a tutorial: copy any line.
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: the demo runs on this dbt project
 FS = [sys.executable, "-m", "fs_cli"]
 
 # (title, argv) -- argv after `fs`.
@@ -33,7 +33,7 @@ STEPS: list[tuple[str, list[str]]] = [
     ("Online store: `fs run` materialized the latest values of the online groups; refresh them explicitly",
      ["materialize"]),
     ("Online serving: start `fs serve` and request features in Feast's request shape",
-     ["python", "-m", "fs_cli.server.demo_request"]),
+     ["python", "-m", "fs_cli.demo.request"]),
     ("Training dataset: every labelled transaction joined point-in-time with the features known at that moment",
      ["training-dataset", "create", "fv_fraud_detection", "--split", "random:0.8,0.2:42",
       "--description", "demo: 80/20 random split"]),
@@ -44,7 +44,7 @@ STEPS: list[tuple[str, list[str]]] = [
                                                "--out", "target/demo/fraud_train.parquet"]),
     ("Train a scikit-learn model on the latest training dataset, register it with its governance metadata, "
      "validate it (test split, slices, out-of-distribution inputs), make it champion, score a batch through the "
-     "feature view", ["python", "-m", "fs_cli.registry.demo_train"]),
+     "feature view", ["python", "-m", "fs_cli.demo.train"]),
     ("The model registry (also SQL: select * from fs_meta.model_registry)", ["model", "list"]),
     ("Provenance: champion -> training dataset -> feature view -> feature-group commits -> dbt sources",
      ["model", "lineage", "fraud_model@champion"]),
@@ -89,7 +89,3 @@ def main() -> int:
     print(f"\ndemo finished in {time.time() - t0:.0f}s on the {where}. BI: the published rows are in the "
           "<schema>_published views, history in <schema>_history (see README).")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

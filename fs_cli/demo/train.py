@@ -1,7 +1,7 @@
 """Demo step: train a scikit-learn model on the demo feature view's latest training dataset, register it (with the
 project's required metadata), validate it, make it champion, and score a batch through the feature view.
 
-    python -m fs_cli.registry.demo_train [--feature-view fv_fraud_detection] [--model fraud_model]
+    python -m fs_cli.demo.train [--feature-view fv_fraud_detection] [--model fraud_model]
 
 This is an example of a training script a data scientist would write against the SDK; nothing here is special-cased
 by the registry.
@@ -19,8 +19,8 @@ import numpy as np
 
 from ..errors import FeatureStoreError
 from ..output import console, err_console, print_table
+from ..registry.artifact import model_frame
 from ..sdk import FeatureStore
-from .artifact import model_frame
 
 
 def build_model(X, y, seed: int = 0):

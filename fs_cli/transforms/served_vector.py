@@ -1,7 +1,6 @@
-"""Online side of transformations: what is published with a feature view into the online store, and how the
-service turns a looked-up vector into the model's input for a training dataset (TD) version.
-
-The service never opens the warehouse, so materialization publishes, in the view's FVSpec.extra["transforms"]:
+"""Applying a training dataset (TD) version's fitted transformations and on-demand features to a served feature
+vector (pure: no warehouse, no store). The online service calls this; what it reads comes from the view's published
+FVSpec.extra["transforms"] (fs_cli.online.td_statistics builds it at materialization):
     {"latest": N, "versions": {"N": <fitted stats of TD version N>, ...}, "on_demand": [<OnDemandFeature dicts>],
      "columns": {<online value name>: <TD column name>}}
 A request then: looked-up values (renamed to TD columns) + entity keys + request parameters -> on-demand features
@@ -10,109 +9,36 @@ A request then: looked-up values (renamed to TD columns) + entity keys + request
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import FeatureStoreError
+from .apply_row import Transformer
 from .ondemand import OnDemandEvaluator, OnDemandFeature
-from .online import Transformer
-
-if TYPE_CHECKING:
-    from ..warehouse import Warehouse
 
 EXTRA_KEY = "transforms"
+
+
+class ServedView(Protocol):
+    """What a published feature view (fs_cli.online.specs.FVSpec) offers this module: its name, entity keys and
+    the extra entries published with it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def keys(self) -> Sequence[str]: ...
+
+    @property
+    def extra(self) -> Mapping[str, Any]: ...
 
 
 class RequestProblem(FeatureStoreError):
     """A bad request (HTTP 400): carries `status` like fs_cli.online.reader.RequestError."""
 
     status = 400
-
-
-def _served_to_td_columns(fv: Any, spec: Any) -> dict[str, str]:
-    """Value name the online reader answers with (the view's output name, prefix applied) -> TD column. Both come
-    from the one resolved declaration, so they agree; a ref is matched by position among refs of the same name."""
-    td_cols: dict[tuple[str, str], list[str]] = {}
-    for out, fg, f in fv.feature_columns:
-        td_cols.setdefault((fg, f), []).append(out)
-    taken: dict[tuple[str, str], int] = {}
-    columns: dict[str, str] = {}
-    for ref, served in zip(spec.features, spec.output_names, strict=True):
-        fg, f = ref.split(":", 1)
-        outs = td_cols.get((fg, f), [])
-        i = taken.get((fg, f), 0)
-        taken[(fg, f)] = i + 1
-        if served in outs:
-            columns[served] = served
-        elif i < len(outs):
-            columns[served] = outs[i]
-    return columns
-
-
-def view_transforms_extra(wh: Warehouse, catalog: Any, fv: Any, spec: Any) -> dict[str, Any] | None:
-    """The `transforms` entry to publish with a view: every TD version's fitted statistics, read from the
-    warehouse's training-dataset metadata (fs_cli.training.list_tds)."""
-    from ..training import list_tds
-
-    tds = [td for td in list_tds(wh, fv.name) if td.statistics]
-    versions = {str(td.version): td.statistics["transformations"] for td in tds
-                if td.statistics.get("transformations")}
-    latest_od = next((td.statistics.get("on_demand") for td in reversed(tds) if td.statistics.get("on_demand")), None)
-    if not versions and not latest_od:
-        return None
-    return {"latest": max((int(v) for v in versions), default=None), "versions": versions,
-            "on_demand": latest_od or [], "columns": _served_to_td_columns(fv, spec)}
-
-
-def attach_to_views(wh: Warehouse, catalog: Any, views: Mapping[str, Any]) -> dict[str, Any]:
-    """FVSpecs with their `transforms` extra filled in (views without fitted statistics unchanged)."""
-    out: dict[str, Any] = {}
-    for name, spec in views.items():
-        fv = catalog.feature_views.get(name)
-        extra = view_transforms_extra(wh, catalog, fv, spec) if fv is not None else None
-        out[name] = spec if extra is None else dataclasses.replace(spec, extra={**spec.extra, EXTRA_KEY: extra})
-    return out
-
-
-def publish_transforms(project: Any, catalog: Any, store: Any = None) -> list[str]:
-    """Re-publish the online views with the current TD statistics (run after creating a TD version; `fs
-    materialize` does it too). Returns the names of the views that carry statistics."""
-    from ..online.from_warehouse import default_store_url, online_specs
-    from ..online.store import open_store
-
-    _, views, _ = online_specs(catalog)
-    own = store is None
-    store = store or open_store(default_store_url(project))
-    try:
-        with project.warehouse(read_only=True) as wh:
-            views = attach_to_views(wh, catalog, views)
-        store.publish_views(views)
-    finally:
-        if own:
-            store.close()
-    return [n for n, v in views.items() if EXTRA_KEY in v.extra]
-
-
-def publish_if_online(project: Any, catalog: Any) -> str | None:
-    """After a TD version is created: make its statistics servable right away if an online store exists (else
-    the next `fs materialize` publishes them). Returns a warning instead of failing the TD creation."""
-    import os
-    from pathlib import Path
-
-    from ..online.from_warehouse import default_store_url
-
-    url = default_store_url(project)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists() and \
-            not os.environ.get("FS_ONLINE_STORE"):
-        return None  # nothing is served yet
-    try:
-        publish_transforms(project, catalog)
-    except Exception as e:  # noqa: BLE001 - the TD exists; serving it is the next step's job
-        return f"the new statistics were not published to the online store ({e}); run `fs materialize`"
-    return None
 
 
 class ViewServing:
@@ -212,14 +138,14 @@ _BY_CONTENT: dict[str, ViewServing] = {}  # what was published -> serving: survi
 _CACHE_LOCK = threading.Lock()
 
 
-def _content_key(spec: Any, extra: Mapping[str, Any]) -> str:
+def _content_key(spec: ServedView, extra: Mapping[str, Any]) -> str:
     """Identifies the published content cheaply: statistics by fingerprint, the rest verbatim."""
     versions = {k: v.get("fingerprint") for k, v in (extra.get("versions") or {}).items()}
     return json.dumps([spec.name, list(spec.keys), extra.get("latest"), versions, extra.get("on_demand"),
                        extra.get("columns")], sort_keys=True, default=str)
 
 
-def serving_for(spec: Any) -> ViewServing | None:
+def serving_for(spec: ServedView) -> ViewServing | None:
     """The ViewServing of a published FVSpec (None if it carries no transforms). The reader reloads spec objects
     every second; a reloaded spec with the same content reuses the compiled transformers and DuckDB evaluator."""
     hit = _CACHE.get(id(spec))

@@ -19,7 +19,7 @@ def load(project: Project, refresh: bool = False) -> Catalog:
 
 
 def _validate_transforms(catalog: Catalog) -> None:
-    """Feature views' transformations and on-demand features fail here, at declare time (issue 6)."""
+    """Feature views' transformations and on-demand features fail here, at declare time."""
     from .errors import DeclarationError
     from .transforms.view import validate_feature_view
 
@@ -34,7 +34,7 @@ def _validate_transforms(catalog: Catalog) -> None:
         raise DeclarationError(problems)
 
 
-def _lineage(manifest, unique_id: str) -> list[dict[str, str]]:
+def upstream_lineage(manifest, unique_id: str) -> list[dict[str, str]]:
     """Every upstream node (models, seeds, sources, snapshots), nearest first."""
     seen: list[dict[str, str]] = []
     ids: set[str] = set()
@@ -120,11 +120,11 @@ def describe(project: Project, name: str) -> dict[str, Any]:
     if name in cat.feature_views:
         fv = cat.feature_views[name]
         return {"kind": "feature_view", "name": fv.name, "description": fv.description, "path": fv.path,
-                "spec": fv.spec, "lineage": _lineage(cat.manifest, fv.unique_id)}
+                "spec": fv.spec, "lineage": upstream_lineage(cat.manifest, fv.unique_id)}
     fg = cat.fg(name)
     d = fg.to_dict()
     d["kind"] = "feature_group"
-    d["lineage"] = _lineage(cat.manifest, fg.unique_id)
+    d["lineage"] = upstream_lineage(cat.manifest, fg.unique_id)
     d["sources"] = [n["name"] for n in d["lineage"] if n["type"] in ("source", "seed")]
     d.update(_stats(project, [fg])[fg.name])
     if store_exists(project):
