@@ -1,4 +1,5 @@
-"""`fs`: the feature store's command line. Each command does one thing; listings take --json."""
+"""`fs`: the feature store's command line. Each command does one thing through the SDK (fs_cli.sdk); output as a
+table, --json, or --csv for listings (fs_cli/commands/_output.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 
 import click
 
+from .commands import catalog, history, models, monitoring, online, pipeline, training, validation
 from .errors import FeatureStoreError
 from .output import err_console
 
@@ -49,37 +51,11 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None) -> Non
     ctx.obj.setdefault("factory", lambda: FeatureStore(project_dir, target=target))
 
 
-from .commands import catalog as _catalog_cmds  # noqa: E402
-from .commands import history as _history_cmds  # noqa: E402
-from .commands import pipeline as _pipeline_cmds  # noqa: E402
-
-main.add_command(_pipeline_cmds.run)
-main.add_command(_catalog_cmds.list_cmd)
-main.add_command(_catalog_cmds.describe)
-main.add_command(_catalog_cmds.search)
-main.add_command(_history_cmds.commits)
-main.add_command(_history_cmds.read)
-
-from .commands import online as _online_cmds  # noqa: E402
-
-main.add_command(_online_cmds.materialize)
-main.add_command(_online_cmds.serve)
-
-from .commands import validation as _validation_cmds  # noqa: E402
-
-main.add_command(_validation_cmds.contract)
-main.add_command(_validation_cmds.validations)
-main.add_command(_validation_cmds.validate)
-
-from .commands import models as _model_cmds  # noqa: E402
-
-main.add_command(_model_cmds.model)
-main.add_command(_model_cmds.impact)
-
-from .commands import training as _training_cmds  # noqa: E402
-
-main.add_command(_training_cmds.training_dataset)
-
-from .commands.monitoring import register as _register_monitoring  # noqa: E402
-
-_register_monitoring(main)  # fs monitor | check; fs model score --spine
+# The whole command line, in one place (the command modules never import this one).
+for _command in (
+    pipeline.run, catalog.list_cmd, catalog.describe, catalog.search, history.commits, history.read,
+    online.materialize, online.serve, validation.contract, validation.validations, validation.validate,
+    models.model, models.impact, training.training_dataset,
+):
+    main.add_command(_command)
+monitoring.register(main)  # fs monitor | check; fs model score --spine

@@ -24,6 +24,8 @@ from ..errors import FeatureStoreError
 from .specs import FVSpec
 from .store import FullWrite, OnlineStore, Pointer, ReadResult, SupersededError
 
+# fs_registry holds the published views (not the model registry, fs_cli/registry); the on-disk name stays so that
+# existing store files keep working.
 _SCHEMA = """
 create table if not exists fs_pointer (
     fg text primary key, gen integer not null, version integer not null, meta blob not null);

@@ -11,7 +11,7 @@ Model. Each online feature group (FG) has a *current pointer* ``(gen, version, m
   the whole old version or the whole new one.
 - ``meta`` carries the FG's schema (FGSpec), row count and watermark; it flips together with the rows so a
   reader never decodes rows with another version's schema.
-Feature view definitions (the "registry") are published next to the pointers, in the same atomic step.
+Feature view definitions (the *published views*) are published next to the pointers, in the same atomic step.
 
 Readers call ``read`` with several FGs at once and get one consistent snapshot across them.
 Values are packed by ``pack_row``: a JSON array ``[event_time_us, created_time_us|null, f1, f2, ...]``

@@ -1,7 +1,7 @@
 """SQL rendering of fitted transformations: the offline path (training datasets, batch scoring).
 
 `render_select` renders the same SQL as the dbt macro `fs_apply_transformations` (macros/transforms/apply.sql);
-tests/test_transforms_sql_macro.py holds them to it. The SQL is portable between DuckDB and Postgres: casts to
+tests/test_transforms_macros.py holds them to it. The SQL is portable between DuckDB and Postgres: casts to
 `double precision`/`varchar`, CASE instead of greatest/least (which skip NULLs on Postgres), ln instead of log1p,
 and every fitted number as `cast('<repr>' as double precision)` so that it round-trips bit for bit (a bare `0.1`
 is a DECIMAL literal in DuckDB).

@@ -1,6 +1,6 @@
 {#- Apply fitted model-dependent transformations in SQL (training datasets, batch scoring).
     The statistics come from fs_cli.transforms.fit (stored with a training dataset version); this macro renders the
-    same SQL as fs_cli.transforms.render_select, expression for expression (tests/test_transforms_sql_macro.py).
+    same SQL as fs_cli.transforms.render_select, expression for expression (tests/test_transforms_macros.py).
     Definitions of every function: macros/transforms/_transforms.yml. -#}
 
 {% macro fs_apply_transformations(relation, transformations=none, stats=none, columns=none) -%}
