@@ -109,6 +109,11 @@ class Project:
     def _profile_default_target(self) -> str:
         """The profile's own `target:` (rendered as dbt renders it), the target dbt itself runs on without
         --target; `duckdb` when the profile cannot be read here (target_config reports that clearly)."""
+        from . import manifest_cache
+
+        cached = manifest_cache.cached_profile_value(self, "default_target")
+        if cached:
+            return str(cached)
         try:
             import yaml
             from dbt.config.profile import read_profile
@@ -118,13 +123,21 @@ class Project:
             profile_name = (yaml.safe_load((self.dir / "dbt_project.yml").read_text()) or {}).get("profile")
             raw = read_profile(str(self.profiles_dir)).get(profile_name) or {}
             set_invocation_context(os.environ)
-            return str(ProfileRenderer(self.vars).render_value(raw.get("target") or "duckdb"))
+            default = str(ProfileRenderer(self.vars).render_value(raw.get("target") or "duckdb"))
+            manifest_cache.store_profile_value(self, "default_target", default)
+            return default
         except Exception:  # noqa: BLE001 - fall back to the embedded default
             return "duckdb"
 
     def target_config(self) -> dict[str, Any]:
         """The dbt output this project runs against, rendered by dbt's own profile renderer (env_var and all)."""
+        from . import manifest_cache
+
         if self._target_config is None:
+            cached = manifest_cache.cached_profile_value(self, f"target:{self.target}")
+            if cached:
+                self._target_config = dict(cached)
+                return self._target_config
             import yaml
             from dbt.config.profile import Profile, read_profile
             from dbt.config.renderer import ProfileRenderer
@@ -150,6 +163,7 @@ class Project:
             if data.get("type") == "duckdb":
                 data["path"] = str(self._duckdb_path)
             self._target_config = dict(data)
+            manifest_cache.store_profile_value(self, f"target:{self.target}", self._target_config)
         return self._target_config
 
     @contextmanager
@@ -188,7 +202,12 @@ class Project:
         return args
 
     def manifest(self, refresh: bool = False):
-        """The parsed dbt manifest (partial parsing keeps this under a second on a warm project)."""
+        """The project's manifest: the one dbt last wrote while the project is unchanged (fs_cli/manifest_cache.py,
+        no dbt start-up), else parsed by dbt (partial parsing keeps that to seconds)."""
+        from . import manifest_cache
+
+        if self._manifest is None and not refresh:
+            self._manifest = manifest_cache.load(self)
         if self._manifest is None or refresh:
             res = self.dbt(["parse", "--quiet"], reuse_manifest=False)
             if not res.success:
@@ -203,8 +222,15 @@ class Project:
         read when dbt executes a node, and a fresh parse with new vars would cost a full re-parse."""
         other = copy.copy(self)
         other.vars = {**self.vars, **extra}
-        other._manifest = self.manifest()
+        other._manifest = self._parsed_manifest()
         return other
+
+    def _parsed_manifest(self):
+        """dbt's own Manifest object (what dbtRunner reuses), parsing if only the cached view is loaded."""
+        manifest = self.manifest()
+        if getattr(manifest, "is_view", False):
+            manifest = self.manifest(refresh=True)
+        return manifest
 
     def dbt(
         self,
@@ -215,7 +241,12 @@ class Project:
         """Invoke dbt in-process. `args` start with the command (build, snapshot, run, ...)."""
         from dbt.cli.main import dbtRunner
 
+        from . import manifest_cache
+
         cmd, *rest = list(args)
+        if reuse_manifest and cmd != "parse" and getattr(self._manifest, "is_view", False):
+            self._parsed_manifest()
+        fp = manifest_cache.fingerprint(self)
         full = [cmd, *self._base_args(), *rest]
         kind = self.target_config().get("type")
         if kind == "duckdb":
@@ -240,6 +271,8 @@ class Project:
                 _release_duckdb()
         if cmd == "parse" and res.success:
             self._manifest = res.result
+        if res.success and "--inline" not in rest:
+            manifest_cache.record(self, fp)  # target/manifest.json now belongs to the files as they were
         results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []
         return DbtResult(success=bool(res.success), results=results, exception=res.exception,
                          invocation_id=invocation_id)

@@ -8,10 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import discovery
 from .commits import Commit, list_commits, read_published, resolve_as_of, sync_project
@@ -21,6 +18,10 @@ from .pipeline import RunReport, run_pipeline
 from .project import Project
 from .training import SPLIT_HELP, parse_ref
 from .warehouse import store_exists
+
+if TYPE_CHECKING:  # pandas costs ~0.5-1.5 s to import: only the commands that return frames pay it
+    import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["SPLIT_HELP", "FeatureStore", "online_locations", "parse_ref"]
 

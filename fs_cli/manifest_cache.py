@@ -1,0 +1,180 @@
+"""Read-only commands without dbt's start-up: the manifest dbt last wrote, reused while the project is unchanged.
+
+Importing dbt and parsing a project costs seconds per command, while reading the catalog needs only the manifest.
+After every successful parse `fs` records a fingerprint of everything a parse reads (the project's files with their
+sizes and modification times, the profile, the target, the vars and the FS_/DBT_ environment). A later command whose
+fingerprint matches reads `target/manifest.json` as plain JSON. Any change — an edited YAML, a new model, another
+target or var — misses the cache and dbt parses as before. Writes (build, snapshot, compile) always run dbt on a
+real parsed manifest; `ManifestView` never reaches dbt.
+
+Why not dbt's own partial parsing: it still imports dbt and loads its adapter (~2-6 s); this is the same idea
+without that start-up, for the commands that only read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+if TYPE_CHECKING:
+    from .project import Project
+
+FINGERPRINT_FILE = "fs_manifest_fingerprint.json"
+_PATH_KEYS = ("model-paths", "macro-paths", "snapshot-paths", "seed-paths", "test-paths", "analysis-paths")
+_DEFAULT_PATHS = {"model-paths": ["models"], "macro-paths": ["macros"], "snapshot-paths": ["snapshots"],
+                  "seed-paths": ["seeds"], "test-paths": ["tests"], "analysis-paths": ["analyses"]}
+_SKIP_DIRS = {"__pycache__", ".hypothesis", ".pytest_cache"}
+
+
+def _walk(root: Path) -> list[tuple[str, int, int]]:
+    out: list[tuple[str, int, int]] = []
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                if e.name not in _SKIP_DIRS:
+                    stack.append(Path(e.path))
+            elif e.name.endswith((".sql", ".yml", ".yaml", ".csv", ".md", ".py")):
+                st = e.stat()
+                out.append((e.path, st.st_mtime_ns, st.st_size))
+    return out
+
+
+def fingerprint(project: Project) -> str:
+    """A digest of everything dbt's parse of this project depends on (cheap: stat calls, no file reads but YAML)."""
+    project_yml = project.dir / "dbt_project.yml"
+    cfg = yaml.safe_load(project_yml.read_text()) or {}
+    files: list[tuple[str, int, int]] = []
+    for key in _PATH_KEYS:
+        for rel in cfg.get(key) or _DEFAULT_PATHS[key]:
+            files += _walk(project.dir / rel)
+    for f in (project_yml, project.dir / "packages.yml", project.dir / "dependencies.yml",
+              Path(project.profiles_dir) / "profiles.yml"):
+        if f.exists():
+            st = f.stat()
+            files.append((str(f), st.st_mtime_ns, st.st_size))
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(("FS_", "DBT_", "PG")))
+    payload = json.dumps({"files": sorted(files), "target": project.target, "vars": project.vars, "env": env},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def record(project: Project, fp: str) -> None:
+    """After dbt succeeded: the manifest it wrote belongs to fingerprint `fp`, taken BEFORE dbt ran (a file edited
+    while dbt ran then mismatches later, and the next command parses again)."""
+    _write(project.target_dir / FINGERPRINT_FILE, {"fingerprint": fp, "target": project.target})
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, default=str))
+        os.replace(tmp, path)
+    except OSError:  # a read-only project still works, just without the shortcut
+        pass
+
+
+# -- the rendered profile: dbt's renderer costs importing dbt; its answer only changes with profiles.yml, vars and
+# -- the environment, so it is kept beside the manifest under a key made of those.
+PROFILE_FILE = "fs_profile_cache.json"
+
+
+def _profile_key(project: Project) -> str:
+    parts: list[Any] = []
+    for f in (Path(project.profiles_dir) / "profiles.yml", project.dir / "dbt_project.yml"):
+        st = f.stat() if f.exists() else None
+        parts.append((str(f), st.st_mtime_ns if st else None, st.st_size if st else None))
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(("FS_", "DBT_", "PG")))
+    return hashlib.sha256(json.dumps([parts, env, project.vars], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached_profile_value(project: Project, name: str) -> Any:
+    try:
+        data = json.loads((project.target_dir / PROFILE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("key") != _profile_key(project):
+        return None
+    return (data.get("values") or {}).get(name)
+
+
+def store_profile_value(project: Project, name: str, value: Any) -> None:
+    path = project.target_dir / PROFILE_FILE
+    key = _profile_key(project)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    if data.get("key") != key:
+        data = {"key": key, "values": {}}
+    data["values"][name] = value
+    _write(path, data)
+
+
+def load(project: Project) -> ManifestView | None:
+    """The manifest dbt last wrote, if the project is unchanged since; else None (parse)."""
+    if _entry(project) is None:
+        return None
+    path = project.target_dir / "manifest.json"
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return ManifestView(data)
+
+
+def _entry(project: Project) -> dict[str, Any] | None:
+    path = project.target_dir / FINGERPRINT_FILE
+    manifest = project.target_dir / "manifest.json"
+    try:
+        entry = json.loads(path.read_text())
+        if manifest.stat().st_mtime_ns > path.stat().st_mtime_ns:
+            return None  # dbt wrote another manifest since (another target, other vars): trust nothing
+    except (OSError, ValueError):
+        return None
+    if entry.get("target") != project.target or entry.get("fingerprint") != fingerprint(project):
+        return None
+    return entry
+
+
+class _Node(dict):
+    """A manifest.json node with attribute access, the shape fs_cli reads from dbt's node objects."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+
+def _deep(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Node({k: _deep(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_deep(v) for v in value]
+    return value
+
+
+class ManifestView:
+    """`nodes` and `sources` of target/manifest.json, read-only."""
+
+    is_view = True
+
+    def __init__(self, data: dict[str, Any]):
+        self.metadata = data.get("metadata") or {}
+        self.nodes = {uid: _deep(n) for uid, n in (data.get("nodes") or {}).items()}
+        self.sources = {uid: _deep(n) for uid, n in (data.get("sources") or {}).items()}
