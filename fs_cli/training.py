@@ -338,7 +338,9 @@ def _commits_read(wh: Warehouse, catalog: Catalog, fv: FeatureView, read_at: dat
 
 def compile_feature_view(project: Project, fv: FeatureView, read_at: datetime | None) -> str:
     """The feature view's SQL as dbt compiles it (the macro), reading the feature groups as of `read_at`."""
-    extra = {"fs_as_of": read_at.isoformat(sep=" ")} if read_at is not None else {}
+    extra: dict = {"fs_as_of": read_at.isoformat(sep=" ")} if read_at is not None else {}
+    if "fs_resolved_views" not in project.vars:  # the macro joins what fs resolved, not a second reading of the YAML
+        extra["fs_resolved_views"] = {fv.name: fv.resolved()}
     res = project.with_vars(extra).dbt(["compile", "--log-level", "none", "--select", fv.name])
     node = next((r.node for r in res.results if r.node.unique_id == fv.unique_id), None)
     if not res.success or node is None or not node.compiled_code:
