@@ -1,0 +1,333 @@
+"""The same project on Spark with Delta Lake (dbt-spark `session` method, local pyspark, Java 17).
+
+One Spark session serves the whole module (the Hive metastore is an embedded Derby database: one process per
+project, and a JVM start costs tens of seconds), so everything here shares one session-scoped project: a small
+hand-made online feature group published twice (insert/update/delete), a feature view over a hand-made label spine,
+and the point-in-time macro compiled by dbt-spark next to them. pytest-xdist (--dist loadfile) keeps the module on one
+worker. Without Java/pyspark the module skips on a laptop and fails in CI (FS_REQUIRE_SERVICES).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import copy_project, use_engine
+from fastapi.testclient import TestClient
+from online_support import oracle_latest
+from pit_oracle import SPINE_COLS, STEP, T0, VARIANTS, check, model_sql, oracle
+from services import missing
+
+from fs_cli.online.backends import open_store
+from fs_cli.online.from_warehouse import materialize_project
+from fs_cli.online.specs import FGSpec
+from fs_cli.server import create_app
+
+# Delta's jars are fetched from Maven Central once and cached here for every later test run.
+os.environ.setdefault("FS_SPARK_IVY", str(Path.home() / ".cache" / "fs-cli" / "spark-ivy"))
+
+FG = "fg_spark_items"
+
+FG_SQL = """select cast(item_id as bigint) as item_id, cast(event_time as timestamp) as event_time,
+       cast(value as double) as value, cast(color as string) as color
+from {{ ref('spark_items') }}
+"""
+
+FG_YAML = f"""
+version: 2
+models:
+  - name: {FG}
+    description: Items for the Spark tests.
+    config:
+      meta:
+        fs:
+          entities: [item]
+          event_time: event_time
+          online: true
+          ttl: 30d
+          owner: tests
+          policy: strict
+    columns:
+      - {{name: item_id, data_type: bigint, description: the item}}
+      - {{name: event_time, data_type: timestamp, description: when}}
+      - name: value
+        data_type: double
+        description: a value
+        config: {{meta: {{fs: {{range: [0, 100]}}}}}}
+      - {{name: color, data_type: string, description: a colour}}
+"""
+
+SNAPSHOT_YAML = f"""
+snapshots:
+  - name: {FG}_snapshot
+    relation: ref('{FG}')
+    config:
+      unique_key: [item_id, event_time]
+      strategy: check
+      check_cols: all
+      hard_deletes: new_record
+"""
+
+FV_YAML = f"""
+version: 2
+models:
+  - name: fv_spark_items
+    description: Labels joined point in time with the Spark items.
+    config:
+      meta:
+        fs:
+          feature_view:
+            spine:
+              model: spark_labels
+              timestamp: label_at
+              label: label
+              columns: [example_id]
+            features:
+              - feature_group: {FG}
+                features: [value, color]
+            boundary: inclusive
+"""
+
+FV_SQL = f"""-- depends_on: {{{{ ref('spark_labels') }}}}
+-- depends_on: {{{{ ref('{FG}_snapshot') }}}}
+{{{{ feature_store.fs_feature_view() }}}}
+"""
+
+V1 = [(1, "2026-01-01 00:00:00", 1.0, "red"), (1, "2026-01-02 00:00:00", 1.5, "red"),
+      (2, "2026-01-01 00:00:00", 2.0, "blue"), (3, "2026-01-01 00:00:00", 3.0, "grey")]
+# item 1 @ Jan 1 corrected (update), item 2 gone (delete), item 4 new (insert), the rest unchanged.
+V2 = [(1, "2026-01-01 00:00:00", 1.25, "red"), (1, "2026-01-02 00:00:00", 1.5, "red"),
+      (3, "2026-01-01 00:00:00", 3.0, "grey"), (4, "2026-01-03 00:00:00", 4.0, "green")]
+BAD = [*V2, (5, "2026-01-04 00:00:00", 500.0, "out of range")]  # fails the strict range expectation
+
+# Label spine: on an event, between events, before any event, on a key without features, a NULL key, a duplicate.
+LABELS = [(10, 1, "2026-01-02 00:00:00", 1), (11, 1, "2026-01-01 12:00:00", 0), (12, 3, "2025-12-31 00:00:00", 1),
+          (13, 9, "2026-01-05 00:00:00", 0), (14, None, "2026-01-05 00:00:00", 1), (15, 4, "2026-01-03 00:00:00", 0),
+          (16, 1, "2026-01-02 00:00:00", 1)]
+
+
+def spark_available() -> None:
+    if shutil.which("java") is None:
+        missing("Spark", "no `java` on PATH (Spark needs Java 17)")
+    try:
+        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        missing("Spark", f"`java -version` failed: {e}")
+    if out.returncode != 0:
+        missing("Spark", f"`java -version` failed: {out.stderr.strip()}")
+    for module in ("pyspark", "delta", "dbt.adapters.spark", "soda_sparkdf"):
+        try:
+            __import__(module)
+        except ImportError as e:
+            missing("Spark", f"{e}; install the extra: pip install -c constraints.txt -e '.[spark]'")
+
+
+def write_items(project: Path, rows: list[tuple]) -> None:
+    # No single quotes in seed values: dbt-spark 1.11's seed INSERT does not escape them.
+    lines = ["item_id,event_time,value,color"] + [f'{i},{t},{v},"{c}"' for i, t, v, c in rows]
+    (project / "seeds" / "spark_items.csv").write_text("\n".join(lines) + "\n")
+
+
+def make_project(root: Path) -> Path:
+    d = use_engine(copy_project(root, with_seeds=False), "spark")
+    fgs = d / "models" / "feature_groups"
+    for p in [*fgs.iterdir(), *(d / "models" / "staging").iterdir(), *(d / "models" / "feature_views").iterdir(),
+              *(d / "snapshots").iterdir()]:
+        p.unlink()
+    (fgs / f"{FG}.sql").write_text(FG_SQL)
+    (fgs / "_spark_items.yml").write_text(FG_YAML)
+    (d / "snapshots" / "spark_items.yml").write_text(SNAPSHOT_YAML)
+    (d / "models" / "feature_views" / "fv_spark_items.sql").write_text(FV_SQL)
+    (d / "models" / "feature_views" / "_fv.yml").write_text(FV_YAML)
+    (d / "seeds" / "spark_labels.csv").write_text(
+        "example_id,item_id,label_at,label\n"
+        + "\n".join(f"{e},{'' if i is None else i},{t},{y}" for e, i, t, y in LABELS) + "\n")
+    (d / "seeds" / "_spark_seeds.yml").write_text(
+        "version: 2\nseeds:\n  - name: spark_labels\n    config:\n      column_types:\n"
+        "        {example_id: bigint, item_id: bigint, label_at: timestamp, label: int}\n"
+        "  - name: spark_items\n    config:\n      column_types:\n"
+        "        {item_id: bigint, event_time: timestamp, value: double, color: string}\n")
+    # The PIT macro, compiled by dbt-spark over hand-made tables in schema pit (pit_oracle's variants).
+    (d / "models" / "pit").mkdir()
+    (d / "models" / "pit" / "_sources.yml").write_text(
+        "version: 2\nsources:\n  - name: pit\n    schema: pit\n    tables: [{name: spine}, {name: fg_a}, {name: fg_b}]\n")
+    for v in VARIANTS:
+        (d / "models" / "pit" / f"{v.name}.sql").write_text(model_sql(v))
+    text = (d / "dbt_project.yml").read_text()
+    (d / "dbt_project.yml").write_text(text.replace(
+        "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
+    write_items(d, V1)
+    return d
+
+
+@pytest.fixture(scope="module")
+def spark_project(tmp_path_factory):
+    """The project after publish 1 (V1), publish 2 (V2) and a blocked strict candidate (BAD): one Spark session."""
+    spark_available()
+    from fs_cli import FeatureStore
+
+    d = make_project(tmp_path_factory.mktemp("spark") / "proj")
+    fs = FeatureStore(d)
+    assert fs.project.engine == "spark"
+    load_pit_tables(fs)  # before any dbt build: the PIT views over them are built with the feature group
+    runs = [fs.run()]
+    write_items(d, V2)
+    runs.append(fs.run())
+    write_items(d, BAD)
+    runs.append(fs.run())
+    yield {"dir": d, "fs": fs, "runs": runs}
+
+
+def load_pit_tables(fs) -> None:
+    with fs.project.warehouse() as wh:
+        wh.ensure_schema("pit")
+        for name, cols in PIT_DDL.items():
+            wh.execute(f"create table pit.{name} ({cols})")
+        # One multi-row insert per table: one Delta file, so the spine's scan order is its insertion order.
+        for name, rows in (("spine", PIT_SPINE), ("fg_a", PIT_FG_A), ("fg_b", PIT_FG_B)):
+            width = len(rows[0])
+            wh.execute(f"insert into pit.{name} values " + ", ".join(["(" + ", ".join("?" * width) + ")"] * len(rows)),
+                       [v for r in rows for v in r])
+
+
+def as_rows(df: pd.DataFrame) -> list[tuple]:
+    return [(int(r.item_id), r.event_time.strftime("%Y-%m-%d %H:%M:%S"), float(r.value), r.color)
+            for r in df.sort_values(["item_id", "event_time"]).itertuples()]
+
+
+def test_publish_commits_and_time_travel(spark_project):
+    fs, (r1, r2, _) = spark_project["fs"], spark_project["runs"]
+    assert r1.ok, r1.to_dict()
+    assert r2.ok, r2.to_dict()
+    log = fs.commits(FG)
+    assert [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows) for c in log] == [(1, 4, 0, 0, 4), (2, 1, 1, 1, 4)]
+    assert log[0].commit_time < log[1].commit_time
+    assert [c.validation for c in log] == ["passed", "passed"]
+    assert as_rows(fs.read(FG, commit=1)) == sorted(V1)
+    assert as_rows(fs.read(FG, commit=2)) == sorted(V2)
+    assert as_rows(fs.read(FG)) == sorted(V2)
+    between = log[0].commit_time + (log[1].commit_time - log[0].commit_time) / 2
+    assert as_rows(fs.read(FG, as_of=between)) == sorted(V1)
+    assert as_rows(fs.read(FG, as_of=log[1].commit_time)) == sorted(V2)
+    # Spark's TIMESTAMP comes back naive UTC, as on DuckDB and Postgres.
+    assert fs.read(FG)["event_time"].dt.tz is None
+
+
+def test_gate_blocks_bad_strict_candidate(spark_project):
+    fs, bad = spark_project["fs"], spark_project["runs"][2]
+    outcome = bad.outcomes[FG]
+    assert not bad.ok and not outcome.published and outcome.commit is None, bad.to_dict()
+    assert any("value" in f for f in outcome.failures), outcome.failures
+    assert len(fs.commits(FG)) == 2  # nothing published
+    assert as_rows(fs.read(FG)) == sorted(V2)
+    failed = fs.validations(FG, limit=1, failed=True)
+    assert failed and all(r["outcome"] in ("fail", "error") for r in failed)
+
+
+def _expected_labels(items: list[tuple]) -> list[tuple]:
+    """Oracle of the feature view: per label row, the item's latest row at or before label_at within 30 days."""
+    out = []
+    for e, item, t, y in LABELS:
+        ts = datetime.fromisoformat(t)
+        cands = [(datetime.fromisoformat(et), v, c) for i, et, v, c in items if item is not None and i == item
+                 and ts - timedelta(days=30) <= datetime.fromisoformat(et) <= ts]
+        best = max(cands) if cands else (None, None, None)
+        out.append((e, ts, y, best[1], best[2]))
+    return out
+
+
+def test_training_dataset_and_export(spark_project, tmp_path):
+    fs = spark_project["fs"]
+    td = fs.create_training_dataset("fv_spark_items")
+    assert td.version == 1 and td.rows == len(LABELS)
+    df = fs.training_dataset("fv_spark_items")
+    got = sorted((int(r.example_id), r.label_at.to_pydatetime(), int(r.label),
+                  None if pd.isna(r.value) else float(r.value), None if pd.isna(r.color) else r.color)
+                 for r in df.itertuples())
+    assert got == sorted(_expected_labels(V2))
+    out = tmp_path / "td.parquet"
+    fs.export_training_dataset("fv_spark_items", out)
+    assert len(pd.read_parquet(out)) == len(LABELS)
+
+
+def test_materialization_into_sqlite_equals_warehouse(spark_project, tmp_path):
+    """Latest row per item within the TTL, picked in Spark, read as Arrow, served from SQLite: equal to the oracle
+    over the rows published now (plain SQL on the snapshot)."""
+    fs = spark_project["fs"]
+    fg = fs.catalog.fg(FG)
+    with fs.project.warehouse(read_only=True) as wh:
+        cols = ", ".join(wh.quote(c) for c in fg.column_names)
+        rows = wh.arrow(f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null "
+                        f"and (dbt_is_deleted is null or dbt_is_deleted <> 'True')")
+    now = datetime(2026, 2, 1, 12)  # item 1's and 3's Jan 1 rows are older than the 30-day TTL: expired
+    store = open_store(f"sqlite:///{tmp_path / 'online.sqlite'}")
+    try:
+        results, warnings = materialize_project(fs.project, fs.catalog, store=store, full=True, now=now)
+        assert not warnings, warnings
+        spec = FGSpec.from_feature_group(fg)
+        expected = oracle_latest(spec, rows, now)
+        assert sorted(expected) == [1, 4]
+        assert {r.feature_group: r.written for r in results} == {FG: len(expected)}
+        client = TestClient(create_app(store, clock=lambda: (now - datetime(1970, 1, 1)).total_seconds(),
+                                       log_dir=None))
+        keys = [1, 2, 3, 4, 99]
+        r = client.post("/get-online-features",
+                        json={"features": [f"{FG}:value", f"{FG}:color"], "entities": {"item_id": keys}})
+        assert r.status_code == 200, r.text
+        res = r.json()["results"]
+        for j, k in enumerate(keys):
+            if k in expected:
+                assert [res[1]["values"][j], res[2]["values"][j]] == [expected[k]["value"], expected[k]["color"]]
+            else:
+                assert res[1]["statuses"][j] == "NOT_FOUND", k
+    finally:
+        store.close()
+
+
+PIT_DDL = {
+    "spine": "k1 bigint, k2 string, ts timestamp, label bigint",
+    "fg_a": "k1 bigint, et timestamp, cr timestamp, x double, y string",
+    "fg_b": "id bigint, region string, t timestamp, z double",
+}
+TS = T0 + 4 * STEP  # 2 hours after T0: fg_a's 2-hour TTL ends exactly at T0
+PIT_SPINE = [
+    (1, "eu", TS, 1), (2, "eu", TS, 0), (3, "eu", TS, 0),
+    (1, "eu", TS, 1),                       # a duplicate spine row comes out twice, in place
+    (None, "eu", TS, 0), (1, None, TS, 1),  # NULL keys match nothing
+    (1, "us", None, 0),                     # NULL time matches nothing
+    (2, "us", T0 + 2 * STEP, 1),            # fg_b row exactly at the spine time: inclusive only
+    (3, "eu", T0, 0),                       # fg_b row exactly one TTL (1 h) before
+]
+PIT_FG_A = [
+    (1, TS, T0, 10.0, "now"), (1, TS, T0 + STEP, 11.0, "later_created"),  # tie on event time: latest created wins
+    (1, TS, None, 12.0, "it's null"),                                  # a NULL created time loses the tie
+    (1, T0, T0, 0.0, "edge"),                                             # exactly at the TTL boundary
+    (2, T0 - STEP, T0, 5.0, "too_old"), (3, TS + STEP, T0, 7.0, "future"),
+    (None, TS, T0, 99.0, "null_key"), (2, None, T0, 98.0, "null_time"), (3, T0, T0, 3.0, "at_spine_time"),
+]
+PIT_FG_B = [
+    (1, "eu", TS, 1.0), (1, "eu", TS - 2 * STEP, 2.0), (2, "us", T0 + 2 * STEP, 3.0), (2, "us", T0 + STEP, 4.0),
+    (None, "eu", TS, 5.0), (3, "eu", T0 - timedelta(hours=1), 6.0), (3, "eu", T0 - timedelta(hours=2), 7.0),
+]
+
+
+def test_point_in_time_join_matches_oracle(spark_project):
+    """spark__fs_point_in_time_join (window functions; rows numbered in scan order) against the brute-force oracle
+    on hand-made edge cases: TTL boundary, ties on event time (created time, NULL created), NULL keys and times,
+    duplicates, spine order kept."""
+    fs = spark_project["fs"]
+    res = fs.project.dbt(["compile", "--select", "path:models/pit"])
+    assert res.success, res.exception
+    compiled = {r.node.name: r.node.compiled_code for r in res.results}
+    assert set(compiled) == {v.name for v in VARIANTS}
+    with fs.project.warehouse() as wh:
+        for v in VARIANTS:
+            table = wh.arrow(compiled[v.name])
+            assert table.column_names == [*SPINE_COLS, "x", "y", "b_z", "b_id"]
+            got = list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True))
+            check(got, oracle(PIT_SPINE, PIT_FG_A, PIT_FG_B, v), v)
