@@ -261,14 +261,14 @@ def table_name(feature_view: str, version: int) -> str:
     return f"{feature_view}_v{version}"
 
 
-def _row_to_td(row: tuple) -> TrainingDataset:
+def _row_to_td(row: tuple, quote=quote_ident) -> TrainingDataset:
     d = dict(zip([n for n, _ in _META_COLUMNS], row, strict=True))
     for k in _JSON:
         if isinstance(d[k], str):
             d[k] = json.loads(d[k])
     return TrainingDataset(
         feature_view=d["feature_view"], version=int(d["version"]),
-        table=f"{TD_SCHEMA}.{quote_ident(d['table_name'])}", created_at=d["created_at"], as_of=d["as_of"],
+        table=f"{TD_SCHEMA}.{quote(d['table_name'])}", created_at=d["created_at"], as_of=d["as_of"],
         read_at=d["read_at"], fg_commits=d["fg_commits"], spine_model=d["spine_model"],
         spine_start=d["spine_start"], spine_end=d["spine_end"], split=d["split"], row_counts=d["row_counts"],
         rows=int(d["rows"]), content_hash=d["content_hash"], features=d["features"], labels=d["labels"],
@@ -279,10 +279,10 @@ def _row_to_td(row: tuple) -> TrainingDataset:
 def list_tds(wh: Warehouse, feature_view: str | None = None) -> list[TrainingDataset]:
     if not relation_exists(wh, META_SCHEMA, "training_datasets"):
         return []
-    names = ", ".join(quote_ident(n) for n, _ in _META_COLUMNS)
+    names = ", ".join(wh.quote(n) for n, _ in _META_COLUMNS)  # Spark: "x" is a string, `x` a column
     where, params = ("where feature_view = ?", [feature_view]) if feature_view else ("", [])
     rows = wh.execute(f"select {names} from {TD_META} {where} order by feature_view, version", params).fetchall()
-    return [_row_to_td(r) for r in rows]
+    return [_row_to_td(r, wh.quote) for r in rows]
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
