@@ -264,7 +264,7 @@ def test_materialization_into_sqlite_equals_warehouse(spark_project, tmp_path):
         cols = ", ".join(wh.quote(c) for c in fg.column_names)
         rows = wh.arrow(f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null "
                         f"and (dbt_is_deleted is null or dbt_is_deleted <> 'True')")
-    now = datetime(2026, 2, 1, 12)  # item 1's and 3's Jan 1 rows are older than the 30-day TTL: expired
+    now = datetime(2026, 1, 31, 12)  # 30-day TTL from Jan 1 12:00: item 3 (Jan 1 00:00) expired, 1 and 4 live
     store = open_store(f"sqlite:///{tmp_path / 'online.sqlite'}")
     try:
         results, warnings = materialize_project(fs.project, fs.catalog, store=store, full=True, now=now)
