@@ -24,6 +24,8 @@ os.environ.setdefault("PGTZ", "UTC")
 
 STATE_DIR = ".fs"  # the store's files (DuckDB warehouse, online store, logs): outside target/, which `dbt clean` empties
 
+# dbt commands that (re)write target/manifest.json, which the read-only fast path then reuses (not `clean`/`deps`).
+_WRITES_MANIFEST = {"parse", "build", "run", "compile", "snapshot", "seed", "test", "ls", "list", "show"}
 _DBT_LOCK = threading.Lock()  # dbt's in-process runner keeps global state: one invocation at a time.
 
 
@@ -271,7 +273,7 @@ class Project:
                 _release_duckdb()
         if cmd == "parse" and res.success:
             self._manifest = res.result
-        if res.success and "--inline" not in rest:
+        if res.success and cmd in _WRITES_MANIFEST and "--inline" not in rest:
             manifest_cache.record(self, fp)  # target/manifest.json now belongs to the files as they were
         results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []
         return DbtResult(success=bool(res.success), results=results, exception=res.exception,

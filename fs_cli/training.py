@@ -640,7 +640,10 @@ def decimals_as_double(table: pa.Table) -> pa.Table:
     same Arrow type whichever engine chose a decimal for the column."""
     for i, f in enumerate(table.schema):
         if pa.types.is_decimal(f.type):
-            table = table.set_column(i, pa.field(f.name, pa.float64(), f.nullable), table.column(i).cast(pa.float64()))
+            # Through the decimal's text: pyarrow's direct cast can land one ulp off (84.96 -> 84.96000000000001),
+            # while parsing the exact decimal text gives the double nearest to it, as every engine's cast does.
+            exact = table.column(i).cast(pa.string()).cast(pa.float64())
+            table = table.set_column(i, pa.field(f.name, pa.float64(), f.nullable), exact)
     return table
 
 

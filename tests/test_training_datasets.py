@@ -352,7 +352,7 @@ def test_macro_prefix_strict_boundary_and_entity_mapping_match_the_oracle(timeli
                                   cat.entities, cat.manifest)
     assert not errs
     inline = ("{{ feature_store.fs_feature_view_sql('fv_inline', fromjson('" + json.dumps(decl) + "')) }}\n"
-              "-- ttl {{ feature_store.fs_fv_ttl_seconds('2w') }} {{ feature_store.fs_fv_ttl_seconds('36h') }}")
+              "-- ttl {{ feature_store.fs_ttl_seconds('2w') }} {{ feature_store.fs_ttl_seconds('36h') }}")
     res = fs.project.dbt(["compile", "--log-level", "none", "--inline", inline])
     assert res.success, res.exception
     sql = res.results[0].node.compiled_code
