@@ -79,16 +79,20 @@ def engine(request) -> str:
 def demo_project(tmp_path_factory) -> Path:
     """The demo, built and published twice (day 1 with cutoff 2026-01-15, then day 2), once per test worker;
     training dataset fv_fraud_detection:1 was created between the two publishes."""
-    from fs_cli import FeatureStore
+    # Training dataset v1 is made right after commit 1: test_training_datasets.py proves --as-of reproduces it.
+    return build_demo(copy_project(tmp_path_factory.mktemp("demo") / "proj"))  # warehouse: .fs/feature_store.duckdb
 
-    d = copy_project(tmp_path_factory.mktemp("demo") / "proj")  # warehouse: d/.fs/feature_store.duckdb
-    r1 = FeatureStore(d, vars={"demo_data_cutoff": "2026-01-15 00:00:00"}).run(materialize=False)
-    assert r1.ok, r1.to_dict()
-    fs = FeatureStore(d)
-    # Training dataset v1, made right after commit 1: test_training_datasets.py proves --as-of reproduces it.
-    fs.create_training_dataset("fv_fraud_detection", split="random:0.8,0.2:7", description="right after commit 1")
-    r2 = fs.run(materialize=False)
-    assert r2.ok, r2.to_dict()
+
+def drop_demo_models(d: Path) -> Path:
+    """Remove the demo's feature groups, snapshots, staging models and views from a project copy made without the
+    demo seeds, so a test can add only its own."""
+    for f in ["fg_customer_transactions", "fg_customer_profile", "fg_merchant_activity"]:
+        (d / "models" / "feature_groups" / f"{f}.sql").unlink()
+    (d / "models" / "feature_groups" / "_feature_groups.yml").unlink()
+    (d / "snapshots" / "feature_groups.yml").unlink()
+    for sub in ("staging", "feature_views"):
+        for p in (d / "models" / sub).iterdir():
+            p.unlink()
     return d
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import drop_demo_models
 
 from fs_cli import FeatureStore
 
@@ -60,13 +61,7 @@ def make_items_project(project_copy, engine: str) -> Path:
     (d / "models" / "feature_groups" / "_test_items.yml").write_text(FG_YAML)
     (d / "snapshots" / "test_items.yml").write_text(SNAPSHOT_YAML)
     # Only the test group: the demo's models and snapshots would need the demo seeds.
-    for f in ["fg_customer_transactions", "fg_customer_profile", "fg_merchant_activity"]:
-        (d / "models" / "feature_groups" / f"{f}.sql").unlink()
-    (d / "models" / "feature_groups" / "_feature_groups.yml").unlink()
-    (d / "snapshots" / "feature_groups.yml").unlink()
-    for sub in ("staging", "feature_views"):
-        for p in (d / "models" / sub).iterdir():
-            p.unlink()
+    drop_demo_models(d)
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))

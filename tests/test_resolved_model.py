@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import drop_demo_models
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -204,13 +205,7 @@ SKEW_MODELS = {
 @pytest.fixture
 def skew_project(project_copy) -> Path:
     d = project_copy("skew", with_seeds=False)
-    for f in ["fg_customer_transactions", "fg_customer_profile", "fg_merchant_activity"]:
-        (d / "models" / "feature_groups" / f"{f}.sql").unlink()
-    (d / "models" / "feature_groups" / "_feature_groups.yml").unlink()
-    (d / "snapshots" / "feature_groups.yml").unlink()
-    for sub in ("staging", "feature_views"):
-        for p in (d / "models" / sub).iterdir():
-            p.unlink()
+    drop_demo_models(d)
     for rel, text in SKEW_MODELS.items():
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         (d / rel).write_text(textwrap.dedent(text).lstrip())
