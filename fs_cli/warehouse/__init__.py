@@ -56,24 +56,3 @@ def relation_exists(wh: Any, schema: str, name: str) -> bool:
     row = wh.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
                      [schema, name]).fetchall()[0]
     return bool(row and row[0])
-
-
-def target_type(project: Project) -> Any:
-    return project.target_config().get("type")
-
-
-# -- transition: raw DuckDB connections for code not yet on the Warehouse interface (removed when all is moved) --
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-
-@contextmanager
-def connect(path: Path, read_only: bool = False) -> Iterator[Any]:
-    from .duckdb import DuckDBWarehouse
-
-    wh = DuckDBWarehouse(path, read_only=read_only)
-    try:
-        yield wh.con
-    finally:
-        wh.close()
