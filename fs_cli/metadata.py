@@ -20,7 +20,7 @@ from .timeutil import format_ttl, parse_ttl
 POLICIES = ("strict", "warn")
 FG_KEYS = {
     "entities", "primary_key", "event_time", "created_time", "online", "ttl", "owner", "tags", "policy",
-    "description", "reference", "drift", "expectations", "contract", "freshness",
+    "description", "reference", "drift", "expectations", "contract", "freshness", "push_source",
 }
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

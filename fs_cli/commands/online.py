@@ -100,6 +100,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     os.environ["FS_ONLINE_STORE"] = url
     os.environ["FS_MAX_BATCH"] = str(max_batch)
     os.environ["FS_SERVED_LOG_DIR"] = "" if no_log else str(log_dir or (state_dir / "served_vectors"))
+    os.environ["FS_PUSH_DIR"] = os.environ.get("FS_PUSH_DIR") or str(state_dir / "push")  # POST /push's log
     err_console.print(f"serving {url} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                       f"docs at /docs; API keys {'on' if os.environ.get('FS_API_KEYS') else 'off'}", highlight=False)
     uvicorn.run("fs_cli.server.main:app_from_env", factory=True, host=host, port=port, workers=workers,

@@ -23,6 +23,7 @@ from ..timeutil import utcnow
 from ..warehouse import Warehouse
 from .backends import DEFAULT_SQLITE_NAME, default_url, open_store
 from .materialize import MaterializeResult, Progress, keys_of, materialize
+from .push import publish_push_specs
 from .specs import FGSpec, FVSpec
 from .store import OnlineStore
 
@@ -173,6 +174,7 @@ def materialize_project(
                 results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress))
         if not results:
             store.publish_views(views)
+        publish_push_specs(store, catalog)  # what the service checks pushed rows against (fs_cli/online/push.py)
     finally:
         if own:
             store.close()

@@ -101,6 +101,34 @@ if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], '@views', ARGV[5]) end
 return {version, tonumber(g), redis.call('HLEN', key)}
 """
 
+# Push ingestion. KEYS: gen hash. ARGV: data key prefix, fg, then (key, event_us, packed row) triples. Each row is
+# written only if its event time is >= the served one (the packed row starts with "[<event_us>,"); one script, so a
+# request is applied whole or not at all and readers never see half of it.
+_UPSERT_NEWER = """
+local cur = redis.call('HGET', KEYS[1], ARGV[2])
+if not cur then return {-2, 0} end
+local g = string.match(cur, '^(%d+)')
+local key = ARGV[1] .. ARGV[2] .. ':' .. g
+local written, skipped = 0, 0
+local i = 3
+while i <= #ARGV do
+  local old = redis.call('HGET', key, ARGV[i])
+  local newer = true
+  if old then
+    local e = tonumber(string.match(old, '^%[(%-?%d+)'))
+    if e and e > tonumber(ARGV[i + 1]) then newer = false end
+  end
+  if newer then
+    redis.call('HSET', key, ARGV[i], ARGV[i + 2])
+    written = written + 1
+  else
+    skipped = skipped + 1
+  end
+  i = i + 3
+end
+return {written, skipped}
+"""
+
 _PIPE_CHUNK = 5_000
 
 
@@ -123,6 +151,7 @@ class RedisStore(OnlineStore):
         self._read = self.r.register_script(_READ)
         self._flip = self.r.register_script(_FLIP)
         self._incr = self.r.register_script(_INCR)
+        self._upsert_newer = self.r.register_script(_UPSERT_NEWER)
 
     def data_key(self, fg: str, gen: int | str) -> str:
         return f"{self.k_data}{fg}:{gen}"
@@ -173,6 +202,22 @@ class RedisStore(OnlineStore):
             return Pointer(fg, int(g), int(version), meta_out)
         raise SupersededError(f"feature group {fg}: the online version kept changing during an incremental update",
                               fix="retry `fs materialize`")
+
+    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
+        args: list[Any] = [self.k_data, fg]
+        for k, event_us, v in items:
+            args += [k, event_us, v]
+        written, skipped = self._upsert_newer(keys=[self.k_gen], args=args)
+        if written == -2:
+            raise FeatureStoreError(f"feature group {fg} is not online yet",
+                                    fix="publish and materialize it once (`fs run` / `fs materialize`)")
+        return int(written), int(skipped)
+
+    def put_document(self, name: str, blob: bytes) -> None:
+        self.r.hset(self.k_meta, "@doc:" + name, blob)
+
+    def document(self, name: str) -> bytes | None:
+        return self.r.hget(self.k_meta, "@doc:" + name)
 
     def publish_views(self, views: dict[str, FVSpec]) -> None:
         self.r.hset(self.k_meta, "@views", _views_blob(views))

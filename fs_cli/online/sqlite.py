@@ -151,6 +151,49 @@ class SQLiteStore(OnlineStore):
             con.execute("rollback")
             raise
 
+    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
+        con = self._con()
+        con.execute("begin immediate")  # one write transaction: the whole request or none of it
+        try:
+            row = con.execute("select gen from fs_pointer where fg = ?", (fg,)).fetchone()
+            if row is None:
+                raise FeatureStoreError(f"feature group {fg} is not online yet",
+                                        fix="publish and materialize it once (`fs run` / `fs materialize`)")
+            gen = row[0]
+            served: dict[str, int] = {}
+            keys = list(dict.fromkeys(k for k, _, _ in items))
+            for i in range(0, len(keys), _MAX_VARS):
+                part = keys[i:i + _MAX_VARS]
+                marks = ",".join("?" * len(part))
+                for k, v in con.execute(f"select k, v from fs_rows where fg = ? and gen = ? and k in ({marks})",
+                                        (fg, gen, *part)):
+                    served[k] = orjson.loads(v)[0]
+            newer = []
+            for k, event_us, v in items:
+                if k not in served or event_us >= served[k]:
+                    served[k] = event_us
+                    newer.append((fg, gen, k, v))
+            con.executemany("insert or replace into fs_rows values (?, ?, ?, ?)", newer)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        return len(newer), len(items) - len(newer)
+
+    def put_document(self, name: str, blob: bytes) -> None:
+        con = self._con()
+        con.execute("begin immediate")
+        try:
+            con.execute("insert or replace into fs_registry values (?, ?)", ("doc:" + name, blob))
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+
+    def document(self, name: str) -> bytes | None:
+        row = self._con().execute("select value from fs_registry where name = ?", ("doc:" + name,)).fetchone()
+        return row[0] if row else None
+
     def drop(self, fg: str) -> None:
         con = self._con()
         con.execute("begin immediate")

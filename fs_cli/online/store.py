@@ -118,6 +118,20 @@ class OnlineStore(ABC):
     def read(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[ReadResult | None]:
         """Values for (fg, keys) pairs from ONE consistent snapshot; None for an FG never materialized."""
 
+    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
+        """Push ingestion (fs_cli.online.push): write (key, event_us, packed row) into the FG's current row set,
+        each only if its event time is >= the one served for that key, all in ONE atomic step. The version is not
+        bumped (the schema is unchanged). Returns (written, skipped as older). Raises FeatureStoreError if the FG
+        has no online version."""
+        raise NotImplementedError
+
+    def put_document(self, name: str, blob: bytes) -> None:
+        """Store a small named document next to the published views (e.g. the push specs)."""
+        raise NotImplementedError
+
+    def document(self, name: str) -> bytes | None:
+        raise NotImplementedError
+
     def ping(self) -> bool:
         return True
 

@@ -2,6 +2,7 @@
 
 Endpoints: POST /get-online-features (Feast's feature-server shape), GET /feature-views/{name}/vector,
 POST /feature-views/{name}/vectors, GET /feature-views, /health, /ready, /metrics, and the OpenAPI page /docs.
+Push ingestion (Feast's shapes): POST /push and POST /write-to-online-store (core: fs_cli/online/push.py).
 
 Speed matters here (the bench holds it to >= 0.6x a bare endpoint), so handlers read the raw body and parse it
 with orjson instead of a pydantic model, and the cross-cutting work (request id, API key, metrics) is one pure
@@ -24,8 +25,11 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import FeatureStoreError
+from ..online.push import PushService
+from ..online.push_log import PUSH_DIR_ENV, PushLog
 from ..online.reader import DEFAULT_MAX_BATCH, OnlineReader, RequestError, parse_query_key
 from ..online.store import OnlineStore
 from ..transforms.served_vector import serving_for
@@ -65,6 +69,25 @@ VECTORS_REQUEST_SCHEMA = {
                                                                "(default: the latest, if the view has any)"},
                    "transformed": {"type": "boolean", "default": True}},
 }
+_DF = {"type": "object", "additionalProperties": {"type": "array", "items": {}},
+       "description": "columns of the rows: {column: [values]} (keys, event time, features)",
+       "example": {"customer_id": [1], "profile_updated_at": ["2026-02-01T10:00:00"], "segment": ["gold"]}}
+# Feast 0.67 feature_server.PushFeaturesRequest / WriteToFeatureStoreRequest (transform_on_write is accepted, unused:
+# fs applies no on-write transformation).
+PUSH_REQUEST_SCHEMA = {
+    "type": "object", "title": "PushFeaturesRequest", "required": ["push_source_name", "df"],
+    "properties": {"push_source_name": {"type": "string", "description": "a feature group or its declared push_source"},
+                   "df": _DF, "to": {"type": "string", "enum": ["online", "offline", "online_and_offline"],
+                                     "default": "online"},
+                   "allow_registry_cache": {"type": "boolean", "default": True},
+                   "transform_on_write": {"type": "boolean", "default": True}},
+}
+WRITE_REQUEST_SCHEMA = {
+    "type": "object", "title": "WriteToFeatureStoreRequest", "required": ["feature_view_name", "df"],
+    "properties": {"feature_view_name": {"type": "string", "description": "a feature group name"}, "df": _DF,
+                   "allow_registry_cache": {"type": "boolean", "default": True},
+                   "transform_on_write": {"type": "boolean", "default": True}},
+}
 _ERROR = {"description": "bad request: JSON {error, fix}",
           "content": {"application/json": {"schema": {"type": "object", "properties": {
               "error": {"type": "string"}, "fix": {"type": ["string", "null"]}}}}}}
@@ -93,7 +116,7 @@ def _route_of(path: str) -> str:
     return path if path in _KNOWN else "other"
 
 
-_KNOWN = {"/get-online-features", "/feature-views", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
+_KNOWN = {"/get-online-features", "/push", "/write-to-online-store", "/feature-views", "/health", "/ready", "/metrics", "/docs", "/openapi.json"}
 
 
 class _Edge:
@@ -229,9 +252,11 @@ def create_app(
     clock: Callable[[], float] = time.time,
     log_max_bytes: int = 50 * 2**20,
     log_max_files: int = 20,
+    push_dir: str | os.PathLike | None = None,
 ) -> FastAPI:
     """The service over `store`. `api_keys`: list or comma-separated text (default $FS_API_KEYS; none = open).
-    `log_dir`: where served vectors are logged (default $FS_SERVED_LOG_DIR; none = not logged)."""
+    `log_dir`: where served vectors are logged (default $FS_SERVED_LOG_DIR; none = not logged).
+    `push_dir`: the push log (default $FS_PUSH_DIR; none = /push and /write-to-online-store answer 503)."""
     if api_keys is None:
         api_keys = os.environ.get("FS_API_KEYS", "")
     if isinstance(api_keys, str):
@@ -241,6 +266,9 @@ def create_app(
     reader = OnlineReader(store, max_batch=max_batch, clock=clock)
     metrics = Metrics()
     served_log = ServedLog(log_dir, max_bytes=log_max_bytes, max_files=log_max_files) if log_dir else None
+    if push_dir is None:
+        push_dir = os.environ.get(PUSH_DIR_ENV) or None
+    pusher = PushService(store, PushLog(push_dir), clock=clock) if push_dir else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -376,6 +404,45 @@ def create_app(
         except Exception as e:
             return _unexpected(e)
         return _json_response(answer, headers=_versions_header(answer["versions"]))
+
+    async def _push(request: Request, name_field: str) -> Response:
+        if pusher is None:
+            return _json_response({"error": "push ingestion is off: no push log directory",
+                                   "fix": f"set {PUSH_DIR_ENV} (`fs serve` sets it to the project's .fs/push)"}, 503)
+        try:
+            body = await _body(request)
+            if not isinstance(body, dict):
+                raise RequestError("the request body must be a JSON object",
+                                   fix=f'e.g. {{"{name_field}": "fg_customer_profile", "df": {{...}}}}')
+            by_source = name_field == "push_source_name"
+            to = body.get("to", "online") if by_source else "online"
+            # fsync + a write transaction: off the event loop, so lookups keep being answered meanwhile
+            result = await run_in_threadpool(pusher.push, body.get(name_field), body.get("df"), to=to,
+                                             by_source=by_source)
+        except FeatureStoreError as e:
+            status = getattr(e, "status", 400)
+            extra = {k: getattr(e, k) for k in ("row", "column", "rule") if getattr(e, k, None) is not None}
+            return _json_response({"error": e.message, "fix": e.fix, **extra}, status)
+        except Exception as e:
+            return _unexpected(e)
+        return _json_response(result.to_dict())
+
+    @app.post("/push", tags=["push"], responses={**_ERRORS, 422: _ERROR, 503: _ERROR},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": PUSH_REQUEST_SCHEMA}}}})
+    async def push(request: Request) -> Response:
+        """Feast's push: rows of a feature group (named by its name or declared `push_source`), checked against
+        its declared expectations (one failing row: 422, nothing written), logged durably for the next `fs run`
+        to publish, and written to the online store in one atomic step where newer than what is served."""
+        return await _push(request, "push_source_name")
+
+    @app.post("/write-to-online-store", tags=["push"], responses={**_ERRORS, 422: _ERROR, 503: _ERROR},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": WRITE_REQUEST_SCHEMA}}}})
+    async def write_to_online_store(request: Request) -> Response:
+        """Feast's write_to_online_store (what `online_store: {type: remote}` clients call): like /push with
+        `to: online`, the feature group named by `feature_view_name`."""
+        return await _push(request, "feature_view_name")
 
     @app.get("/feature-views", tags=["catalog"])
     async def feature_views() -> Response:

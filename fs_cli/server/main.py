@@ -1,7 +1,7 @@
 """Entry point for uvicorn (`fs serve`): builds the app from environment variables, one per worker process.
 
 FS_ONLINE_STORE (store URL), FS_ONLINE_PREFIX (Redis key prefix), FS_API_KEYS (comma separated),
-FS_SERVED_LOG_DIR (served-vector logs; empty = off), FS_MAX_BATCH. uvicorn needs an import string to start
+FS_SERVED_LOG_DIR (served-vector logs; empty = off), FS_MAX_BATCH, FS_PUSH_DIR (push log; empty = push off). uvicorn needs an import string to start
 several workers, hence a factory reading the environment rather than arguments.
 """
 
@@ -22,4 +22,5 @@ def app_from_env() -> FastAPI:
         api_keys=os.environ.get("FS_API_KEYS", ""),
         log_dir=os.environ.get("FS_SERVED_LOG_DIR") or None,
         max_batch=int(os.environ.get("FS_MAX_BATCH", "1000")),
+        push_dir=os.environ.get("FS_PUSH_DIR") or None,
     )

@@ -1,0 +1,137 @@
+"""The durable push log: one JSONL file per feature group under `<project>/.fs/push/` (or $FS_PUSH_DIR).
+
+Why files and not a warehouse table: the online service must never open the warehouse (DuckDB allows one writer
+process per file, and `fs run` holds it), so the service appends here and `fs run` loads the file into the warehouse
+(`fs_push.<group>`, fs_cli/push_publish.py). A push is acknowledged only after its lines are written and fsynced.
+
+Line format: `{"id": "<request id>:<row>", "pushed_at": "<naive UTC ISO>", "row": {column: value}}`.
+
+Concurrency: every writer (several uvicorn workers) takes an exclusive `flock` on the file, checks the file it
+locked is still the one at the path (the consumer replaces it), appends one `write()` and fsyncs. The consumer
+reads complete lines up to an offset, and after the commit rewrites the file without that prefix (write a temp file,
+fsync, rename: atomic). A crash at any point leaves either the old file or the new one; the ids make a second
+reading of the same lines harmless (the warehouse load skips ids it has).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import FeatureStoreError
+from .specs import IDENT
+
+PUSH_DIR_ENV = "FS_PUSH_DIR"
+
+
+def push_dir_for(state_dir: str | os.PathLike) -> Path:
+    """$FS_PUSH_DIR, else <state dir>/push (the project's .fs/push)."""
+    env = os.environ.get(PUSH_DIR_ENV)
+    return Path(env) if env else Path(state_dir) / "push"
+
+
+class PushLog:
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+
+    def path(self, fg: str) -> Path:
+        if not IDENT.match(fg):
+            raise FeatureStoreError(f"feature group name {fg!r} is not a plain identifier")
+        return self.dir / f"{fg}.jsonl"
+
+    @contextmanager
+    def _locked(self, fg: str) -> Iterator[int]:
+        """An fd of the current log file of `fg`, exclusively locked (re-opened if it was replaced meanwhile)."""
+        path = self.path(fg)
+        if not self.dir.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self.dir.parent)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    same = os.fstat(fd).st_ino == os.stat(path).st_ino
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # the consumer replaced the file while we waited: lock the new one
+        try:
+            yield fd
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def append(self, fg: str, records: list[dict[str, Any]]) -> None:
+        """Append records durably: returns only after the bytes are on disk."""
+        data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+        with self._locked(fg) as fd:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a writer died mid-line: end its torn line so ours parses
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+
+    def read(self, fg: str) -> tuple[list[dict[str, Any]], int]:
+        """Every complete record now in the log, and the byte offset they end at."""
+        path = self.path(fg)
+        if not path.is_file():
+            return [], 0
+        with self._locked(fg) as fd:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0) if size else b""
+        end = data.rfind(b"\n") + 1  # a torn last line (crash mid-write, never acknowledged) is not a record
+        out = []
+        for line in data[:end].splitlines():
+            if line.strip():
+                try:
+                    out.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    continue  # a torn line followed by later appends: it was never acknowledged either
+        return out, end
+
+    def consume(self, fg: str, upto: int) -> None:
+        """Drop the first `upto` bytes (records already published); keep what was appended since."""
+        path = self.path(fg)
+        if upto <= 0 or not path.is_file():
+            return
+        with self._locked(fg) as fd:
+            size = os.fstat(fd).st_size
+            rest = os.pread(fd, size - upto, upto) if size > upto else b""
+            tmp = path.with_suffix(".jsonl.tmp")
+            with open(tmp, "wb") as f:
+                f.write(rest)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # writers waiting on the old file's lock re-open the new one
+            _fsync_dir(self.dir)
+
+    def groups(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.jsonl"))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
