@@ -74,7 +74,9 @@ def fresh_start() -> str:
 def main() -> int:
     os.chdir(ROOT)
     env = dict(os.environ)
-    where = fresh_start()
+    # In a child process: on Spark the session (and its one-process metastore) lives as long as its process.
+    where = subprocess.run([sys.executable, "-c", "from fs_cli.demo.tour import fresh_start; print(fresh_start())"],
+                           env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     print(f"demo on the {where}", flush=True)
     t0 = time.time()
     for i, (title, argv) in enumerate(STEPS, 1):

@@ -56,19 +56,24 @@ _TABLE_COLUMNS: list[tuple[str, list[tuple[str, str, bool]], str]] = [
                   ("deleted_by", "text", False), ("reason", "text", False)], "name, version"),
 ]
 
-# One row per version with its status, aliases and latest validation: what a BI user wants first.
-_VIEW = f"""create or replace view {REGISTRY_VIEW} as
+# One row per version with its status, aliases and latest validation: what a BI user wants first. Joins to
+# grouped derived tables, not correlated subqueries, so that every engine (Spark included) plans it.
+def _view(wh: Warehouse) -> str:
+    return f"""create or replace view {REGISTRY_VIEW} as
     select v.name, v.version, v.created_at, v.task, v.estimator_class,
            v.training_dataset, v.training_dataset_version, v.input_transformed, v.artifact_sha256,
            case when t.version is null then 'active' else 'deleted' end as status,
-           (select string_agg(a.alias, ',' order by a.alias) from {ALIASES} a
-             where a.name = v.name and a.version = v.version) as aliases,
-           (select mv.status from {VALIDATIONS} mv
-             where mv.name = v.name and mv.version = v.version
-               and mv.validation_id = (select max(m2.validation_id) from {VALIDATIONS} m2
-                                        where m2.name = v.name and m2.version = v.version)) as validation_status,
+           al.aliases, lv.status as validation_status,
            v.metrics, v.meta, v.tags, v.description
-    from {VERSIONS} v left join {TOMBSTONES} t on t.name = v.name and t.version = v.version"""
+    from {VERSIONS} v
+    left join {TOMBSTONES} t on t.name = v.name and t.version = v.version
+    left join (select name, version, {wh.sorted_text_agg('alias', ',')} as aliases from {ALIASES}
+               group by name, version) al on al.name = v.name and al.version = v.version
+    left join (select mv.name, mv.version, mv.status from {VALIDATIONS} mv
+               join (select name, version, max(validation_id) as validation_id from {VALIDATIONS}
+                     group by name, version) m2
+                 on m2.name = mv.name and m2.version = mv.version and m2.validation_id = mv.validation_id) lv
+      on lv.name = v.name and lv.version = v.version"""
 
 
 def _ddl(wh: Warehouse, table: str, columns: list[tuple[str, str, bool]], key: str) -> str:
@@ -81,12 +86,10 @@ _MIGRATIONS = [(VERSIONS, "input_transformed", "boolean")]
 
 
 def _up_to_date(wh: Warehouse) -> bool:
-    n = wh.scalar(
-        "select count(*) from information_schema.columns where table_schema = ? and "
-        "((table_name = 'model_versions' and column_name = 'input_transformed') or "
-        "(table_name = 'model_registry' and column_name = 'input_transformed'))", [META_SCHEMA])
     have = set(wh.tables(META_SCHEMA))
-    return n == 2 and all(t in have for t in _TABLES)
+    if not all(t in have for t in (*_TABLES, "model_registry")):
+        return False
+    return all("input_transformed" in {c for c, _ in wh.describe(rel)} for rel in (VERSIONS, REGISTRY_VIEW))
 
 
 def ensure_registry(wh: Warehouse) -> None:
@@ -99,8 +102,9 @@ def ensure_registry(wh: Warehouse) -> None:
         for table, columns, key in _TABLE_COLUMNS:
             wh.execute(_ddl(wh, table, columns, key))
         for table, column, logical in _MIGRATIONS:
-            wh.execute(f"alter table {table} add column if not exists {wh.quote(column)} {wh.type(logical)}")
-        wh.execute(_VIEW)
+            if column not in {c for c, _ in wh.describe(table)}:
+                wh.add_column(table, column, logical)
+        wh.execute(_view(wh))
     except Exception as e:
         if not (wh.is_write_conflict(e) and _up_to_date(wh)):  # a concurrent writer did the same; else real
             raise

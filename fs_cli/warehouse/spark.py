@@ -283,6 +283,12 @@ class SparkWarehouse(Warehouse):
     def text_sort(self, expr: str) -> str:
         return expr  # Spark compares strings by UTF-8 bytes = code point order
 
+    def sorted_text_agg(self, expr: str, sep: str) -> str:
+        return f"array_join(array_sort(collect_list({expr})), '{sep}')"  # no ordered string_agg in Spark
+
+    def add_column(self, relation: str, column: str, logical: str) -> None:
+        self.execute(f"alter table {relation} add columns ({self.quote(column)} {self.type(logical)})")
+
     # -- scratch relations (validation) ------------------------------------------------------------------
     def temp_relation(self, name: str) -> str:
         return self.quote(name)
