@@ -11,9 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow costs ~0.3-1 s to import: paid by the calls that use Arrow
+    import pyarrow as pa
 
 META_SCHEMA = "fs_meta"
 
@@ -148,6 +149,14 @@ class Warehouse(ABC):
         """An ORDER BY expression that sorts the text `expr` by code point, whatever the database collation (so
         that a canonical row order is the same on every engine)."""
         return expr
+
+    def sorted_text_agg(self, expr: str, sep: str) -> str:
+        """An aggregate: the text values of `expr` in a group, sorted, joined by the literal `sep`."""
+        return f"string_agg({expr}, '{sep}' order by {expr})"
+
+    def add_column(self, relation: str, column: str, logical: str) -> None:
+        """Add a nullable column to a table (a migration; callers check first that it is missing)."""
+        self.execute(f"alter table {relation} add column {self.quote(column)} {self.type(logical)}")
 
     # -- scratch relations (validation) ------------------------------------------------------------------
     def temp_relation(self, name: str) -> str:
