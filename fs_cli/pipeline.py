@@ -17,6 +17,7 @@ from .discovery import load as load_catalog
 from .errors import FeatureStoreError
 from .metadata import Catalog, FeatureGroup
 from .project import Project
+from .push_publish import finish_pushed_rows, merge_pushed_rows
 from .warehouse import Warehouse
 
 
@@ -152,6 +153,7 @@ def run_pipeline(
         elif status in ("error", "fail"):
             other.append(f"{node.resource_type} {node.name}: {status}: {(r.message or '').strip()[:300]}")
 
+    pushed = merge_pushed_rows(project, catalog, outcomes)  # pushed rows join their candidates (push_publish.py)
     # Audit: the given checks (contracts, drift ...) on each built candidate.
     unchecked: set[str] = set()  # a check could not run (its `.errors`): no policy publishes these
     if checks and any(o.built for o in outcomes.values()):
@@ -200,6 +202,7 @@ def run_pipeline(
                 o.published = fg.snapshot_name in published
                 if o.published:
                     o.commit = _log_publish(wh, fg, run_id, logged_before[fg.name])
+    finish_pushed_rows(project, catalog, outcomes, pushed)  # published pushes: marked, their log consumed
     for step in post_publish:
         step(project, catalog, outcomes)
     _refresh_commits(project, catalog, outcomes)
