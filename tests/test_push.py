@@ -236,3 +236,133 @@ def test_push_log_consume_keeps_later_appends(tmp_path):
     log.consume("fg_x", end)
     assert [r["id"] for r in log.read("fg_x")[0]] == ["b:0", "c:0"]
     assert [r["id"] for r in recs] == ["a:0", "a:1"]
+
+
+# -- the publish path: `fs run` after pushes ---------------------------------------------------------------------
+ITEMS_YAML = """
+version: 2
+models:
+  - name: fg_push_items
+    description: Items whose values are also pushed.
+    config:
+      meta:
+        fs:
+          entities: [item]
+          event_time: event_time
+          online: true
+          ttl: 30d
+          owner: tests
+          policy: strict
+          push_source: item_updates
+          drift: false
+    columns:
+      - {name: item_id, data_type: bigint, description: the item}
+      - {name: event_time, data_type: timestamp, description: when}
+      - name: value
+        data_type: double
+        description: a value
+        config: {meta: {fs: {range: [0, 100]}}}
+      - name: grade
+        data_type: varchar
+        description: a grade
+        config: {meta: {fs: {allowed_values: [a, b], not_null: true}}}
+  - name: fv_push_items
+    config:
+      meta:
+        fs:
+          feature_view:
+            spine: {model: push_spine, timestamp: ts, label: label}
+            features: [{feature_group: fg_push_items, features: "*"}]
+"""
+ITEMS_SNAPSHOT = """
+snapshots:
+  - name: fg_push_items_snapshot
+    relation: ref('fg_push_items')
+    config:
+      unique_key: [item_id, event_time]
+"""
+
+
+def make_push_project(project_copy, engine: str, t0: datetime) -> Path:
+    from conftest import drop_demo_models
+
+    d = drop_demo_models(project_copy("push", with_seeds=False, engine=engine))
+    (d / "models" / "feature_groups" / "fg_push_items.sql").write_text(
+        "select cast(item_id as bigint) as item_id, cast(event_time as timestamp) as event_time,"
+        " cast(value as double precision) as value, cast(grade as varchar(8)) as grade from {{ ref('push_items') }}\n")
+    (d / "models" / "feature_views" / "fv_push_items.sql").write_text("{{ feature_store.fs_feature_view() }}\n")
+    (d / "models" / "feature_groups" / "_push_items.yml").write_text(ITEMS_YAML)
+    (d / "snapshots" / "push_items.yml").write_text(ITEMS_SNAPSHOT)
+    day = t0 - timedelta(days=1)
+    (d / "seeds" / "push_items.csv").write_text(
+        f"item_id,event_time,value,grade\n1,{day:%Y-%m-%d %H:%M:%S},10.0,a\n2,{day:%Y-%m-%d %H:%M:%S},20.0,b\n")
+    # spine: item 1 just before and just after its pushed value (pushed at t0 - 1 min)
+    (d / "seeds" / "push_spine.csv").write_text(
+        f"item_id,ts,label\n1,{t0 - timedelta(minutes=2):%Y-%m-%d %H:%M:%S},0\n"
+        f"1,{t0:%Y-%m-%d %H:%M:%S},1\n2,{t0:%Y-%m-%d %H:%M:%S},0\n")
+    text = (d / "dbt_project.yml").read_text()
+    (d / "dbt_project.yml").write_text(text.replace(
+        "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
+    return d
+
+
+def _published(fs, as_of=None) -> list[tuple]:
+    df = fs.read("fg_push_items", as_of=as_of)
+    return sorted((int(r.item_id), r.event_time.to_pydatetime().replace(tzinfo=None), float(r.value), r.grade)
+                  for r in df.itertuples())
+
+
+def test_fs_run_publishes_pushed_rows_once(project_copy, engine):
+    from fs_cli import FeatureStore
+    from fs_cli.online.backends import open_store
+    from fs_cli.timeutil import utcnow
+
+    t0 = utcnow().replace(microsecond=0)
+    d = make_push_project(project_copy, engine, t0)
+    fs = FeatureStore(d)
+    assert fs.run().ok
+    push_dir = fs.project.state_dir / "push"
+    store = open_store(fs.online_store_url())
+    pushed_at = t0 - timedelta(minutes=1)
+    try:
+        app = create_app(store, api_keys="", push_dir=push_dir)
+        with TestClient(app) as client:
+            r = client.post("/push", json={"push_source_name": "item_updates", "df": {
+                "item_id": [1], "event_time": [iso(pushed_at)], "value": [55.5], "grade": ["b"]}})
+            assert r.status_code == 200, r.text
+            r = client.post("/get-online-features", json={"features": ["fg_push_items:value"],
+                                                          "entities": {"item_id": [1]}})
+            assert r.json()["results"][1]["values"] == [55.5]
+            # a row the declaration refuses never reaches the log
+            bad = client.post("/push", json={"push_source_name": "fg_push_items", "df": {
+                "item_id": [2], "event_time": [iso(pushed_at)], "value": [500.0], "grade": ["a"]}})
+            assert bad.status_code == 422 and bad.json()["rule"] == "range"
+    finally:
+        store.close()
+    # a record that breaks the rules now (e.g. written before the declaration changed) is rejected at publish
+    PushLog(push_dir).append("fg_push_items", [{"id": "old:0", "pushed_at": iso(t0), "row": {
+        "item_id": 2, "event_time": iso(pushed_at), "value": 1.0, "grade": "z"}}])
+    before_publish = utcnow()
+    report = fs.run()
+    assert report.ok, report.to_dict()
+    o = report.outcomes["fg_push_items"]
+    assert o.commit is not None and (o.commit.inserted, o.commit.updated, o.commit.deleted) == (1, 0, 0)
+    assert any("rejected" in w and "allowed_values" in w for w in o.warnings), o.warnings
+    day = t0 - timedelta(days=1)
+    batch = [(1, day, 10.0, "a"), (2, day, 20.0, "b")]
+    assert _published(fs) == sorted([*batch, (1, pushed_at, 55.5, "b")])
+    assert _published(fs, as_of=before_publish) == batch  # time travel: not there before its commit
+    assert PushLog(push_dir).read("fg_push_items")[0] == []  # consumed after the commit
+    with fs.project.warehouse(read_only=True) as wh:
+        rows = wh.fetchall('select fs_push_id, fs_status, fs_commit_id, fs_reason from fs_push.fg_push_items '
+                           'order by fs_status')
+    assert [(r[1], r[2]) for r in rows] == [("published", o.commit.commit_id), ("rejected", None)]
+    assert "allowed_values" in rows[1][3] and '"grade": "z"' in rows[1][3].replace('":"', '": "')
+    # the training dataset sees the pushed value from its event time on (point in time), not before
+    fs.create_training_dataset("fv_push_items")
+    td = fs.training_dataset("fv_push_items").sort_values(["item_id", "ts"])
+    assert list(td["value"]) == [10.0, 55.5, 20.0]
+    # later runs keep the pushed row (no delete, no second commit)
+    again = fs.run()
+    assert again.ok and again.outcomes["fg_push_items"].commit is None
+    assert len(fs.commits("fg_push_items")) == 2
