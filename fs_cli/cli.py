@@ -1,31 +1,118 @@
 """`fs`: the feature store's command line. Each command does one thing through the SDK (fs_cli.sdk); output as a
-table, --json, or --csv for listings (fs_cli/commands/_output.py)."""
+table, --json, or --csv for listings (fs_cli/commands/_output.py).
+
+Start-up is part of every command's cost, so this module imports only click: a command's module (and with it dbt,
+Soda, pandas, DuckDB, FastAPI, whatever that command needs) is imported when that command runs, and `fs --help` /
+`fs --version` import none (tests/test_cli_imports.py checks it).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from .commands import catalog, history, models, monitoring, online, pipeline, training, validation
-from .errors import FeatureStoreError
-from .output import err_console
+from . import __version__
+
+# The whole command line, in one place: name -> (where the command is defined, its one-line help for `fs --help`).
+# Adding a command is one line here. The help must be the command's own short help (its docstring's first
+# sentence); tests/test_cli_imports.py compares them, so `fs --help` never has to import the command to show it.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("fs_cli.commands.pipeline:run", "Run the feature pipeline: build, test, publish, log commits."),
+    "list": ("fs_cli.commands.catalog:list_cmd",
+             "List feature groups and feature views, with their latest commit and row count."),
+    "describe": ("fs_cli.commands.catalog:describe", "Describe a feature group (features, keys, TTL, owner, lineage, "
+                 "commits) or a feature view."),
+    "search": ("fs_cli.commands.catalog:search", "Find features, feature groups and views whose name, description, "
+               "tags or owner contain TEXT."),
+    "commits": ("fs_cli.commands.history:commits",
+                "The commit log of a feature group: every publish that changed data."),
+    "read": ("fs_cli.commands.history:read",
+             "Read a feature group as published now, at a commit, or as of a time (time travel)."),
+    "materialize": ("fs_cli.commands.online:materialize", "Write the latest value per entity (within TTL) of online "
+                    "feature groups into the online store."),
+    "serve": ("fs_cli.commands.online:serve", "Serve online features over HTTP (OpenAPI page at /docs)."),
+    "contract": ("fs_cli.commands.validation:contract", "Print the Soda data contract of a feature group (generated "
+                 "from its YAML, plus the hand-written part)."),
+    "validations": ("fs_cli.commands.validation:validations", "Validation history of a feature group (or feature "
+                    "view): every check of every candidate, newest first."),
+    "validate": ("fs_cli.commands.validation:validate", "Audit a feature group's current candidate (its built dbt "
+                 "model) without publishing it, or check the correlation limits (feature-label, pairwise) of a "
+                 "feature view."),
+    "model": ("fs_cli.commands.models:model",
+              "The model registry: immutable, hash-verified model versions linked to their training data."),
+    "impact": ("fs_cli.commands.models:impact", "What used FEATURE_GROUP: feature views, training datasets and models."),
+    "training-dataset": ("fs_cli.commands.training:training_dataset", "Immutable, numbered training datasets of a "
+                         "feature view (point-in-time join over its label spine)."),
+    "monitor": ("fs_cli.commands.monitoring:monitor",
+                "Model feature drift: logged vectors vs the training dataset, per feature."),
+    "ui": ("fs_cli.commands.ui:ui", "Browse the feature store in a web browser: a read-only UI at http://HOST:PORT/ui/."),
+    "check": ("fs_cli.commands.monitoring:check", "Freshness (read-only, cron-safe): last commit and online copy of "
+              "each feature group vs its declared `freshness`."),
+}
+
+# Hooks run with the group once a command is loaded: fs_cli.commands.monitoring adds `--spine` to `fs model score`.
+EXTENSIONS: dict[str, list[str]] = {
+    "model": ["fs_cli.commands.monitoring:register"],
+}
+
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class FSGroup(click.Group):
-    """Turns user errors into a clear message and exit code 2, without a traceback."""
+    """`fs`: loads a command when it runs (COMMANDS), and turns user errors into a clear message and exit code 2,
+    without a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            self.commands[name] = _load(COMMANDS[name][0])
+            for hook in EXTENSIONS.get(name, []):
+                _load(hook)(self)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, from COMMANDS' help for commands not loaded yet (no import for `fs --help`)."""
+        names = [n for n in self.list_commands(ctx) if n in COMMANDS or not self.commands[n].hidden]
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        shown = {n: self.commands.get(n) or click.Command(n, help=COMMANDS[n][1]) for n in names}
+        rows = [(n, cmd.get_short_help_str(limit)) for n, cmd in shown.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
+        from .errors import FeatureStoreError
+
         try:
             return super().invoke(ctx)
         except FeatureStoreError as e:
+            from .output import err_console
+
             err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
             if e.fix:
                 err_console.print(f"  [bold]fix:[/] {e.fix}", highlight=False)
             sys.exit(2)
 
 
+def _store_factory(project_dir: str | None, target: str | None):
+    def make():
+        from .sdk import FeatureStore  # the SDK (and what it needs) only once a command asks for the store
+
+        return FeatureStore(project_dir, target=target)
+
+    return make
+
+
 @click.group(cls=FSGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", "-V", prog_name="fs", message="%(prog)s %(version)s")
 @click.option("--project-dir", type=click.Path(file_okay=False), envvar="FS_PROJECT_DIR",
               help="The dbt project (default: the nearest dbt_project.yml at or above the current directory).")
 @click.option("--target", envvar="FS_TARGET", help="dbt target from profiles.yml (default: duckdb).")
@@ -45,17 +132,5 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None) -> Non
     Feature groups are dbt models under models/feature_groups/ with `config.meta.fs` in their YAML;
     publishing snapshots them, and every publish that changes data is a commit you can time-travel to.
     """
-    from .sdk import FeatureStore
-
     ctx.obj = ctx.obj or {}
-    ctx.obj.setdefault("factory", lambda: FeatureStore(project_dir, target=target))
-
-
-# The whole command line, in one place (the command modules never import this one).
-for _command in (
-    pipeline.run, catalog.list_cmd, catalog.describe, catalog.search, history.commits, history.read,
-    online.materialize, online.serve, validation.contract, validation.validations, validation.validate,
-    models.model, models.impact, training.training_dataset,
-):
-    main.add_command(_command)
-monitoring.register(main)  # fs monitor | check; fs model score --spine
+    ctx.obj.setdefault("factory", _store_factory(project_dir, target))

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from .errors import FeatureStoreError
 from .metadata import FeatureGroup
 from .timeutil import parse_timestamp, utcnow
 from .warehouse import META_SCHEMA, Warehouse
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 COMMITS = f"{META_SCHEMA}.commits"
 VALIDATION_RESULTS = "validation_results"  # fs_meta table owned by fs_cli/validation/results.py

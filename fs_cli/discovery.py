@@ -8,7 +8,6 @@ from .commits import is_published, list_commits, sync_project
 from .metadata import Catalog, FeatureGroup, load_catalog
 from .project import Project
 from .timeutil import format_ttl
-from .validation.cost import cost_history
 from .warehouse import store_exists
 
 
@@ -128,6 +127,8 @@ def describe(project: Project, name: str) -> dict[str, Any]:
     d["sources"] = [n["name"] for n in d["lineage"] if n["type"] in ("source", "seed")]
     d.update(_stats(project, [fg])[fg.name])
     if store_exists(project):
+        from .validation.cost import cost_history  # validation/ imports Soda's stack
+
         with project.warehouse(read_only=True) as wh:
             d["commit_log"] = [c.to_dict() for c in list_commits(wh, fg)] if is_published(wh, fg) else []
             d["cost"] = cost_history(wh, fg.name, limit=5)  # per validated run (fs_cli/validation/cost.py)

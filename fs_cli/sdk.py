@@ -14,7 +14,6 @@ from . import discovery
 from .commits import Commit, list_commits, read_published, resolve_as_of, sync_project
 from .errors import FeatureStoreError
 from .metadata import Catalog
-from .pipeline import RunReport, run_pipeline
 from .project import Project
 from .training import SPLIT_HELP, parse_ref
 from .warehouse import store_exists
@@ -22,6 +21,8 @@ from .warehouse import store_exists
 if TYPE_CHECKING:  # pandas costs ~0.5-1.5 s to import: only the commands that return frames pay it
     import pandas as pd
     import pyarrow as pa
+
+    from .pipeline import RunReport
 
 __all__ = ["SPLIT_HELP", "FeatureStore", "online_locations", "parse_ref"]
 
@@ -57,7 +58,9 @@ class FeatureStore:
         """Build, validate and publish the selected feature groups, then link validation results to the new commits
         and (unless `materialize=False`) refresh the online store. The steps are composed here, explicitly.
         `vars`: dbt vars for this project's dbt calls from now on (e.g. {"demo_data_cutoff": "2026-01-15"})."""
+        # What publishing needs (online/, validation/, their pandas and Soda) is imported by `fs run` only.
         from .online.from_warehouse import post_publish_materialize
+        from .pipeline import run_pipeline
         from .validation import pipeline_check, post_publish_link
 
         if vars:

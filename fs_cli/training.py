@@ -29,17 +29,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from .commits import list_commits, sync_commits
 from .errors import DeclarationError, FeatureStoreError
 from .metadata import Catalog, FeatureView
 from .project import Project
 from .timeutil import parse_timestamp, utcnow
-from .transforms.spec import INTEGER, NUMERIC, STRING, type_kind
 from .warehouse import META_SCHEMA, Warehouse, quote_ident, relation_exists
+
+if TYPE_CHECKING:  # pyarrow and transforms/ (numpy, DuckDB) are imported by the functions that use them
+    import pyarrow as pa
 
 TD_SCHEMA = "fs_training"
 TD_META = f"{META_SCHEMA}.training_datasets"  # as DuckDB and Postgres spell it (SQL clients, docs)
@@ -417,6 +417,8 @@ def logical_type(type_name: str) -> str:
     """An engine's column type name -> boolean | number | timestamp | date | text | other. Integers, floats and
     decimals are all `number`: engines pick different numeric types for the same data (a seed's 1.5 is DOUBLE on
     DuckDB and numeric on Postgres), and a training dataset's content does not depend on that choice."""
+    from .transforms.spec import INTEGER, NUMERIC, STRING, type_kind
+
     t = re.sub(r"\(.*\)$", "", (type_name or "").strip().lower()).strip()
     kind = type_kind(t)
     if kind in (NUMERIC, INTEGER):
@@ -638,6 +640,8 @@ def td_order_by(wh: Warehouse, td: TrainingDataset) -> str:
 def decimals_as_double(table: pa.Table) -> pa.Table:
     """DECIMAL / numeric columns as float64: what pandas and models expect (not Python Decimal objects), and the
     same Arrow type whichever engine chose a decimal for the column."""
+    import pyarrow as pa
+
     for i, f in enumerate(table.schema):
         if pa.types.is_decimal(f.type):
             # Through the decimal's text: pyarrow's direct cast can land one ulp off (84.96 -> 84.96000000000001),

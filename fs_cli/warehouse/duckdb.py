@@ -7,13 +7,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from ..errors import FeatureStoreError
 from .base import Result, Warehouse
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class DuckDBWarehouse(Warehouse):
