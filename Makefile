@@ -7,7 +7,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export SODA_CORE_TELEMETRY_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint install clean seeds
+.PHONY: demo test lint install clean seeds feast-venv
 
 install: $(STAMP)
 
@@ -29,6 +29,15 @@ demo: $(STAMP) $(if $(filter spark,$(FS_TARGET)),$(SPARK_STAMP))
 
 test: $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+
+# Feast 0.67's own client, for the push test (tests/test_push.py::test_feast_client_writes_and_reads_back). A venv of its
+# own: Feast pins packages that conflict with ours, so it is never a dependency of the project.
+FEAST_VENV := .venv-feast
+feast-venv: $(FEAST_VENV)/.installed
+$(FEAST_VENV)/.installed:
+	test -x $(FEAST_VENV)/bin/python || $(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/python -m pip install --quiet "feast==0.67.0"
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

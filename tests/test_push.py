@@ -366,3 +366,87 @@ def test_fs_run_publishes_pushed_rows_once(project_copy, engine):
     again = fs.run()
     assert again.ok and again.outcomes["fg_push_items"].commit is None
     assert len(fs.commits("fg_push_items")) == 2
+
+
+# -- Feast 0.67's own client (a venv of its own) -----------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def feast_python() -> Path | None:
+    """A Python with Feast 0.67: $FS_FEAST_PYTHON, `make feast-venv`'s .venv-feast, or the benchmarks' venv.
+    With FS_TEST_FEAST_VENV=create (CI), a missing one is created by `make feast-venv` (pip, from PyPI)."""
+    import os
+    import subprocess
+
+    if os.environ.get("FS_FEAST_PYTHON"):
+        return Path(os.environ["FS_FEAST_PYTHON"])
+    if (ROOT / ".venv-feast" / ".installed").exists():  # the stamp: pip finished
+        return ROOT / ".venv-feast" / "bin" / "python"
+    if (ROOT / "bench" / ".feast-venv" / "bin" / "feast").exists():  # bench/README.md's venv
+        return ROOT / "bench" / ".feast-venv" / "bin" / "python"
+    if os.environ.get("FS_TEST_FEAST_VENV") == "create":
+        subprocess.run(["make", "feast-venv"], cwd=ROOT, check=True, timeout=900)
+        return ROOT / ".venv-feast" / "bin" / "python"
+    return None
+
+
+def test_feast_client_writes_and_reads_back(tmp_path):
+    """Feast 0.67's FeatureStore (online_store: remote) -> write_to_online_store -> our /write-to-online-store;
+    its get_online_features then returns the pushed value within 1 s (polled), and the push log holds the row."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+    import pyarrow as pa
+
+    from fs_cli.online.backends import open_store
+    from fs_cli.timeutil import utcnow
+
+    py = feast_python()
+    if py is None:
+        pytest.skip("no Feast 0.67 venv: `make feast-venv` (or FS_TEST_FEAST_VENV=create) to run Feast's own client")
+    now = utcnow()
+    url = f"sqlite:///{tmp_path / 'online.sqlite'}"
+    store = open_store(url)
+    materialize(store, SPEC, pa.table({"customer_id": [1], "updated_at": [now - timedelta(minutes=10)],
+                                       "segment": ["standard"], "credit_limit": [1.0], "age": [3]}), now)
+    store.put_document("push_specs", orjson.dumps({"fg_profile": PushSpec(SPEC, RULES).to_dict()}))
+    store.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "FS_ONLINE_STORE": url, "FS_PUSH_DIR": str(tmp_path / "push"), "FS_SERVED_LOG_DIR": "",
+           "FS_API_KEYS": ""}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "fs_cli.server.main:app_from_env", "--factory",
+                               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server not ready after 90 s"
+            time.sleep(0.3)
+        at = (now - timedelta(minutes=1)).replace(microsecond=0)
+        out = subprocess.run([str(py), str(ROOT / "tests" / "feast_push_client.py"), f"http://127.0.0.1:{port}",
+                              str(tmp_path), at.isoformat()], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        got = orjson.loads(out.stdout.strip().splitlines()[-1])
+        assert (got["segment"], got["credit_limit"], got["age"]) == (["gold"], [77.25], [41])
+        assert got["seconds"] <= 1.0
+        recs = PushLog(tmp_path / "push").read("fg_profile")[0]
+        assert [r["row"] for r in recs] == [{"customer_id": 9, "updated_at": at.isoformat(), "segment": "gold",
+                                            "credit_limit": 77.25, "age": 41}]
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
