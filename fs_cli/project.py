@@ -186,6 +186,34 @@ class Project:
                 else:
                     os.environ[k] = v
 
+    @contextmanager
+    def _as_plain_dbt(self) -> Iterator[None]:
+        """The process as plain `dbt` run in the project directory sees it, while fs runs dbt in-process: the project
+        as the working directory (the profile's relative paths, like the default DuckDB file .fs/feature_store.duckdb,
+        resolve there) and FS_DUCKDB_PATH as the user set it (pinned to this project's file only where it would
+        resolve elsewhere). dbt hashes the rendered connection values into its partial-parse state: rendering an
+        absolute path where plain `dbt` renders a relative one made `fs` and `dbt` each re-parse after the other.
+        FS_SPARK_DIR stays pinned (the Spark session fs created holds those paths; the hash does not include them)."""
+        from .warehouse.spark import SPARK_DIR_ENV, spark_dir
+
+        pinned = {SPARK_DIR_ENV: str(spark_dir(self.dir))}
+        seen = os.environ.get("FS_DUCKDB_PATH") or f"{STATE_DIR}/feature_store.duckdb"
+        if os.path.normpath(self.dir / seen) != os.path.normpath(self._duckdb_path):
+            pinned["FS_DUCKDB_PATH"] = str(self._duckdb_path)
+        previous = {k: os.environ.get(k) for k in pinned}
+        cwd = os.getcwd()
+        os.environ.update(pinned)
+        os.chdir(self.dir)
+        try:
+            yield
+        finally:
+            os.chdir(cwd)
+            for k, v in previous.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
     @property
     def engine(self) -> str:
         return str(self.target_config().get("type"))
@@ -198,7 +226,12 @@ class Project:
 
     # -- dbt ---------------------------------------------------------------------------------------------
     def _base_args(self) -> list[str]:
-        args = ["--project-dir", str(self.dir), "--profiles-dir", str(self.profiles_dir), "--target", self.target]
+        """dbt's arguments as plain `dbt` in the project directory has them: `--target` only when this is not the
+        target dbt picks by itself (dbt hashes the --target and --vars it was given into its partial-parse state, so
+        `--target duckdb` where plain dbt passes none made each tool re-parse after the other); `--vars` when set."""
+        args = ["--project-dir", str(self.dir), "--profiles-dir", str(self.profiles_dir)]
+        if self.target != self._profile_default_target() or os.environ.get("DBT_TARGET"):
+            args += ["--target", self.target]  # (with DBT_TARGET set, dbt would otherwise take that one)
         if self.vars:
             args += ["--vars", json.dumps(self.vars, default=str)]
         return args
@@ -259,7 +292,7 @@ class Project:
             from .warehouse.spark import session
 
             session(self)
-        with _DBT_LOCK, self._pinned_paths():
+        with _DBT_LOCK, self._as_plain_dbt():
             try:
                 runner = dbtRunner(
                     manifest=self._manifest if (reuse_manifest and cmd != "parse") else None,

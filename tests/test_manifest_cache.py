@@ -61,3 +61,50 @@ def test_another_target_or_vars_miss_the_cache(project, monkeypatch):
     assert manifest_cache.load(Project(project, vars={"demo_data_cutoff": "2026-01-02 00:00:00"})) is None
     monkeypatch.setenv("FS_SOMETHING_ELSE", "1")  # profile/env_var inputs are part of the fingerprint
     assert manifest_cache.load(Project(project)) is None
+
+
+# -- fs and plain dbt share dbt's partial parsing -----------------------------------------------------------------
+BIN = Path(sys.executable).parent
+
+
+def _parse_log(project: Path, argv: list[str]) -> str:
+    """What dbt logged about parsing while `argv` ran in the project directory (dbt's own log, <project>/logs/dbt.log,
+    written by plain dbt and by fs's in-process dbt alike)."""
+    log = project / "logs" / "dbt.log"
+    start = log.stat().st_size if log.exists() else 0
+    subprocess.run(argv, cwd=project, capture_output=True, text=True, check=True, timeout=600)
+    with log.open("rb") as f:
+        f.seek(start)
+        return "\n".join(line for line in f.read().decode(errors="replace").splitlines() if "pars" in line.lower())
+
+
+def test_plain_dbt_and_fs_do_not_invalidate_each_others_partial_parse(project_copy):
+    d = project_copy("partial")
+    fs, dbt = str(BIN / "fs"), str(BIN / "dbt")
+    _parse_log(d, [fs, "list"])  # fs parses first (full parse) and writes target/partial_parse.msgpack
+
+    after_fs = _parse_log(d, [dbt, "ls", "--quiet"])
+    assert "Unable to do partial parsing" not in after_fs, after_fs
+    assert "no changes found, skipping parsing" in after_fs, after_fs
+
+    yml = d / "models" / "feature_groups" / "_feature_groups.yml"
+    yml.write_text(yml.read_text().replace("name: fg_customer_profile\n    description: ",
+                                           "name: fg_customer_profile\n    description: EDITED ", 1))
+    dbt_parse = _parse_log(d, [dbt, "parse", "--quiet"])  # plain dbt re-parses one file, rewrites the msgpack
+    assert "Unable to do partial parsing" not in dbt_parse and "1 files changed" in dbt_parse, dbt_parse
+
+    after_dbt = _parse_log(d, [fs, "list"])
+    assert "Unable to do partial parsing" not in after_dbt, after_dbt
+    assert "no changes found, skipping parsing" in after_dbt, after_dbt
+
+
+def test_fs_passes_target_only_where_plain_dbt_would_pick_another(project_copy, monkeypatch):
+    """dbt hashes the --target it was given: fs gives none for the profile's own default, like plain `dbt`."""
+    from fs_cli.project import Project
+
+    monkeypatch.delenv("DBT_TARGET", raising=False)
+    d = project_copy("target")
+    assert "--target" not in Project(d)._base_args()
+    assert "--target" not in Project(d, target="duckdb")._base_args()
+    args = Project(d, target="postgres")._base_args()
+    assert args[args.index("--target") + 1] == "postgres"
