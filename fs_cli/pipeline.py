@@ -7,9 +7,12 @@ inspection while the published version (the snapshot) and the online store keep 
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from .commits import Commit, claim_run, list_commits, sync_commits, sync_project
@@ -18,6 +21,7 @@ from .errors import FeatureStoreError
 from .metadata import Catalog, FeatureGroup
 from .project import Project
 from .push_publish import finish_pushed_rows, merge_pushed_rows
+from .timeutil import utcnow
 from .warehouse import Warehouse
 
 
@@ -31,6 +35,13 @@ class FGOutcome:
     published: bool = False
     commit: Commit | None = None
     materialized: int | None = None
+    #: a failure no policy publishes on (an errored dbt test): set while reading the build
+    blocking: bool = field(default=False, repr=False)
+
+    @property
+    def errors(self) -> list[str]:
+        """The failures that are errors (a check could not run; lines start with ERROR_PREFIX)."""
+        return [f for f in self.failures if f.startswith(ERROR_PREFIX)]
 
     @property
     def status(self) -> str:
@@ -49,6 +60,7 @@ class FGOutcome:
             "policy": self.policy,
             "published": self.published,
             "failures": self.failures,
+            "errors": self.errors,
             "warnings": self.warnings,
             "commit": self.commit.to_dict() if self.commit else None,
             "materialized": self.materialized,
@@ -84,6 +96,16 @@ PostPublishStep = Callable[[Project, Catalog, dict[str, FGOutcome]], None]
 #: Test hook (documented, off unless set): `FS_TEST_CRASH_AFTER_SNAPSHOT=1` kills the process right after the snapshot
 #: (the publish) and before the commit log is written, to prove the next `fs` command logs that commit anyway.
 CRASH_AFTER_SNAPSHOT_ENV = "FS_TEST_CRASH_AFTER_SNAPSHOT"
+#: Test hook (documented, off unless set): `FS_TEST_SQL_AFTER_AUDIT="<statement>"` runs that SQL statement on the
+#: target right after the audit and before the publish: a concurrent writer, modelled deterministically.
+SQL_AFTER_AUDIT_ENV = "FS_TEST_SQL_AFTER_AUDIT"
+#: What `fs run` tells its `dbt snapshot` (macros/publish/): JSON {"time": commit time of every group of the run,
+#: "audited": {model unique id: identifier of the audited copy to publish}}. Not FS_-prefixed: the manifest cache's
+#: fingerprint (fs_cli/manifest_cache.py) covers the FS_ environment, and this must not invalidate it.
+PUBLISH_ENV = "FEATURE_STORE_PUBLISH"
+#: Failure lines of a check that could not run (the same prefix as fs_cli.validation.ERROR_PREFIX): no policy
+#: publishes on them.
+ERROR_PREFIX = "ERROR "
 
 
 def _node_name(result) -> str:
@@ -125,6 +147,32 @@ def run_pipeline(
     if res.exception is not None:
         raise FeatureStoreError(f"dbt build failed to run: {res.exception}", fix="run `dbt build` to see the full error")
 
+    outcomes, other = _read_build(res, catalog)
+
+    pushed = merge_pushed_rows(project, catalog, outcomes)  # pushed rows join their candidates (push_publish.py)
+    # Audit: an immutable copy of each built candidate, and the given checks (contracts, drift ...) on that copy.
+    # The publish reads the copy (the snapshot's pre-hook puts exactly its rows into the candidate, under a lock
+    # where the engine has one): rows written into the candidate after the audit are never published.
+    copies: dict[str, str] = {}  # feature group -> identifier of its audited copy (next to the candidate)
+    run_id = None
+    try:
+        unpublishable = _audit(project, catalog, outcomes, checks, copies)
+        to_publish = _to_publish(catalog, outcomes, unpublishable)
+        if to_publish:
+            _run_test_writer(project)
+            run_id = _publish(project, to_publish, outcomes, copies, on_event)
+    finally:
+        _drop_copies(project, catalog, copies)
+    finish_pushed_rows(project, catalog, outcomes, pushed)  # published pushes: marked, their log consumed
+    for step in post_publish:
+        step(project, catalog, outcomes)
+    _refresh_commits(project, catalog, outcomes)
+    return RunReport(outcomes=outcomes, other_failures=other, run_id=run_id)
+
+
+def _read_build(res, catalog: Catalog) -> tuple[dict[str, FGOutcome], list[str]]:
+    """Per feature group: whether its candidate built and which of its dbt tests failed (an errored test -- the
+    warehouse could not run it -- is a gate error: ERROR_PREFIX, blocks every policy); other failing nodes."""
     by_uid = {fg.unique_id: fg for fg in catalog.feature_groups.values()}
     outcomes: dict[str, FGOutcome] = {}
     other: list[str] = []
@@ -139,74 +187,147 @@ def run_pipeline(
                 o.failures.append(f"model {status}: {(r.message or '').strip()[:300]}")
         elif node.resource_type == "test":
             targets = [by_uid[u] for u in node.depends_on.nodes if u in by_uid]
-            failed = status in ("fail", "error")
-            warned = status == "warn"
-            msg = f"dbt test {node.name}: {status}" + (f" ({r.failures} failing rows)" if r.failures else "")
+            if status == "error":
+                msg = f"{ERROR_PREFIX}dbt test {node.name} could not run: {(r.message or '').strip()[:300]}"
+            else:
+                msg = f"dbt test {node.name}: {status}" + (f" ({r.failures} failing rows)" if r.failures else "")
             for fg in targets:
                 o = outcomes.setdefault(fg.name, FGOutcome(fg.name, fg.policy))
-                if failed:
+                if status in ("fail", "error"):
                     o.failures.append(msg)
-                elif warned:
+                    if status == "error":
+                        o.blocking = True
+                elif status == "warn":
                     o.warnings.append(msg)
-            if not targets and failed:
+            if not targets and status in ("fail", "error"):
                 other.append(msg)
         elif status in ("error", "fail"):
             other.append(f"{node.resource_type} {node.name}: {status}: {(r.message or '').strip()[:300]}")
+    return outcomes, other
 
-    pushed = merge_pushed_rows(project, catalog, outcomes)  # pushed rows join their candidates (push_publish.py)
-    # Audit: the given checks (contracts, drift ...) on each built candidate.
-    unchecked: set[str] = set()  # a check could not run (its `.errors`): no policy publishes these
-    if checks and any(o.built for o in outcomes.values()):
-        with project.warehouse() as wh:
-            for name, o in outcomes.items():
-                if not o.built:
-                    continue
-                for check in checks:
-                    result = check(project, wh, catalog.feature_groups[name])
-                    fails, warns = result
-                    o.failures += fails
-                    o.warnings += warns
-                    if getattr(result, "errors", None):
-                        unchecked.add(name)
 
-    # Publish: snapshot what passed, and what failed under the `warn` policy.
+def audited_copy_name(fg: FeatureGroup, tag: str) -> str:
+    """The identifier of `fg`'s audited copy for one run (next to the candidate, in its schema)."""
+    return f"{fg.identifier}__audited_{tag}"
+
+
+def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], checks: Sequence[CandidateCheck],
+           copies: dict[str, str]) -> set[str]:
+    """Copy every built candidate, run the checks on the copies; the names of the groups no policy may publish (a
+    check could not run: `.errors` / `.blocking` of its result, or the copy could not be made)."""
+    built = [name for name, o in outcomes.items() if o.built]
+    unpublishable = {name for name, o in outcomes.items() if o.blocking}
+    if not built:
+        return unpublishable
+    tag = uuid.uuid4().hex[:10]
+    with project.warehouse() as wh:
+        for name in built:
+            o, fg = outcomes[name], catalog.feature_groups[name]
+            ident = audited_copy_name(fg, tag)
+            try:
+                wh.drop_table(wh.relation(fg.schema, ident))
+                wh.execute(f"create table {wh.relation(fg.schema, ident)} as select * from {fg.relation}")
+            except Exception as e:  # noqa: BLE001 - no audited copy, no publish
+                o.failures.append(f"{ERROR_PREFIX}audited copy of the candidate failed: {type(e).__name__}: {e}")
+                unpublishable.add(name)
+                continue
+            copies[name] = ident
+            audited = replace(fg, relation=wh.relation(fg.schema, ident), identifier=ident)
+            for check in checks:
+                result = check(project, wh, audited)
+                fails, warns = result
+                o.failures += fails
+                o.warnings += warns
+                if getattr(result, "blocking", None) or getattr(result, "errors", None):
+                    unpublishable.add(name)
+    return unpublishable
+
+
+def _to_publish(catalog: Catalog, outcomes: dict[str, FGOutcome], unpublishable: set[str]) -> list[FeatureGroup]:
+    """What passed, and what failed under the `warn` policy -- except what no policy publishes."""
     to_publish = []
     for name, o in outcomes.items():
         if not o.built:
             continue
-        if o.failures and (o.policy == "strict" or name in unchecked):
+        if o.failures and (o.policy == "strict" or name in unpublishable):
             continue
         if o.failures:  # warn policy: published, failures kept as warnings
             o.warnings += [f"published despite: {f}" for f in o.failures]
             o.failures = []
         to_publish.append(catalog.feature_groups[name])
-    run_id = None
-    if to_publish:
-        with project.warehouse() as wh:
-            logged_before = {fg.name: _last_commit_id(wh, fg) for fg in to_publish}
+    return to_publish
+
+
+def _publish(project: Project, to_publish: list[FeatureGroup], outcomes: dict[str, FGOutcome],
+             copies: dict[str, str], on_event) -> str | None:
+    """Snapshot the audited copies, all at one commit time; log the commits. Returns the snapshot's invocation id."""
+    with project.warehouse() as wh:
+        logged_before = {fg.name: _last_commit_id(wh, fg) for fg in to_publish}
+        publish_time = _publish_time(wh, to_publish)
+    instructions = {"time": publish_time.isoformat(sep=" ", timespec="microseconds"),
+                    "audited": {fg.unique_id: copies[fg.name] for fg in to_publish if fg.name in copies}}
+    previous = os.environ.get(PUBLISH_ENV)
+    os.environ[PUBLISH_ENV] = json.dumps(instructions)
+    try:
         snap = project.dbt(
             ["snapshot", "--quiet", "--select", *[fg.snapshot_name for fg in to_publish]], callbacks=[on_event]
         )
-        published = set()
-        run_id = snap.invocation_id
-        for r in snap.results:
-            if str(r.status).split(".")[-1].lower() == "success":
-                published.add(r.node.name)
-            else:
-                other.append(f"snapshot {r.node.name}: {r.status}: {(r.message or '').strip()[:300]}")
-        if os.environ.get(CRASH_AFTER_SNAPSHOT_ENV) == "1":
-            os._exit(137)  # test hook: die like a SIGKILL between the publish and its log write
-        with project.warehouse() as wh:
-            for fg in to_publish:
-                o = outcomes[fg.name]
-                o.published = fg.snapshot_name in published
-                if o.published:
-                    o.commit = _log_publish(wh, fg, run_id, logged_before[fg.name])
-    finish_pushed_rows(project, catalog, outcomes, pushed)  # published pushes: marked, their log consumed
-    for step in post_publish:
-        step(project, catalog, outcomes)
-    _refresh_commits(project, catalog, outcomes)
-    return RunReport(outcomes=outcomes, other_failures=other, run_id=run_id)
+    finally:
+        if previous is None:
+            os.environ.pop(PUBLISH_ENV, None)
+        else:
+            os.environ[PUBLISH_ENV] = previous
+    by_name = {fg.snapshot_name: fg for fg in to_publish}
+    published = set()
+    for r in snap.results or []:
+        if str(r.status).split(".")[-1].lower() == "success":
+            published.add(r.node.name)
+        elif r.node.name in by_name:
+            status = str(r.status).split(".")[-1].lower()
+            outcomes[by_name[r.node.name].name].failures.append(
+                f"publish failed: snapshot {r.node.name}: {status}: {(r.message or '').strip()[:300]}")
+    if snap.exception is not None or not snap.success:
+        for fg in to_publish:
+            if fg.snapshot_name not in published and not outcomes[fg.name].failures:
+                outcomes[fg.name].failures.append(
+                    f"publish failed: dbt snapshot: {snap.exception or 'see the dbt output above'}")
+    if os.environ.get(CRASH_AFTER_SNAPSHOT_ENV) == "1":
+        os._exit(137)  # test hook: die like a SIGKILL between the publish and its log write
+    with project.warehouse() as wh:
+        for fg in to_publish:
+            o = outcomes[fg.name]
+            o.published = fg.snapshot_name in published
+            if o.published:
+                o.commit = _log_publish(wh, fg, snap.invocation_id, logged_before[fg.name])
+    return snap.invocation_id
+
+
+def _publish_time(wh: Warehouse, fgs: list[FeatureGroup]) -> datetime:
+    """One commit time for every group a run publishes: now, and after each group's last commit (a clock that went
+    back must not write a commit before its predecessor)."""
+    t = utcnow()
+    for fg in fgs:
+        commits = list_commits(wh, fg, with_validation=False)
+        if commits and commits[-1].commit_time >= t:
+            t = commits[-1].commit_time + timedelta(microseconds=1)
+    return t
+
+
+def _drop_copies(project: Project, catalog: Catalog, copies: dict[str, str]) -> None:
+    """The audited copies are gone after the publish (the candidate holds the published rows)."""
+    if not copies:
+        return
+    with project.warehouse() as wh:
+        for name, ident in copies.items():
+            wh.drop_table(wh.relation(catalog.feature_groups[name].schema, ident))
+
+
+def _run_test_writer(project: Project) -> None:
+    """The SQL_AFTER_AUDIT_ENV test hook: a writer that gets in between the audit and the publish."""
+    sql = os.environ.get(SQL_AFTER_AUDIT_ENV)
+    if sql:
+        with project.warehouse() as wh, wh.transaction():
+            wh.execute(sql)
 
 
 def _last_commit_id(wh: Warehouse, fg: FeatureGroup) -> int:

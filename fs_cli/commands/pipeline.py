@@ -78,8 +78,12 @@ def _show_report(report) -> None:
     print_table(rows, ["feature group", "status", "policy", "commit", "+inserted", "~updated", "-deleted",
                        "rows", "online"], title="fs run")
     for o in report.outcomes.values():
+        errors = o.errors  # checks that could not run: errors, not verdicts on the data
         for f in o.failures:
-            console.print(f"[red]FAIL[/] {o.feature_group}: {f}", highlight=False)
+            if f in errors:
+                console.print(f"[red]ERROR[/] {o.feature_group}: {f.split(' ', 1)[1]}", highlight=False)
+            else:
+                console.print(f"[red]FAIL[/] {o.feature_group}: {f}", highlight=False)
         for w in o.warnings:
             console.print(f"[yellow]WARN[/] {o.feature_group}: {w}", highlight=False)
     for f in report.other_failures:

@@ -268,6 +268,8 @@ def verify(wh, project_dir: Path, fg: FeatureGroup, exp: Expectations | None = N
             msg = check.name or ctype
             if ctype == "schema" and outcome != "pass":
                 msg += _schema_message(r)
+            elif outcome == "fail":  # Soda's check name states the pass condition ("No invalid values"): say what failed
+                msg = _failure_message(fg, exp, ctype, column, qualifier, metrics) or msg
             res = CheckResult(name, "contract", outcome, column=column, message=msg, metrics=metrics)
             if res.outcome == "fail":
                 res.samples = _samples(wh, fg, exp, ctype, column, qualifier)
@@ -276,6 +278,37 @@ def verify(wh, project_dir: Path, fg: FeatureGroup, exp: Expectations | None = N
             results.append(CheckResult("contract:log_errors", "contract", "error",
                                        message=cvr.get_errors_str()[:1000]))
     return results
+
+
+def _n_rows(n: Any) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _bound(v: Any, default: str) -> str:
+    return default if v is None else str(v)
+
+
+def _failure_message(fg: FeatureGroup, exp: Expectations, ctype: str, column: str | None, qualifier: str | None,
+                     metrics: dict[str, Any]) -> str | None:
+    """What a failed generated check found, e.g. "162 rows outside [0, 500]"; None: no better words than Soda's."""
+    ce = exp.columns.get(column) if column else None
+    if ctype == "missing" and "missing_count" in metrics:
+        return f"{_n_rows(metrics['missing_count'])} with NULL {column}"
+    if ctype == "invalid" and "invalid_count" in metrics:
+        n = _n_rows(metrics["invalid_count"])
+        if qualifier == "range" and ce is not None and ce.has_range:
+            return f"{n} outside [{_bound(ce.min, '-inf')}, {_bound(ce.max, 'inf')}]"
+        if qualifier == "allowed_values" and ce is not None and ce.allowed_values:
+            return f"{n} not in the allowed values {ce.allowed_values}"
+        return f"{n} invalid"
+    if ctype == "duplicate" and "duplicate_count" in metrics:
+        return f"{metrics['duplicate_count']} duplicate key values on ({', '.join(fg.key_columns)})"
+    if ctype == "failed_rows" and "failed_rows_count" in metrics:
+        what = f"{fg.event_time} in the future" if qualifier == "future_event_time" else "failing"
+        return f"{_n_rows(metrics['failed_rows_count'])} {what}"
+    if ctype == "row_count" and "row_count" in metrics:
+        return f"{_n_rows(metrics['row_count'])}, fewer than the {exp.min_rows} required"
+    return None
 
 
 def _schema_message(r) -> str:

@@ -154,13 +154,19 @@ class GateLines(tuple):
     failures  every check that did not pass: failed checks, then errored ones (those lines start with ERROR_PREFIX)
     warnings  checks that warned
     errors    the errored lines alone (a subset of failures): they block the publish under every policy
+    refusals  failed checks of the snapshot key (NULL or duplicate keys; a subset of failures): the snapshot cannot
+              publish such rows faithfully (NULL never equals NULL in its merge: every publish would re-insert them),
+              so they block the publish under every policy too
     """
 
     errors: list[str]
+    refusals: list[str]
 
-    def __new__(cls, failures: list[str], warnings: list[str], errors: list[str]) -> GateLines:
+    def __new__(cls, failures: list[str], warnings: list[str], errors: list[str],
+                refusals: list[str] | None = None) -> GateLines:
         self = super().__new__(cls, (failures, warnings))
         self.errors = errors
+        self.refusals = refusals or []
         return self
 
     @property
@@ -174,7 +180,7 @@ class GateLines(tuple):
     @property
     def blocking(self) -> bool:
         """Whether the candidate must not be published even under policy `warn`."""
-        return bool(self.errors)
+        return bool(self.errors or self.refusals)
 
 
 def is_gate_error(line: str) -> bool:
@@ -197,7 +203,12 @@ def pipeline_check(project: Project, wh, fg: FeatureGroup) -> GateLines:
     failures = [report.summary(r) for r in report.failures if r.kind != "dbt"]
     errors = [ERROR_PREFIX + report.summary(r) for r in report.errors if r.kind != "dbt"]
     warnings = [report.summary(r) for r in report.warnings if r.kind != "dbt"]
-    return GateLines(failures + errors, warnings, errors)
+    key_checks = {"contract:duplicate:key"} | {f"contract:missing:{k}:not_null" for k in fg.key_columns}
+    refusals = [f"{report.summary(r)} (refused under every policy: the snapshot key must be unique and not NULL)"
+                for r in report.failures if r.check in key_checks]
+    failures = [f for f, r in zip(failures, [r for r in report.failures if r.kind != "dbt"], strict=True)
+                if r.check not in key_checks] + refusals
+    return GateLines(failures + errors, warnings, errors, refusals)
 
 
 def link_published(project: Project, wh, feature_group: str, commit_id: int) -> None:

@@ -12,6 +12,12 @@
     {%- if not execute -%}{{ return('') }}{%- endif -%}
     {%- set fg_node = fs_publish_feature_group_node(model) -%}
     {%- if fg_node is none -%}{{ return('') }}{%- endif -%}
+    {%- set audited = fs_publish_request().get('audited', {}).get(fg_node.unique_id) -%}
+    {%- if audited -%}
+        {#- `fs run` audited an immutable copy of the candidate: publish exactly that copy. -#}
+        {%- do fs_publish_audited_copy(fg_node, audited) -%}
+        {{ return('') }}
+    {%- endif -%}
     {%- set meta = (fg_node.config or {}).get('meta') or fg_node.get('meta') or {} -%}
     {%- if (meta.get('fs') or {}).get('policy', 'strict') != 'strict' -%}{{ return('') }}{%- endif -%}
     {%- if fs_publish_has_expectations_test(fg_node) -%}{{ return('') }}{%- endif -%}
@@ -46,4 +52,47 @@
         {%- endif -%}
     {%- endfor -%}
     {{ return(false) }}
+{% endmacro %}
+
+
+{#-
+  What `fs run` asks of this `dbt snapshot` invocation (fs_cli/pipeline.py PUBLISH_ENV), {} under plain dbt:
+    time     one commit time for every feature group the run publishes (snapshot_clock.sql)
+    audited  {model unique id: identifier of the audited copy of its candidate, in the candidate's schema}
+  Read only while executing (never at parse time), so dbt's partial parsing does not depend on it.
+-#}
+{% macro fs_publish_request() %}
+    {%- if not execute -%}{{ return({}) }}{%- endif -%}
+    {%- set raw = env_var('FEATURE_STORE_PUBLISH', '') -%}
+    {%- if not raw -%}{{ return({}) }}{%- endif -%}
+    {{ return(fromjson(raw)) }}
+{% endmacro %}
+
+
+{#-
+  Snapshot pre-hook part for `fs run`: make the candidate hold exactly the rows of its audited copy, inside the
+  snapshot's transaction and under a lock where the engine has one, so that a writer who changed the candidate after
+  the audit changes nothing that is published.
+-#}
+{% macro fs_publish_audited_copy(fg_node, audited_identifier) %}
+    {%- set candidate = api.Relation.create(database=fg_node.database, schema=fg_node.schema,
+                                            identifier=fg_node.alias) -%}
+    {%- set audited = api.Relation.create(database=fg_node.database, schema=fg_node.schema,
+                                          identifier=audited_identifier) -%}
+    {%- do adapter.dispatch('fs_publish_replace_rows', 'feature_store')(candidate, audited) -%}
+{% endmacro %}
+
+{% macro default__fs_publish_replace_rows(candidate, audited) %}
+    {%- do run_query('delete from ' ~ candidate) -%}
+    {%- do run_query('insert into ' ~ candidate ~ ' select * from ' ~ audited) -%}
+{% endmacro %}
+
+{#- Postgres: writers wait for the snapshot's transaction (readers do not) from here to its commit. -#}
+{% macro postgres__fs_publish_replace_rows(candidate, audited) %}
+    {%- do run_query('lock table ' ~ candidate ~ ' in exclusive mode') -%}
+    {%- do default__fs_publish_replace_rows(candidate, audited) -%}
+{% endmacro %}
+
+{% macro spark__fs_publish_replace_rows(candidate, audited) %}
+    {%- do run_query('insert overwrite table ' ~ candidate ~ ' select * from ' ~ audited) -%}
 {% endmacro %}
