@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from .commits import list_commits
 from .errors import FeatureStoreError
 from .metadata import Catalog, FeatureGroup
 from .online.push import PushSpec, check_row, push_spec_of
@@ -169,9 +170,11 @@ def finish_pushed_rows(project: Project, catalog: Catalog, outcomes: dict[str, A
     with project.warehouse() as wh:
         q = wh.quote
         for b in done:
-            o = outcomes[b.feature_group]
-            commit_id = o.commit.commit_id if o.commit is not None else None
-            wh.execute(f"update {push_table(wh, catalog.feature_groups[b.feature_group])} set {q('fs_status')} = "
-                       f"'published', {q('fs_commit_id')} = ? where {q('fs_status')} = 'pending'", [commit_id])
+            o, fg = outcomes[b.feature_group], catalog.feature_groups[b.feature_group]
+            # no commit of its own: the rows were published by an earlier run that died before this step (the
+            # snapshot saw them unchanged now), i.e. by the group's latest commit
+            commit = o.commit or (list_commits(wh, fg, with_validation=False) or [None])[-1]
+            wh.execute(f"update {push_table(wh, fg)} set {q('fs_status')} = 'published', {q('fs_commit_id')} = ? "
+                       f"where {q('fs_status')} = 'pending'", [commit.commit_id if commit else None])
     for b in done:
         log.consume(b.feature_group, b.log_end)

@@ -450,3 +450,37 @@ def test_feast_client_writes_and_reads_back(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_a_crash_after_the_snapshot_neither_loses_nor_republishes_pushed_rows(project_copy):
+    """`fs run` killed right after the snapshot (before the commit log and before the push log is consumed): the next
+    run logs that commit, publishes nothing twice, marks the rows published by it and consumes the log."""
+    import os
+    import subprocess
+    import sys
+
+    from fs_cli import FeatureStore
+    from fs_cli.timeutil import utcnow
+
+    t0 = utcnow().replace(microsecond=0)
+    d = make_push_project(project_copy, "duckdb", t0)
+    fs = FeatureStore(d)
+    assert fs.run().ok
+    at = t0 - timedelta(minutes=3)
+    log = PushLog(fs.project.state_dir / "push")
+    log.append("fg_push_items", [{"id": "r1:0", "pushed_at": iso(t0), "row": {
+        "item_id": 3, "event_time": iso(at), "value": 3.5, "grade": "a"}}])  # an acknowledged push
+    crashed = subprocess.run([sys.executable, "-m", "fs_cli", "--project-dir", str(d), "run"], capture_output=True,
+                             text=True, timeout=600, env={**os.environ, "FS_TEST_CRASH_AFTER_SNAPSHOT": "1"})
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    assert [r["id"] for r in log.read("fg_push_items")[0]] == ["r1:0"]  # not consumed: the commit was not finished
+    report = fs.run()
+    assert report.ok, report.to_dict()
+    assert report.outcomes["fg_push_items"].commit is None  # the crashed run's snapshot already holds the row
+    commits = fs.commits("fg_push_items")
+    assert [(c.commit_id, c.inserted) for c in commits] == [(1, 2), (2, 1)]
+    assert [r for r in _published(fs) if r[0] == 3] == [(3, at, 3.5, "a")]
+    assert log.read("fg_push_items")[0] == []
+    with fs.project.warehouse(read_only=True) as wh:
+        assert wh.fetchall("select fs_push_id, fs_status, fs_commit_id from fs_push.fg_push_items") == [
+            ("r1:0", "published", 2)]
