@@ -170,3 +170,83 @@ def test_writer_between_audit_and_publish_is_not_published(items: Path, monkeypa
     assert as_rows(FeatureStore(items).read(FG)) == sorted(V1)
     c = FeatureStore(items).commits(FG)
     assert [(x.inserted, x.rows) for x in c] == [(4, 4)]
+
+
+FG_B_YML = """
+version: 2
+models:
+  - name: fg_test_items_b
+    description: A second group over the same items.
+    config:
+      meta:
+        fs:
+          entities: [item]
+          event_time: event_time
+          online: false
+          ttl: 30d
+          owner: tests
+          policy: strict
+    columns:
+      - {name: item_id, data_type: bigint, description: the item}
+      - {name: event_time, data_type: timestamp, description: when}
+      - {name: doubled, data_type: double, description: twice the value}
+"""
+
+FV_YML = """
+version: 2
+models:
+  - name: fv_items
+    description: Both item groups on a label spine.
+    config:
+      meta:
+        fs:
+          feature_view:
+            spine: {model: test_labels, timestamp: label_time, label: label}
+            features:
+              - {feature_group: fg_test_items, features: "*"}
+              - {feature_group: fg_test_items_b, features: "*"}
+"""
+
+
+def add_second_group_and_view(d: Path) -> None:
+    fg_dir = d / "models" / "feature_groups"
+    (fg_dir / "fg_test_items_b.sql").write_text(
+        "select cast(item_id as bigint) as item_id, cast(event_time as timestamp) as event_time,"
+        " cast(value * 2 as double precision) as doubled from {{ ref('test_items') }}\n")
+    (fg_dir / "_test_items_b.yml").write_text(FG_B_YML)
+    snap = d / "snapshots" / "test_items.yml"
+    snap.write_text(snap.read_text() + """
+  - name: fg_test_items_b_snapshot
+    relation: ref('fg_test_items_b')
+    config:
+      unique_key: [item_id, event_time]
+""")
+    (d / "models" / "feature_views" / "_fv_items.yml").write_text(FV_YML)
+    (d / "models" / "feature_views" / "fv_items.sql").write_text(
+        "-- depends_on: {{ ref('test_labels') }}\n-- depends_on: {{ ref('fg_test_items_snapshot') }}\n"
+        "-- depends_on: {{ ref('fg_test_items_b_snapshot') }}\n{{ feature_store.fs_feature_view() }}\n")
+    (d / "seeds" / "test_labels.csv").write_text(
+        "item_id,label_time,label\n1,2026-01-03 00:00:00,1\n2,2026-01-02 00:00:00,0\n3,2026-01-04 00:00:00,1\n")
+
+
+def test_one_run_publishes_at_one_instant(project_copy, engine: str):
+    """#16.2: all groups of one `fs run` share one commit time, so a training dataset as of that time reads every
+    group; #16.3: `training-dataset show` prints that time exactly, and pasting it back reproduces the dataset."""
+    d = make_items_project(project_copy, engine)
+    add_second_group_and_view(d)
+    write_rows(d, V1)
+    fs = FeatureStore(d)
+    assert fs.run(materialize=False).ok
+    times = {fs.commits(name)[-1].commit_time for name in (FG, "fg_test_items_b")}
+    assert len(times) == 1, times
+    t = times.pop()
+    td = fs.create_training_dataset("fv_items", as_of=t)
+    assert td.rows == 3 and {c["commit_id"] for c in td.fg_commits} == {1}
+
+    res = CliRunner().invoke(main, ["--project-dir", str(d), "training-dataset", "show", "fv_items:1"])
+    assert res.exit_code == 0, res.output
+    printed = next(line.split("│")[2].strip() for line in res.output.splitlines()
+                   if line.split("│")[1:2] and line.split("│")[1].strip() == "as_of")
+    assert printed == t.isoformat(sep=" ", timespec="microseconds"), (printed, t)
+    again = FeatureStore(d).create_training_dataset("fv_items", as_of=printed)
+    assert again.content_hash == td.content_hash

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from ..output import console, print_table
@@ -23,9 +25,14 @@ def training_dataset() -> None:
     """
 
 
+def _exact(t):
+    """A commit time at full precision (microseconds): pasted back into `--as-of`, it reads the same commits."""
+    return t.isoformat(sep=" ", timespec="microseconds") if isinstance(t, datetime) else t
+
+
 def _summary(td) -> dict:
     return {
-        "ref": td.ref, "created_at": td.created_at, "as_of": td.as_of, "read_at": td.read_at,
+        "ref": td.ref, "created_at": td.created_at, "as_of": _exact(td.as_of), "read_at": _exact(td.read_at),
         "rows": td.rows, "splits": ", ".join(f"{k} {v}" for k, v in td.row_counts.items()),
         "split": td.split.get("spec"), "features": len(td.features),
         "spine": f"{td.spine_start} .. {td.spine_end}",
@@ -79,7 +86,8 @@ def show(ctx: click.Context, ref: str) -> Output:
         facts.update(table=td.table, content_hash=td.content_hash, labels=", ".join(td.labels),
                      spine_model=td.spine_model)
         print_table([{"field": k, "value": v} for k, v in facts.items()], ["field", "value"], title=td.ref)
-        print_table(td.fg_commits, ["feature_group", "commit_id", "commit_time"], title="feature-group commits read")
+        commits = [{**c, "commit_time": _exact(c.get("commit_time"))} for c in td.fg_commits]
+        print_table(commits, ["feature_group", "commit_id", "commit_time"], title="feature-group commits read")
         print_table(td.columns, ["name", "type", "role", "feature_group"], title="columns")
 
     return Output(td.to_dict(), show=tables)
