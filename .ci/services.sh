@@ -9,6 +9,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # Spark (tests/test_spark.py, FS_TARGET=spark) runs pyspark in-process on a local JVM: Java 17.
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+# Headless Chromium renders the HTML monitoring report in tests/test_monitoring.py (and any browser test).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]})); then
   echo "services: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
