@@ -144,7 +144,10 @@ def publish_push_specs(store: OnlineStore, catalog: Any) -> None:
 
 
 def load_push_specs(store: OnlineStore) -> dict[str, PushSpec]:
-    blob = store.document(PUSH_DOC)
+    try:
+        blob = store.document(PUSH_DOC)
+    except NotImplementedError:  # a backend without documents: nothing is pushable
+        return {}
     return {n: PushSpec.from_dict(d) for n, d in orjson.loads(blob).items()} if blob else {}
 
 
@@ -163,9 +166,9 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, str):
         try:
             t = datetime.fromisoformat(value.strip())
-        except ValueError:
+            return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+        except (ValueError, OverflowError):  # not a time, or a zone pushing it out of datetime's range
             return None
-        return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo is not None else t
     return None
 
 

@@ -256,7 +256,7 @@ def create_app(
 ) -> FastAPI:
     """The service over `store`. `api_keys`: list or comma-separated text (default $FS_API_KEYS; none = open).
     `log_dir`: where served vectors are logged (default $FS_SERVED_LOG_DIR; none = not logged).
-    `push_dir`: the push log (default $FS_PUSH_DIR; none = /push and /write-to-online-store answer 503)."""
+    `push_dir`: the push log (default $FS_PUSH_DIR; none = /push and /write-to-online-store answer 404)."""
     if api_keys is None:
         api_keys = os.environ.get("FS_API_KEYS", "")
     if isinstance(api_keys, str):
@@ -407,8 +407,8 @@ def create_app(
 
     async def _push(request: Request, name_field: str) -> Response:
         if pusher is None:
-            return _json_response({"error": "push ingestion is off: no push log directory",
-                                   "fix": f"set {PUSH_DIR_ENV} (`fs serve` sets it to the project's .fs/push)"}, 503)
+            return _json_response({"error": "push ingestion is off on this server: it has no push log directory",
+                                   "fix": f"set {PUSH_DIR_ENV} (`fs serve` sets it to the project's .fs/push)"}, 404)
         try:
             body = await _body(request)
             if not isinstance(body, dict):
@@ -427,7 +427,7 @@ def create_app(
             return _unexpected(e)
         return _json_response(result.to_dict())
 
-    @app.post("/push", tags=["push"], responses={**_ERRORS, 422: _ERROR, 503: _ERROR},
+    @app.post("/push", tags=["push"], responses={**_ERRORS, 422: _ERROR},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": PUSH_REQUEST_SCHEMA}}}})
     async def push(request: Request) -> Response:
@@ -436,7 +436,7 @@ def create_app(
         to publish, and written to the online store in one atomic step where newer than what is served."""
         return await _push(request, "push_source_name")
 
-    @app.post("/write-to-online-store", tags=["push"], responses={**_ERRORS, 422: _ERROR, 503: _ERROR},
+    @app.post("/write-to-online-store", tags=["push"], responses={**_ERRORS, 422: _ERROR},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": WRITE_REQUEST_SCHEMA}}}})
     async def write_to_online_store(request: Request) -> Response:
