@@ -299,16 +299,29 @@ class FeatureStore:
 
     def materialize(self, feature_groups: Sequence[str] = (), full: bool = False, store_url: str | None = None,
                     progress_factory: Callable[[str], Callable[[int, int], None] | None] | None = None,
+                    start: str | datetime | None = None, end: str | datetime | None = None,
                     ) -> tuple[str, list, list[str]]:
         """Write the latest value per entity (within TTL) of online feature groups (default: all) into the online
-        store, atomically; incremental unless `full`. Returns (store URL, results, warnings)."""
+        store, atomically; incremental unless `full`. Returns (store URL, results, warnings).
+        `end` / `start` (ISO text or naive UTC datetimes), as Feast's materialize(start_date, end_date): serve per
+        entity the latest row with max(start, end - ttl) <= event_time <= end (end defaults to now); a range is a
+        full rewrite (backfills and demos on historical data)."""
         from .online.backends import open_store
         from .online.from_warehouse import materialize_project
+        from .online.materialize import check_range
+        from .timeutil import parse_timestamp, utcnow
 
+        start_t = parse_timestamp(start, "--start") if start is not None else None
+        end_t = parse_timestamp(end, "--end") if end is not None else None
+        if start_t is not None or end_t is not None:
+            full = True  # an incremental run only moves forward from the previous version's clock
+            end_t = end_t or utcnow()
+            check_range(start_t, end_t)
         store = open_store(self.online_store_url(store_url))
         try:
             results, warnings = materialize_project(self.project, self.catalog, tuple(feature_groups), store=store,
-                                                    full=full, progress_factory=progress_factory)
+                                                    full=full, progress_factory=progress_factory, now=end_t,
+                                                    start=start_t)
         finally:
             store.close()
         return store.url, results, warnings

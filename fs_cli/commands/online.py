@@ -19,17 +19,25 @@ BIG = 50_000  # rows: show a progress bar above this
 @click.command()
 @click.argument("feature_groups", nargs=-1)
 @click.option("--full", is_flag=True, help="Rewrite every entity (default: incremental since the last materialization).")
+@click.option("--end", "end", metavar="T",
+              help="Serve the values as of T (ISO 8601, naive UTC): the latest row per entity with event_time <= T and "
+                   "within TTL of T, like Feast's materialize END_TS (default: now). Implies --full.")
+@click.option("--start", "start", metavar="T",
+              help="Also ignore rows with event_time before T, like Feast's materialize START_TS. Implies --full.")
 @click.option("--store", "store_url", envvar="FS_ONLINE_STORE",
               help="Online store URL: sqlite:///path or redis://host:6379/0 (default: .fs/online_store.sqlite).")
 @output_options(json_help="Print the results as JSON.")
 @click.pass_context
-def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool, store_url: str | None) -> Output:
+def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool, end: str | None, start: str | None,
+                store_url: str | None) -> Output:
     """Write the latest value per entity (within TTL) of online feature groups into the online store.
 
     \b
     Atomic: readers see the previous version or the new one, never a mix; a crash leaves the previous
     version serving. Incremental by default: only entities changed by commits since the last run are
     rewritten. Also publishes the feature view definitions the service needs. Default: all online FGs.
+    Backfills and demos on historical data: `fs materialize --end 2026-01-15` serves what was current then
+    (per entity the latest row with max(--start, --end - ttl) <= event_time <= --end).
     """
     fs = get_store(ctx)
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
@@ -51,7 +59,7 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
             return progress
 
         url, results, warnings = fs.materialize(feature_groups, full=full, store_url=store_url,
-                                                progress_factory=factory)
+                                                progress_factory=factory, start=start, end=end)
 
     def tables() -> None:
         rows = [{"feature group": r.feature_group, "mode": r.mode, "input rows": r.input_rows, "written": r.written,

@@ -74,11 +74,13 @@ def _changed_keys_query(wh: Warehouse, fg: Any, spec: FGSpec, since: datetime, p
 
 
 def latest_query(wh: Warehouse, fg: Any, spec: FGSpec, now: datetime,
-                 only_keys: tuple[str, list[Any]] | None = None) -> tuple[str, list[Any]]:
+                 only_keys: tuple[str, list[Any]] | None = None,
+                 start: datetime | None = None) -> tuple[str, list[Any]]:
     """SQL (and parameters) for the latest published row per key within TTL at `now`: the point-in-time rule with
     `now` as spine time (greatest event_time <= now and >= now - ttl; ties: the latest created time). Portable:
     a window function over the published rows (DuckDB, Postgres, Spark), so only one row per key leaves the
-    warehouse. `only_keys`: a query of distinct keys to restrict to (incremental runs)."""
+    warehouse. `only_keys`: a query of distinct keys to restrict to (incremental runs). `start`: only rows with
+    event_time >= start (`fs materialize --start`)."""
     q = wh.quote
     pub_sql, params = published_query(fg, None, q)
     params = list(params)
@@ -98,6 +100,9 @@ def latest_query(wh: Warehouse, fg: Any, spec: FGSpec, now: datetime,
     if spec.ttl_seconds:
         where.append(f"{et} >= ?")
         params.append(now - timedelta(seconds=spec.ttl_seconds))
+    if start is not None:
+        where.append(f"{et} >= ?")
+        params.append(start)
     cols = [*spec.keys, spec.event_time, *([spec.created_time] if spec.created_time else []), *spec.feature_names]
     out = ", ".join(q(c) for c in dict.fromkeys(cols))
     partition = ", ".join(f"fs_pub.{k}" for k in pk)
@@ -113,17 +118,19 @@ def _published_count(wh: Warehouse, fg: Any) -> int:
 
 def materialize_feature_group(
     wh: Warehouse, fg: Any, store: OnlineStore, now: datetime, views: dict[str, FVSpec] | None,
-    full: bool = False, progress: Progress | None = None,
+    full: bool = False, progress: Progress | None = None, start: datetime | None = None,
 ) -> MaterializeResult:
     """Materialize one published FG: incrementally when the online version has the same schema and the change
-    since its watermark is small, else a full rewrite. Reads one row per key from the warehouse (as Arrow)."""
+    since its watermark is small, else a full rewrite. Reads one row per key from the warehouse (as Arrow).
+    `start` (a range [start, now]) forces a full rewrite and stores no watermark, so the next run is full too (an
+    incremental run cannot tell which entities the start bound left out)."""
     spec = FGSpec.from_feature_group(fg)
     wm = _watermark(wh, fg)
-    watermark = {"commit_time": wm.isoformat() if wm else None}
+    watermark = {"commit_time": wm.isoformat() if wm and start is None else None}
     published_rows = _published_count(wh, fg)  # what a full run considers (the report's input rows)
     ptr = store.pointers().get(spec.name)
     prev = (ptr.meta.get("watermark") or {}).get("commit_time") if ptr else None
-    can_incr = (not full and ptr is not None and ptr.meta.get("spec") == spec.to_dict() and prev
+    can_incr = (not full and start is None and ptr is not None and ptr.meta.get("spec") == spec.to_dict() and prev
                 and ptr.meta.get("now"))
     if can_incr:
         since, prev_now = datetime.fromisoformat(prev), datetime.fromisoformat(ptr.meta["now"])
@@ -134,9 +141,9 @@ def materialize_feature_group(
             rows = wh.arrow(*latest_query(wh, fg, spec, now, only_keys=changed_query))
             return materialize(store, spec, rows, now, views=views, changed=keys_of(spec, changed),
                                watermark=watermark, progress=progress, input_rows=changed.num_rows)
-    rows = wh.arrow(*latest_query(wh, fg, spec, now))
+    rows = wh.arrow(*latest_query(wh, fg, spec, now, start=start))
     return materialize(store, spec, rows, now, views=views, watermark=watermark, progress=progress,
-                       input_rows=published_rows)
+                       input_rows=published_rows, start=start)
 
 
 def materialize_project(
@@ -148,9 +155,12 @@ def materialize_project(
     full: bool = False,
     now: datetime | None = None,
     progress_factory: Callable[[str], Progress | None] | None = None,
+    start: datetime | None = None,
 ) -> tuple[list[MaterializeResult], list[str]]:
     """Materialize the named online FGs (default: all online FGs) from the project's warehouse (its dbt target,
-    whichever engine). Returns results + warnings."""
+    whichever engine). Returns results + warnings. `now` is the end of the range (default: the clock), `start` its
+    optional beginning: per entity the latest row with max(start, now - ttl) <= event_time <= now (Feast's
+    materialize(start_date, end_date)); a range is always a full rewrite."""
     fgs, views, warnings = online_specs(catalog)
     selected = list(names) or sorted(fgs)
     for n in selected:
@@ -171,7 +181,8 @@ def materialize_project(
                     warnings.append(f"{n} has never been published: nothing to materialize (run `fs run`)")
                     continue
                 progress = progress_factory(n) if progress_factory else None
-                results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress))
+                results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress,
+                                                         start=start))
         if not results:
             store.publish_views(views)
         publish_push_specs(store, catalog)  # what the service checks pushed rows against (fs_cli/online/push.py)

@@ -2,8 +2,9 @@
 
 `materialize(store, spec, rows, now)` applies the point-in-time rule with `now` as the spine time: per entity
 key, the row with the greatest event_time <= now and event_time >= now - ttl (ties broken by created_time
-when declared); entities without such a row are not served. It knows nothing of dbt, DuckDB files, click or
-HTTP: the caller hands it the published rows (pyarrow or pandas) and the FG spec.
+when declared); entities without such a row are not served. `start` (Feast's materialize(start_date, end_date),
+with `now` as the end) also drops rows with event_time < start: the window is [max(start, now - ttl), now].
+It knows nothing of dbt, DuckDB files, click or HTTP: the caller hands it the published rows (pyarrow or pandas) and the FG spec.
 
 Incremental mode (`changed=` / `deleted=` entity keys): `rows` needs to hold the published rows of the changed
 entities only; their latest rows are upserted and entities left without a qualifying row are removed, in one
@@ -81,8 +82,9 @@ def _epoch_us(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return pc.cast(_naive_us(col), pa.int64())
 
 
-def latest_rows(spec: FGSpec, rows: pa.Table | pd.DataFrame, now: datetime) -> pa.Table:
-    """The PIT rule with `now` as spine time: latest row per key with now - ttl <= event_time <= now.
+def latest_rows(spec: FGSpec, rows: pa.Table | pd.DataFrame, now: datetime, start: datetime | None = None) -> pa.Table:
+    """The PIT rule with `now` as spine time: latest row per key with now - ttl <= event_time <= now (and
+    event_time >= `start` when given).
 
     Columns out: keys, features, __event_us, __created_us (epoch microseconds). Pure Arrow (no SQL engine): the
     warehouse already narrowed the rows to the latest per key (fs_cli.online.from_warehouse), so this is a
@@ -104,6 +106,8 @@ def latest_rows(spec: FGSpec, rows: pa.Table | pd.DataFrame, now: datetime) -> p
     keep = pc.less_equal(event_us, now_us)
     if spec.ttl_seconds:
         keep = pc.and_(keep, pc.greater_equal(event_us, now_us - int(spec.ttl_seconds) * 1_000_000))
+    if start is not None:
+        keep = pc.and_(keep, pc.greater_equal(event_us, _to_us(start)))
     for k in spec.keys:
         keep = pc.and_(keep, pc.is_valid(out.column(k)))
     out = out.filter(pc.fill_null(keep, False))
@@ -252,6 +256,7 @@ def materialize(
     watermark: dict[str, Any] | None = None,
     progress: Progress | None = None,
     input_rows: int | None = None,
+    start: datetime | None = None,
 ) -> MaterializeResult:
     """Write the latest row per entity of `rows` into `store` as a new version of `spec.name`.
 
@@ -259,15 +264,22 @@ def materialize(
     same atomic step. `watermark` is stored with the version (e.g. the commit time it reflects) so the caller
     can compute the next incremental change set. `input_rows`: how many rows the caller narrowed down to `rows`
     (reported instead of len(rows), e.g. the published rows the warehouse picked the latest of).
+    `start`: serve only rows with event_time >= start (a range materialization [start, now]; full only).
     """
     t0 = time.perf_counter()
     if now.tzinfo is not None:
         raise FeatureStoreError("materialize: `now` must be a naive UTC datetime", fix="use fs_cli.timeutil.utcnow()")
+    check_range(start, now)
     table = _as_arrow(rows)
-    latest = latest_rows(spec, table, now)
+    latest = latest_rows(spec, table, now, start)
     items = encode_rows(spec, latest)
     meta = {"spec": spec.to_dict(), "now": now.isoformat(), "watermark": watermark or {}}
     incremental = changed is not None or deleted is not None
+    if start is not None:
+        if incremental:
+            raise FeatureStoreError(f"materialize {spec.name}: a start time needs a full materialization",
+                                    fix="drop `changed`/`deleted`, or drop `start`")
+        meta["start"] = start.isoformat()
     ptr: Pointer
     if incremental:
         current = store.pointers().get(spec.name)
@@ -305,6 +317,17 @@ def materialize(
         input_rows=table.num_rows if input_rows is None else input_rows, written=written, deleted=removed,
         version=ptr.version, gen=ptr.gen, seconds=time.perf_counter() - t0, now=now.isoformat(),
     )
+
+
+def check_range(start: datetime | None, end: datetime) -> None:
+    """A materialization range [start, end] must be naive UTC and not inverted."""
+    for name, t in (("start", start), ("end", end)):
+        if t is not None and t.tzinfo is not None:
+            raise FeatureStoreError(f"materialize: {name} must be a naive UTC datetime",
+                                    fix="use fs_cli.timeutil.parse_timestamp")
+    if start is not None and start > end:
+        raise FeatureStoreError(f"materialize: the start {start.isoformat(sep=' ')} is after the end "
+                                f"{end.isoformat(sep=' ')}", fix="give --start at or before --end")
 
 
 def publish_views(store: OnlineStore, views: dict[str, FVSpec]) -> None:
