@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ui": ("fs_cli.commands.ui:ui", "Browse the feature store in a web browser: a read-only UI at http://HOST:PORT/ui/."),
     "check": ("fs_cli.commands.monitoring:check", "Freshness (read-only, cron-safe): last commit and online copy of "
               "each feature group vs its declared `freshness`."),
+    "logs": ("fs_cli.commands.monitoring:logs", "Inference logs as data: load the served-vector and prediction "
+             "logs into fs_meta tables (models/monitoring/)."),
+    "report": ("fs_cli.commands.monitoring:report",
+               "Write a self-contained HTML monitoring report (inline SVG charts, nothing loaded from the network)."),
 }
 
 # Hooks run with the group once a command is loaded: fs_cli.commands.monitoring adds `--spine` to `fs model score`.

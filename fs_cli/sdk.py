@@ -373,6 +373,43 @@ class FeatureStore:
 
         return check_freshness(self, feature_groups, now=now, store_url=store_url)
 
+    def sync_inference_logs(self):
+        """Load the new lines of the inference logs (.fs/served_vectors, .fs/predictions) into fs_meta.*_log tables
+        (idempotent), which the dbt models under models/monitoring/ read. Returns counts of new rows."""
+        from .monitoring.logtables import sync_logs
+
+        keys = {name: fv.key_columns for name, fv in self.catalog.feature_views.items()}
+        with self.project.warehouse() as wh:
+            return sync_logs(wh, self.project.state_dir, keys)
+
+    def monitor_model(self, model: str, window: str = "1d", labels: str | os.PathLike | None = None,
+                      since: str | datetime | None = None, until: str | datetime | None = None,
+                      now: str | datetime | None = None, store: bool = True):
+        """Concept drift: the logged predictions of NAME[:V|@ALIAS] joined with labels that arrived later (a dbt
+        model or .parquet/.csv; default: the feature view's label spine), by row_id or entity keys + spine time;
+        metrics per window and per slice, stored in fs_meta.model_monitoring. `.ok` says the verdict.
+
+        >>> fs.monitor_model("fraud_model@champion", window="1d").failing
+        """
+        from .monitoring.concept import monitor_model
+
+        return monitor_model(self, model, window=window, labels=labels, since=since, until=until, now=now,
+                             store=store)
+
+    def model_monitoring(self, model: str | None = None) -> list[dict[str, Any]]:
+        """Stored concept-drift results (fs_meta.model_monitoring) of a model (name or name:version), oldest first."""
+        from .monitoring.concept import history
+
+        return history(self, model)
+
+    def report(self, out: str | os.PathLike, feature_views: Sequence[str] | None = None,
+               models: Sequence[str] | None = None) -> Path:
+        """One self-contained HTML file (inline SVG, no network at view time): per-feature distributions training vs
+        served, drift over time, model metrics over time."""
+        from .monitoring.report import write_report
+
+        return write_report(self, out, feature_views=feature_views, models=models)
+
 
 def online_locations(store: FeatureStore | None, store_url: str | None = None) -> tuple[str, Path]:
     """(online store URL, state folder) for serving: the project's when there is one, else the current directory's

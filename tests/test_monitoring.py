@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import threading
 import uuid
 from datetime import timedelta
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import ENGINES
-from services import pg_connect
+from services import missing, pg_connect
 
 from fs_cli import FeatureStore, training
 from fs_cli.cli import main
@@ -241,3 +243,202 @@ def test_check_freshness_with_a_fixed_clock_and_a_webhook(monitored):
     assert [(f["feature_group"], f["target"], f["status"]) for f in failing] == [("fg_customer_profile", "commit",
                                                                                    "stale")]
     assert failing[0]["age_seconds"] == pytest.approx(2 * 86400)
+
+
+# -- inference logs as data (fs_meta log tables, models/monitoring) ---------------------------------------------
+def _all_served(d: Path) -> list[dict]:
+    from fs_cli.monitoring.logs import read_served_vectors
+
+    return read_served_vectors(d / ".fs", FV, KEYS)
+
+
+def test_inference_logs_load_idempotently_and_dbt_models_read_them(monitored):
+    from fs_cli.monitoring.logtables import COLUMNS
+    from fs_cli.monitoring.scoring import _model_relation
+
+    engine, d, td, _, _ = monitored
+    fs = FeatureStore(d)
+    with fs.project.warehouse(read_only=True) as wh:
+        # the demo's `fs run` built models/monitoring before any log was loaded: their pre-hook made the tables,
+        # with exactly the columns fs loads into
+        for table, cols in COLUMNS.items():
+            assert [c.lower() for c, _ in wh.describe(wh.relation("fs_meta", table))] == [c for c, _ in cols], table
+    _serve_log(d, [{**{k: 7 for k in KEYS}, **{f["name"]: None for f in td.features}}], [f["name"] for f in
+                                                                                         td.features], shift=False)
+    fs.sync_inference_logs()
+    again = fs.sync_inference_logs()
+    assert (again.predictions, again.served_vectors) == (0, 0)
+    predicted = read_predictions(d / ".fs", feature_view=FV)
+    served = _all_served(d)
+    # a torn last line (a writer mid-append) is not loaded until it is complete
+    pfile = sorted((d / ".fs" / "predictions").glob("predictions-*.jsonl"))[0]
+    line = orjson.dumps({"v": 1, "logged_at": "2026-02-01T00:00:00Z", "row_id": "torn-row", "model": f"{MODEL}:1",
+                         "feature_view": FV, "entity": {"customer_id": 1}, "features": {"age_years": 40},
+                         "prediction": 1, "score": 0.5})
+    with open(pfile, "ab") as fh:
+        fh.write(line[:20])
+    assert fs.sync_inference_logs().predictions == 0
+    with open(pfile, "ab") as fh:
+        fh.write(line[20:] + b"\n")
+    assert fs.sync_inference_logs().predictions == 1
+    assert fs.sync_inference_logs().predictions == 0
+
+    res = fs.project.dbt(["build", "--select", "path:models/monitoring"])
+    assert res.success
+    with fs.project.warehouse(read_only=True) as wh:
+        rel = {m: _model_relation(fs.project, m) for m in ("mon_predictions", "mon_served_vectors",
+                                                            "mon_feature_values", "mon_feature_daily")}
+        assert wh.scalar(f"select count(*) from {rel['mon_predictions']}") == len(predicted) + 1
+        assert wh.scalar(f"select count(distinct row_id) from {rel['mon_predictions']}") == len(predicted) + 1
+        assert wh.scalar(f"select count(*) from {rel['mon_served_vectors']}") == len(served)
+        # every logged feature value once, as a number where it is one (oracle: the JSONL read in Python)
+        expected = {(r["row_id"], f): v for r in predicted for f, v in r["features"].items()}
+        got = {(r[0], r[1]): (r[2], r[3]) for r in wh.fetchall(
+            f"select row_id, feature, value_text, value_number from {rel['mon_feature_values']} "
+            "where source = 'predicted' and row_id <> 'torn-row'")}
+        assert set(got) == set(expected)
+        for key, v in expected.items():
+            text, num = got[key]
+            assert (text is None) == (v is None), key
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                assert num == pytest.approx(float(v), rel=1e-12), key
+        n_served_features = sum(len(r["features"]) for r in served)
+        assert wh.scalar(f"select sum(n_vectors) from {rel['mon_feature_daily']} where source = 'served'") == \
+            n_served_features
+        # the row with the serving keys 7/7 was served with every feature missing
+        assert wh.scalar(f"select count(*) from {rel['mon_feature_values']} v join {rel['mon_served_vectors']} s "
+                         "on s.row_id = v.row_id where s.entity like '%\"customer_id\":7%' "
+                         "and v.value_text is not null") == 0
+
+
+# -- concept drift ---------------------------------------------------------------------------------------------
+def _labels_for(scored: pd.DataFrame, test: pd.DataFrame, flip_after=None) -> pd.DataFrame:
+    truth = test.set_index("transaction_id")["is_fraud"]
+    labels = scored[[*KEYS, "transaction_at", "transaction_id", "channel"]].copy()
+    labels["is_fraud"] = truth.loc[labels["transaction_id"]].to_numpy()
+    if flip_after is not None:  # the label relationship changes: the model's cues now point the other way
+        late = labels["transaction_at"] >= flip_after
+        labels.loc[late, "is_fraud"] = (~labels.loc[late, "is_fraud"].astype(bool)).astype(labels["is_fraud"].dtype)
+    return labels
+
+
+def test_model_monitor_flags_a_label_shift_within_one_window(monitored):
+    engine, d, td, test, scored = monitored
+    fs = FeatureStore(d)
+    t0 = scored["transaction_at"].min().normalize()
+    days = int(np.ceil((scored["transaction_at"].max() - t0) / pd.Timedelta(days=1)))
+    half = (days + 1) // 2
+    cut = t0 + pd.Timedelta(days=half)
+
+    # the true labels, found by entity keys + spine time; sliced by a label column (channel) and a logged feature
+    _labels_for(scored, test).to_parquet(d / "labels_true.parquet", index=False)
+    sliced = FeatureStore(d, vars={"fs_model_slices": {MODEL: ["channel", "segment"]}})
+    calm = sliced.monitor_model(f"{MODEL}:1", window=f"{half}d", labels=d / "labels_true.parquet", since=t0)
+    assert calm.labelled == len(scored) and calm.ok, [(w.start, w.metrics.get("auc"), w.checks) for w in calm.windows]
+    assert [w.status for w in calm.windows] == ["pass", "pass"]
+    assert [w.start for w in calm.windows] == [t0.to_pydatetime(), cut.to_pydatetime()]
+    # oracle: the window's metrics and one slice's, recomputed from the scored frame with sklearn
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    first = scored[scored["transaction_at"] < cut].merge(test[["transaction_id", "is_fraud"]], on="transaction_id")
+    w0 = calm.windows[0]
+    assert w0.n == len(first)
+    assert w0.metrics["auc"] == pytest.approx(roc_auc_score(first["is_fraud"], first["score"]), abs=1e-12)
+    assert w0.metrics["accuracy"] == pytest.approx(accuracy_score(first["is_fraud"], first["prediction"]), abs=1e-12)
+    for column in ("channel", "segment"):
+        per = [s for s in w0.slices if s["column"] == column]
+        assert sum(s["n"] for s in per) == w0.n
+        biggest = max(per, key=lambda s: s["n"])
+        part = first[first[column].astype(str) == biggest["slice"]]
+        assert biggest["n"] == len(part)
+        assert biggest["accuracy"] == pytest.approx(accuracy_score(part["is_fraud"], part["prediction"]), abs=1e-12)
+    stored = [r for r in sliced.model_monitoring(f"{MODEL}:1") if r["run_id"] == calm.run_id]
+    overall = {(r["window_start"], r["metric"]): r for r in stored if r["slice_column"] is None}
+    assert overall[(t0.to_pydatetime(), "auc")]["status"] == "pass"
+    assert overall[(t0.to_pydatetime(), "auc")]["value"] == pytest.approx(w0.metrics["auc"])
+    assert overall[(t0.to_pydatetime(), "auc")]["limit_min"] == pytest.approx(calm.baseline["auc"] - 0.1)
+    assert {r["slice_column"] for r in stored} == {None, "channel", "segment"}
+
+    _labels_for(scored, test, flip_after=cut).to_parquet(d / "labels_shifted.parquet", index=False)
+    res = CliRunner().invoke(main, ["--project-dir", str(d), "model", "monitor", f"{MODEL}:1", "--window",
+                                    f"{half}d", "--since", str(t0), "--labels", str(d / "labels_shifted.parquet"),
+                                    "--json"])
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.stdout)
+    assert [w["status"] for w in out["windows"]] == ["pass", "fail"]
+    assert [c["metric"] for c in out["windows"][1]["checks"] if not c["passed"]] == ["auc"]
+
+    # joined by row_id (the prediction log's own id) instead of keys + time: the same verdict
+    by_id = _labels_for(scored, test, flip_after=cut).assign(row_id=scored["row_id"].to_numpy())
+    by_id[["row_id", "is_fraud"]].to_parquet(d / "labels_by_id.parquet", index=False)
+    again = fs.monitor_model(f"{MODEL}:1", window=f"{half}d", labels=d / "labels_by_id.parquet", since=t0,
+                             store=False)
+    assert again.labelled == len(scored) and [w.status for w in again.windows] == ["pass", "fail"]
+
+
+# -- the HTML report, rendered by a real browser -----------------------------------------------------------------
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        missing("chromium", "no chromium on PATH (Debian: apt-get install -y chromium)")
+    return exe
+
+
+class _Dom(HTMLParser):
+    """Per <figure>: its caption and the counts of svg, rect, path elements inside."""
+
+    def __init__(self):
+        super().__init__()
+        self.figures: list[dict] = []
+        self.scripts = 0
+        self._in_caption = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self.scripts += 1
+        if tag == "figure":
+            self.figures.append({"caption": "", "svg": 0, "rect": 0, "path": 0})
+        elif tag == "figcaption":
+            self._in_caption = True
+        elif tag in ("svg", "rect", "path") and self.figures:
+            self.figures[-1][tag] += 1
+
+    def handle_endtag(self, tag):
+        if tag == "figcaption":
+            self._in_caption = False
+
+    def handle_data(self, data):
+        if self._in_caption and self.figures:
+            self.figures[-1]["caption"] += data.strip()
+
+
+def test_html_report_renders_its_charts_in_headless_chromium(monitored):
+    engine, d, td, test, scored = monitored
+    exe = _chromium()
+    fs = FeatureStore(d)
+    fs.monitor(FV, 1, since=utcnow() - timedelta(days=1), source="predicted")  # drift over time: >= 1 run
+    t0 = scored["transaction_at"].min().normalize()
+    _labels_for(scored, test).to_parquet(d / "labels_report.parquet", index=False)
+    out = d / "report" / "monitoring.html"
+    res = CliRunner().invoke(main, ["--project-dir", str(d), "model", "monitor", f"{MODEL}:1", "--window", "30d",
+                                    "--since", str(t0), "--labels", str(d / "labels_report.parquet"),
+                                    "--html", str(out)])
+    assert res.exit_code in (0, 1), res.output
+    text = out.read_text()
+    # self-contained: nothing to fetch at view time
+    assert "<script" not in text and "<link" not in text and not re.search(r"""(src|href)=["']?https?:""", text)
+
+    proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = _Dom()
+    dom.feed(proc.stdout)
+    by_caption = {f["caption"]: f for f in dom.figures}
+    features = [f["name"] for f in td.features]
+    # one distribution overlay per feature of the training dataset, drawn with bars
+    assert set(features) <= set(by_caption), set(features) - set(by_caption)
+    drawn = [f for f in features if by_caption[f]["svg"] == 1 and by_caption[f]["rect"] >= 2]
+    assert len(drawn) == len(features)
+    # drift over time (a line per feature) and the model's metrics per window
+    assert by_caption["psi (numeric features)"]["path"] >= 1
+    assert by_caption["auc"]["svg"] == 1 and by_caption["auc"]["path"] >= 1

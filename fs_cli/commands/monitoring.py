@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from ..output import console, print_json, print_table
+from ._context import get_store
+from ._output import Output, output_options
 
 
 def _store(ctx: click.Context):
@@ -110,10 +112,89 @@ def _extend_score(score: click.Command) -> None:
     score.callback = callback
 
 
+@click.command("model-monitor")
+@click.argument("ref", metavar="MODEL[:V|@ALIAS]")
+@click.option("--window", default="1d", show_default=True, help="Window span (e.g. 1d, 6h, 7d) over the "
+              "predictions' spine time.")
+@click.option("--labels", help="Labels that arrived later: a dbt model or a .parquet/.csv file with row_id, or the "
+              "view's keys + spine timestamp, and the label column (default: the view's label spine).")
+@click.option("--since", help="Predictions at or after this spine time (windows are aligned on it).")
+@click.option("--until", help="Predictions before this spine time.")
+@click.option("--now", help="The clock (naive UTC) recorded with the results.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write the HTML report here.")
+@output_options()
+@click.pass_context
+def model_monitor(ctx: click.Context, ref: str, window: str, labels: str | None, since: str | None,
+                  until: str | None, now: str | None, html_out: str | None) -> Output:
+    """Concept drift: logged predictions joined with late labels; metrics per window and slice (stored in
+    fs_meta.model_monitoring). Exit 1 when a window is below the model's thresholds."""
+    fs = get_store(ctx)
+    report = fs.monitor_model(ref, window=window, labels=labels, since=since, until=until, now=now)
+    if html_out:
+        fs.report(html_out, models=[report.model])
+
+    def show() -> None:
+        metric_names = list(report.thresholds) or ["accuracy"]
+        rows = [{"window_start": w.start, "n": w.n, "status": w.status,
+                 **{m: w.metrics.get(m) for m in metric_names},
+                 "failed": [c["metric"] for c in w.checks if not c["passed"]]} for w in report.windows]
+        print_table(rows, list(rows[0]) if rows else ["window_start"],
+                    title=f"{report.model}: {report.labelled} of {report.predictions} logged predictions labelled "
+                          f"({report.labels}), windows of {report.window}")
+        bounds = "; ".join(f"{m} {b}" for m, b in report.thresholds.items())
+        console.print(f"thresholds: {bounds} (baseline: {', '.join(f'{m}={report.baseline.get(m)}' for m in report.thresholds)})", highlight=False)
+        if report.failing:
+            console.print(f"[bold red]below thresholds:[/] windows starting "
+                          f"{', '.join(str(w.start) for w in report.failing)}", highlight=False)
+        else:
+            console.print("every window with enough labels meets the thresholds", highlight=False)
+        if html_out:
+            console.print(f"report: {html_out}", highlight=False)
+
+    from ..monitoring.concept import to_json
+
+    return Output(to_json(report), show, exit_code=1 if report.failing else 0)
+
+
+@click.group("logs")
+def logs() -> None:
+    """Inference logs as data: load the served-vector and prediction logs into fs_meta tables (models/monitoring/).
+    """
+
+
+@logs.command("sync")
+@output_options()
+@click.pass_context
+def logs_sync(ctx: click.Context) -> Output:
+    """Load the new lines of .fs/served_vectors and .fs/predictions into fs_meta.served_vectors_log /
+    predictions_log (idempotent); then `dbt build -s path:models/monitoring` refreshes the BI views."""
+    result = get_store(ctx).sync_inference_logs()
+    return Output(result.to_dict(), lambda: console.print(
+        f"loaded {result.predictions} new predictions and {result.served_vectors} new served vectors from "
+        f"{result.files} file(s)", highlight=False))
+
+
+@click.command("report")
+@click.option("--html", "out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("--feature-view", "feature_views", multiple=True, help="Feature views to show (default: every view "
+              "with a training dataset).")
+@click.option("--model", "models", multiple=True, help="Models to show metrics of (default: every monitored model).")
+@click.pass_context
+def report(ctx: click.Context, out: str, feature_views: tuple[str, ...], models: tuple[str, ...]) -> None:
+    """Write a self-contained HTML monitoring report (inline SVG charts, nothing loaded from the network).
+
+    Per feature view: each feature's distribution in the training dataset against the logged vectors, and drift
+    over time; per model: its metrics per window over time."""
+    path = get_store(ctx).report(out, feature_views=list(feature_views) or None, models=list(models) or None)
+    console.print(f"report written to {path}", highlight=False)
+
+
 def register(main: click.Group) -> None:
     """Add the monitoring commands to `fs` (called once from fs_cli/cli.py)."""
     main.add_command(monitor)
     main.add_command(check)
     model = main.commands.get("model")
-    if isinstance(model, click.Group) and "score" in model.commands:
-        _extend_score(model.commands["score"])
+    if isinstance(model, click.Group):
+        model.add_command(model_monitor, "monitor")
+        if "score" in model.commands:
+            _extend_score(model.commands["score"])

@@ -49,6 +49,9 @@ STEPS: list[tuple[str, list[str]]] = [
     ("Provenance: champion -> training dataset -> feature view -> feature-group commits -> dbt sources",
      ["model", "lineage", "fraud_model@champion"]),
     ("Impact: what used a feature group", ["impact", "fg_customer_profile"]),
+    ("Monitoring: a normal day and a shifted day of served traffic against the training dataset; `fs monitor` "
+     "flags the shift (exit 1) and `fs report` draws it (target/demo/monitoring.html)",
+     ["python", "-m", "fs_cli.demo.monitor"]),
 ]
 
 

@@ -51,13 +51,47 @@ def _in_window(t: datetime | None, since: datetime | None, until: datetime | Non
     return (since is None or t >= since) and (until is None or t < until)
 
 
+def served_line_vectors(obj: dict[str, Any], key_columns: Sequence[str] | None = None
+                        ) -> list[dict[str, tuple[str, Any, str | None]]]:
+    """The entity vectors of one served-log line: per row {name: (kind, value, status)}, kind `entity` for the
+    request keys (`key_columns`: the view's keys, listed first in a served answer) and `feature` otherwise. A value whose status is not PRESENT is None, as the
+    model saw it."""
+    resp = obj.get("response") or {}
+    names = (resp.get("metadata") or {}).get("feature_names") or []
+    results = resp.get("results") or []
+    n = len(results[0].get("values") or []) if results else 0
+    keys = set(key_columns) if key_columns is not None else set(_leading_keys(obj, names))
+    out = []
+    for i in range(n):
+        row: dict[str, tuple[str, Any, str | None]] = {}
+        for name, res in zip(names, results, strict=False):
+            v = res["values"][i]
+            statuses = res.get("statuses") or []
+            status = statuses[i] if statuses else None
+            if name in keys:
+                row[name] = ("entity", v, status)
+            else:
+                row[name] = ("feature", v if (status is None or status == "PRESENT") else None, status)
+        out.append(row)
+    return out
+
+
+def _leading_keys(obj: dict[str, Any], names: Sequence[str]) -> list[str]:
+    """Fallback for a line of a view no longer declared: the leading names ending in `_id` (keys come first)."""
+    keys = []
+    for name in names:
+        if not name.endswith("_id"):
+            break
+        keys.append(name)
+    return keys
+
+
 def read_served_vectors(state_dir: str | os.PathLike, feature_view: str, key_columns: Sequence[str],
                         since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
     """One row per served entity vector of `feature_view` logged in [since, until):
     {"source": "served", "logged_at", "row_id": "<request_id>:<i>", "entity": {...}, "features": {...}}.
     `key_columns`: the view's request keys (listed first in a served answer). Values whose status is not PRESENT
     are missing (None), as the model saw them."""
-    keys = set(key_columns)
     out: list[dict[str, Any]] = []
     for obj in _lines(Path(state_dir) / SERVED_DIR, "served-*.jsonl"):
         if obj.get("feature_view") != feature_view:
@@ -65,21 +99,10 @@ def read_served_vectors(state_dir: str | os.PathLike, feature_view: str, key_col
         at = _parse_time(obj.get("served_at"))
         if not _in_window(at, since, until):
             continue
-        resp = obj.get("response") or {}
-        names = (resp.get("metadata") or {}).get("feature_names") or []
-        results = resp.get("results") or []
-        n = len(results[0].get("values") or []) if results else 0
-        for i in range(n):
-            entity, features = {}, {}
-            for name, res in zip(names, results, strict=False):
-                v = res["values"][i]
-                statuses = res.get("statuses") or []
-                if name in keys:
-                    entity[name] = v
-                else:
-                    features[name] = v if (not statuses or statuses[i] == "PRESENT") else None
+        for i, row in enumerate(served_line_vectors(obj, key_columns)):
             out.append({"source": "served", "logged_at": at, "row_id": f"{obj.get('request_id')}:{i}",
-                        "entity": entity, "features": features})
+                        "entity": {n: v for n, (k, v, _) in row.items() if k == "entity"},
+                        "features": {n: v for n, (k, v, _) in row.items() if k == "feature"}})
     return out
 
 
