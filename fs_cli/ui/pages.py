@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 #: Validation runs shown on a feature-group page (newest first).
 VALIDATION_RUNS = 20
 COST_RUNS = 50
-#: fs_meta tables the monitoring work writes (fs_cli/monitoring); scratch tables (monitoring_current_*) excluded.
-MONITORING_PREFIX = "monitoring_"
+#: fs_meta tables the monitoring work writes (fs_cli/monitoring: monitoring_results, model_monitoring, ...): their
+#: names hold this word; its scratch tables (monitoring_current_*) are left out.
+MONITORING_WORD = "monitoring"
 MONITORING_SCRATCH = ("monitoring_current_",)
 MONITORING_ROWS = 200
 
@@ -282,7 +283,7 @@ def monitoring_tables(fs: FeatureStore) -> list[str]:
         if META_SCHEMA not in wh.schemas():
             return []
         names = wh.tables(META_SCHEMA)
-    return sorted(n for n in names if n.startswith(MONITORING_PREFIX) and not n.startswith(MONITORING_SCRATCH))
+    return sorted(n for n in names if MONITORING_WORD in n and not n.startswith(MONITORING_SCRATCH))
 
 
 def monitoring_page(fs: FeatureStore) -> dict[str, Any]:
@@ -308,7 +309,8 @@ def monitoring_page(fs: FeatureStore) -> dict[str, Any]:
         for t in tables:
             if t == "monitoring_results":
                 continue
-            res = wh.execute(f"select * from {wh.relation(META_SCHEMA, t)}")  # t: a table name the warehouse listed
-            others[t] = {"columns": list(res.columns), "rows": [list(r) for r in res.fetchall()[:MONITORING_ROWS]]}
+            # t: a name the warehouse listed, never one from the URL
+            res = wh.execute(f"select * from {wh.relation(META_SCHEMA, t)} limit {MONITORING_ROWS}")
+            others[t] = {"columns": list(res.columns), "rows": [list(r) for r in res.fetchall()]}
     return jsonable({"page": "monitoring", "tables": tables, "monitoring_results": results[:MONITORING_ROWS],
                      "drift": series, "other_tables": others})

@@ -46,6 +46,7 @@ def _templates():
     env.filters["url"] = lambda s: quote(str(s), safe="")
     env.filters["short"] = lambda s, n=19: "" if s is None else str(s)[:n]
     env.filters["num"] = _num
+    env.globals["prefix"] = PREFIX  # the macros of _macros.html are imported without the page's context
     return env
 
 
