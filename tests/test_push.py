@@ -484,3 +484,30 @@ def test_a_crash_after_the_snapshot_neither_loses_nor_republishes_pushed_rows(pr
     with fs.project.warehouse(read_only=True) as wh:
         assert wh.fetchall("select fs_push_id, fs_status, fs_commit_id from fs_push.fg_push_items") == [
             ("r1:0", "published", 2)]
+
+
+def test_fuzzed_pushes_never_get_a_server_error(tmp_path):
+    """schemathesis over /push and /write-to-online-store from the service's own OpenAPI, with push on: never a 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    import pyarrow as pa
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    store, _, _ = make_store("sqlite", tmp_path)
+    materialize(store, SPEC, pa.table({"customer_id": [1], "updated_at": [NOW - timedelta(minutes=10)],
+                                       "segment": ["standard"], "credit_limit": [1.0], "age": [3]}), NOW)
+    store.put_document("push_specs", orjson.dumps({"fg_profile": PushSpec(SPEC, RULES, "profile_updates").to_dict()}))
+    app = create_app(store, push_dir=tmp_path / "push", clock=lambda: epoch(NOW))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^/(push|write-to-online-store)$")
+    statuses: list[int] = []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case):
+            statuses.append(case.call_and_validate(checks=[not_a_server_error]).status_code)
+
+        check()
+    cleanup(store)
+    assert len(statuses) >= 60 and max(statuses) < 500
