@@ -73,6 +73,13 @@ def _release_duckdb() -> None:
                 DuckDBConnectionManager._ENV = None
 
 
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 class Project:
     """Paths, target and an in-process dbt runner that reuses the parsed manifest."""
 
@@ -91,6 +98,7 @@ class Project:
         env_path = os.environ.get("FS_DUCKDB_PATH")
         self._duckdb_path = (Path(env_path) if env_path else self.dir / STATE_DIR / "feature_store.duckdb").absolute()
         self._manifest = None
+        self._manifest_fp: str | None = None  # fingerprint of the project files the parsed manifest was parsed from
         self._target_config: dict[str, Any] | None = None
 
     # -- paths -------------------------------------------------------------------------------------------
@@ -258,6 +266,7 @@ class Project:
         other = copy.copy(self)
         other.vars = {**self.vars, **extra}
         other._manifest = self._parsed_manifest()
+        other._manifest_fp = self._manifest_fp
         return other
 
     def _parsed_manifest(self):
@@ -281,7 +290,10 @@ class Project:
         cmd, *rest = list(args)
         if reuse_manifest and cmd != "parse" and getattr(self._manifest, "is_view", False):
             self._parsed_manifest()
-        fp = manifest_cache.fingerprint(self)
+        given = self._manifest if (reuse_manifest and cmd != "parse") else None
+        # The manifest dbt writes is `given` (parsed earlier, maybe with other vars) or its own parse of the files now.
+        fp = self._manifest_fp if given is not None else manifest_cache.fingerprint(self)
+        written_before = _mtime_ns(self.target_dir / "manifest.json")
         full = [cmd, *self._base_args(), *rest]
         kind = self.target_config().get("type")
         if kind == "duckdb":
@@ -295,7 +307,7 @@ class Project:
         with _DBT_LOCK, self._as_plain_dbt():
             try:
                 runner = dbtRunner(
-                    manifest=self._manifest if (reuse_manifest and cmd != "parse") else None,
+                    manifest=given,
                     callbacks=callbacks or [],
                 )
                 res = runner.invoke(full)
@@ -305,9 +317,12 @@ class Project:
             finally:
                 _release_duckdb()
         if cmd == "parse" and res.success:
-            self._manifest = res.result
-        if res.success and cmd in _WRITES_MANIFEST and "--inline" not in rest:
-            manifest_cache.record(self, fp)  # target/manifest.json now belongs to the files as they were
+            self._manifest, self._manifest_fp = res.result, fp
+        rewrote = _mtime_ns(self.target_dir / "manifest.json") != written_before
+        if res.success and rewrote and fp is not None and cmd in _WRITES_MANIFEST and "--inline" not in rest:
+            # target/manifest.json now belongs to the files as they were when it was parsed (with this project's vars;
+            # a with_vars copy records its parent's parse, which is the manifest dbt wrote)
+            manifest_cache.record(self, fp)
         results = list(getattr(res.result, "results", None) or []) if cmd != "parse" else []
         return DbtResult(success=bool(res.success), results=results, exception=res.exception,
                          invocation_id=invocation_id)

@@ -108,3 +108,35 @@ def test_fs_passes_target_only_where_plain_dbt_would_pick_another(project_copy, 
     assert "--target" not in Project(d, target="duckdb")._base_args()
     args = Project(d, target="postgres")._base_args()
     assert args[args.index("--target") + 1] == "postgres"
+
+
+# -- what fs records after dbt wrote target/manifest.json from a manifest parsed earlier ---------------------------
+def _edit_description(project: Path) -> None:
+    yml = project / "models" / "feature_groups" / "_feature_groups.yml"
+    yml.write_text(yml.read_text().replace("name: fg_customer_profile\n    description: ",
+                                           "name: fg_customer_profile\n    description: EDITED ", 1))
+
+
+def test_a_manifest_parsed_before_an_edit_is_never_recorded_as_current(project):
+    """dbt writes target/manifest.json at the end of a run from the manifest fs parsed at the start: an edit made in
+    between must not be vouched for by that write (the next command parses again and sees the edit)."""
+    from fs_cli.project import Project
+
+    p = Project(project)
+    p._parsed_manifest()  # parsed now, before the edit
+    _edit_description(project)
+    # dbt rewrites target/manifest.json from the parse made before the edit
+    assert p.dbt(["compile", "--quiet", "-s", "stg_customers", "--indirect-selection", "empty"]).success
+    after = _probe(project)
+    assert after["dbt_imported"] is True
+    assert after["descriptions"]["fg_customer_profile"].startswith("EDITED ")
+
+
+def test_dbt_calls_with_other_vars_keep_the_fast_path(project):
+    """A training dataset or a demo cutoff runs dbt with extra vars on the manifest parsed without them: what dbt
+    writes is that manifest, so the next plain command still reads it without dbt."""
+    from fs_cli.project import Project
+
+    other = Project(project).with_vars({"demo_data_cutoff": "2026-01-02 00:00:00"})
+    assert other.dbt(["compile", "--quiet", "-s", "stg_customers", "--indirect-selection", "empty"]).success
+    assert _probe(project)["dbt_imported"] is False
