@@ -93,4 +93,6 @@ def main() -> int:
             return rc
     print(f"\ndemo finished in {time.time() - t0:.0f}s on the {where}. BI: the published rows are in the "
           "<schema>_published views, history in <schema>_history (see README).")
+    print("Web UI: run `fs ui --port 8890` and open http://127.0.0.1:8890/ui/ (catalog, commits, validation, drift, "
+          "training datasets, models; every page also as JSON at <page>.json)")
     return 0
