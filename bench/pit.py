@@ -1,7 +1,7 @@
 """Point-in-time training set through the real product path, on the benchmark layout (bench/gen_data.py).
 
 usage: python bench/pit.py --data DIR --ttl-days N --out OUT.parquet [--size-label small] [--keep-project DIR]
-                           [--target duckdb|postgres] [--pg-database DB]
+                           [--target duckdb|postgres|spark] [--pg-database DB]
 
 A throw-away dbt project (named feature_store, using this repo's macros/) declares the Parquet files as dbt
 sources, the two feature groups as models with their `config.meta.fs` (entity, event_time, created_time,
@@ -16,6 +16,12 @@ the end; with --pg-database DB, a database already loaded by `bench/pg_bench.py 
 schema is dropped), the training set is a table there, exported back to Parquet with COPY. On Postgres the join
 runs in server processes: "server CPU" is the CPU of the processes serving the bench database (backends and their
 parallel workers) during the join, sampled from /proc (pg_bench.DatabaseCpuClock).
+
+--target spark runs it through dbt-spark's session method on a local Spark started from the project's `spark` target
+settings (bench/spark_conf.py: local[2], UTC, Delta; driver memory 4g): the Parquet files are external tables read
+in place, the training set is a Delta table, exported to Parquet through Arrow. The join runs in Spark's JVM, a child
+of this process that rusage does not see: CPU and peak memory are sampled from /proc over the process tree
+(bench/proc_tree.py).
 
 Time zones are pinned to UTC in every profile this writes (DuckDB `settings: {TimeZone: UTC}`; Postgres: PGTZ and
 the connection options), so the machine's TZ cannot shift a comparison of naive and tz-aware timestamps.
@@ -83,6 +89,12 @@ def profile_yml(root: Path, threads: int, target: str, pg: dict | None) -> str:
     if target == "duckdb":
         return (f"pit_bench:\n  target: duckdb\n  outputs:\n    duckdb: {{type: duckdb, path: '{root / 'bench.duckdb'}',"
                 f" schema: main, threads: {threads}, settings: {{TimeZone: UTC}}}}\n")
+    if target == "spark":  # dbt-spark's session method reuses the session run_spark starts from the same params
+        from spark_conf import spark_params
+
+        params = json.dumps(spark_params(root / "spark"))
+        return (f"pit_bench:\n  target: spark\n  outputs:\n    spark: {{type: spark, method: session, host: NA,"
+                f" schema: bench_out, threads: 1, server_side_parameters: {params}}}\n")
     # dbt-postgres has no session-settings field: libpq applies PGTZ=UTC (pinned by main) when it connects.
     return (f"pit_bench:\n  target: postgres\n  outputs:\n    postgres: {{type: postgres, host: '{pg['host']}',"
             f" port: {pg['port']}, user: '{pg['user']}', password: '{os.environ.get('PGPASSWORD', '')}',"
@@ -90,8 +102,11 @@ def profile_yml(root: Path, threads: int, target: str, pg: dict | None) -> str:
 
 
 def sources_yml(data: Path, target: str, tables: list[str]) -> str:
-    """DuckDB reads the Parquet files in place; on Postgres they were loaded into pg_bench.DATA_SCHEMA."""
+    """DuckDB reads the Parquet files in place; on Postgres they were loaded into pg_bench.DATA_SCHEMA; on Spark they
+    are external Parquet tables of schema `bench` (run_spark)."""
     src = ["version: 2", "sources:", "  - name: bench"]
+    if target == "spark":
+        src.append("    schema: bench")
     if target == "postgres":
         from pg_bench import DATA_SCHEMA
 
@@ -124,6 +139,7 @@ def write_project(root: Path, data: Path, ttl_days: int, threads: int, target: s
             models:
               feature_store:
                 feature_groups: {{+materialized: view}}
+                {"+file_format: delta" if target == "spark" else ""}
             """
         )
     )
@@ -225,6 +241,41 @@ def run_postgres(args, data: Path, root: Path) -> dict:
     return out
 
 
+def run_spark(args, data: Path, root: Path) -> dict:
+    """Spark (local[2], the project's spark target settings): the Parquet files are external tables read in place,
+    the training set is a Delta table written by dbt-spark; CPU and memory are those of Python + the JVM."""
+    from proc_tree import TreeSampler
+    from spark_conf import spark_params
+
+    out: dict = {}
+    with TreeSampler() as sampler:
+        write_project(root, data, args.ttl_days, args.threads, "spark")
+        from pyspark.sql import SparkSession
+
+        t_start = time.perf_counter()
+        builder = SparkSession.builder.enableHiveSupport()
+        for k, v in spark_params(root / "spark").items():
+            builder = builder.config(k, v)
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
+        spark.sql("create schema if not exists bench")
+        for t in ["spine", *FEATURE_GROUPS]:
+            spark.sql(f"create table bench.{t} using parquet location '{data / (t + '.parquet')}'")
+        out["spark_start_s"] = time.perf_counter() - t_start
+        join_s, join_cpu_s, dbt_s = run_dbt(root, sampler.cpu)
+        t_exp = time.perf_counter()
+        import pyarrow.parquet as pq
+
+        table = spark.table("bench_out.training_set").select(*OUTPUT_COLUMNS).toArrow()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, args.out.resolve())
+        out.update(rows=table.num_rows, join_s=join_s, join_cpu_s=join_cpu_s, dbt_s=dbt_s,
+                   export_s=time.perf_counter() - t_exp)
+        spark.stop()
+    out.update(tree_cpu_s=sampler.cpu(), tree_peak_rss_mib=sampler.peak_rss_mib)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, type=Path, help="directory written by bench/gen_data.py")
@@ -233,7 +284,7 @@ def main() -> None:
     ap.add_argument("--size-label", default="", help="a name for this data size, echoed in the output")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--keep-project", type=Path, help="build the dbt project here and keep it (default: a temp dir)")
-    ap.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb")
+    ap.add_argument("--target", choices=["duckdb", "postgres", "spark"], default="duckdb")
     ap.add_argument("--pg-database", help="postgres: use this database, already loaded by `bench/pg_bench.py load`"
                                           " (default: a fresh database, loaded here and dropped at the end)")
     args = ap.parse_args()
@@ -247,13 +298,13 @@ def main() -> None:
     try:
         if args.keep_project and root.exists():
             shutil.rmtree(root)
-        res = (run_postgres if args.target == "postgres" else run_duckdb)(args, data, root)
+        res = {"postgres": run_postgres, "spark": run_spark, "duckdb": run_duckdb}[args.target](args, data, root)
     finally:
         if not args.keep_project:
             shutil.rmtree(root, ignore_errors=True)
     total_s = time.perf_counter() - T_START
     label = f"[{args.size_label}] " if args.size_label else ""
-    cpu_what = "server CPU" if args.target == "postgres" else "CPU"
+    cpu_what = {"postgres": "server CPU", "spark": "CPU of Python + JVM"}.get(args.target, "CPU")
     print(f"{label}rows: {res['rows']}")
     print(f"{label}join step (dbt table model with fs_point_in_time_join, {args.target}): {res['join_s']:.3f} s"
           f" ({cpu_what} {res['join_cpu_s']:.3f} s)")

@@ -191,11 +191,13 @@ def run_measured(cmd: list[str]) -> dict:
     res["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
     # CPU seconds of the whole command: robust to a busy machine, where wall times of every contender inflate.
     res["cpu_s"] = usage.ru_utime + usage.ru_stime
+    if "tree_cpu_s" in res:  # Spark: the JVM is a child the contender never waits for; its own /proc sampling
+        res["cpu_s"] = max(res["cpu_s"], res["tree_cpu_s"])
+        res["peak_rss_mib"] = max(res["peak_rss_mib"], res["tree_peak_rss_mib"])
     return res
 
 
 def check_identical(spine: Path, ours: Path, floor: Path, feast: Path | None, floor_name: str = "QUALIFY") -> list[str]:
-    import duckdb
     import pyarrow.parquet as pq
 
     notes = []
@@ -207,16 +209,23 @@ def check_identical(spine: Path, ours: Path, floor: Path, feast: Path | None, fl
     assert a.select(s.column_names).cast(s.schema).equals(s), "spine rows lost, duplicated or reordered"
     notes.append("ours keeps every spine row once, in spine order")
     if feast is not None:
-        con = duckdb.connect()
-        con.execute("set TimeZone = 'UTC'")
-        cols = ", ".join(OUTPUT_COLUMNS)
-        x, y = f"(select {cols} from read_parquet('{ours}'))", f"(select {cols} from read_parquet('{feast}'))"
-        n = con.execute(f"select (select count(*) from {x}), (select count(*) from {y})").fetchall()[0]
-        d1 = con.execute(f"select count(*) from ({x} except all {y})").fetchall()[0][0]
-        d2 = con.execute(f"select count(*) from ({y} except all {x})").fetchall()[0][0]
-        assert n[0] == n[1] and d1 == 0 and d2 == 0, f"ours vs Feast: rows {n}, only ours {d1}, only Feast {d2}"
-        notes.append("ours == Feast as multisets (Feast reorders rows)")
+        notes.append(same_multiset(ours, feast, "Feast") + " (Feast reorders rows)")
     return notes
+
+
+def same_multiset(ours: Path, other: Path, name: str) -> str:
+    """Assert both files hold the same rows, in any order; a note saying so."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    cols = ", ".join(OUTPUT_COLUMNS)
+    x, y = f"(select {cols} from read_parquet('{ours}'))", f"(select {cols} from read_parquet('{other}'))"
+    n = con.execute(f"select (select count(*) from {x}), (select count(*) from {y})").fetchall()[0]
+    d1 = con.execute(f"select count(*) from ({x} except all {y})").fetchall()[0][0]
+    d2 = con.execute(f"select count(*) from ({y} except all {x})").fetchall()[0][0]
+    assert n[0] == n[1] and d1 == 0 and d2 == 0, f"ours vs {name}: rows {n}, only ours {d1}, only {name} {d2}"
+    return f"ours == {name} as multisets"
 
 
 def duckdb_contenders(args, data: Path, files: dict[str, Path], tag: str) -> dict[str, tuple[str, list[str]]]:
@@ -261,6 +270,20 @@ def postgres_contenders(args, data: Path, files: dict[str, Path], tag: str, db: 
     return contenders
 
 
+def spark_contenders(args, data: Path, files: dict[str, Path], tag: str) -> dict[str, tuple[str, list[str]]]:
+    common = ["--data", str(data), "--ttl-days", str(args.ttl_days)]
+    contenders = {
+        "ours (dbt-spark + fs_point_in_time_join, Delta)": (
+            "ours", [str(OUR_PY), str(BENCH / "pit.py"), *common, "--out", str(files["ours"]), "--size-label", tag,
+                     "--target", "spark"]),
+    }
+    if not args.no_feast:
+        contenders["Feast 0.67 Spark offline store (contrib)"] = (
+            "feast", [str(FEAST_PY), str(BENCH / "pit_feast.py"), *common, "--out", str(files["feast"]),
+                      "--offline-store", "spark"])
+    return contenders
+
+
 def run_rounds(contenders: dict[str, tuple[str, list[str]]], repeat: int) -> dict[str, dict]:
     """Interleaved rounds, so a noisy neighbour hurts every contender alike; the best of each metric is kept."""
     best: dict[str, dict] = {}
@@ -289,7 +312,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per contender; the best is kept")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--no-feast", action="store_true")
-    ap.add_argument("--target", choices=["duckdb", "postgres"], default="duckdb")
+    ap.add_argument("--target", choices=["duckdb", "postgres", "spark"], default="duckdb")
     ap.add_argument("--pg-work-mem", help="postgres: work_mem of every contender's sessions (PGOPTIONS), e.g. 256MB;"
                                           " default: the server's setting")
     ap.add_argument("--out-dir", type=Path, default=BENCH / "out")
@@ -316,7 +339,7 @@ def main() -> None:
     out = args.out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     tag = args.size_label or data.name
-    prefix = f"{tag}_pg{args.pg_work_mem or ''}" if args.target == "postgres" else tag
+    prefix = {"postgres": f"{tag}_pg{args.pg_work_mem or ''}", "spark": f"{tag}_spark"}.get(args.target, tag)
     files = {k: out / f"{prefix}_{k}.parquet" for k in ("ours", "floor", "floor_struct", "floor_range", "feast")}
     summary: dict = {"size": tag, "target": args.target, "pg_work_mem": args.pg_work_mem, "data": str(data), "ttl_days": args.ttl_days,
                      "threads": args.threads, "repeat": args.repeat, "load_avg_at_start": os.getloadavg()}
@@ -335,6 +358,9 @@ def main() -> None:
         finally:
             pg_bench.drop_database(db)
         floor_names = ("running-max-row", "DISTINCT ON + islands")
+    elif args.target == "spark":
+        spark_main(args, data, files, tag, summary)
+        return
     else:
         best = run_rounds(duckdb_contenders(args, data, files, tag), args.repeat)
         floor_names = ("QUALIFY", "struct-key")
@@ -371,6 +397,44 @@ def main() -> None:
             ratios["feast_to_df_over_ours_join_export"] = fe["api_s"] / ours_out
             print(f"Feast get_historical_features().to_df() {fe['api_s']:.3f} s / ours join + export {ours_out:.3f} s:"
                   f" {fe['api_s'] / ours_out:.2f}x")
+    print("checks: " + "; ".join(notes))
+    summary.update(checks=notes, load_avg_at_end=os.getloadavg(), ratios={k: round(v, 3) for k, v in ratios.items()},
+                   **{k: {m: round(v, 3) if isinstance(v, float) else v for m, v in b.items()} for k, b in best.items()})
+    print(json.dumps(summary))
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def spark_main(args, data: Path, files: dict[str, Path], tag: str, summary: dict) -> None:
+    """Ours on Spark next to Feast's Spark offline store: no hand-written floor here; correctness is checked
+    against the spine and against Feast (multisets: neither keeps the spine's order in a Parquet directory)."""
+    import pyarrow.parquet as pq
+
+    best = run_rounds(spark_contenders(args, data, files, tag), args.repeat)
+    spine = pq.read_table(data / "spine.parquet")
+    ours = pq.read_table(files["ours"])
+    assert ours.column_names == OUTPUT_COLUMNS and ours.num_rows == spine.num_rows, (ours.column_names, ours.num_rows)
+    notes = [f"ours has {ours.num_rows} rows = spine rows"]
+    if "feast" in best:
+        notes.append(same_multiset(files["ours"], files["feast"], "Feast"))
+    o = best["ours"]
+    print(f"\n{tag} on spark: {data}  (ttl {args.ttl_days} d, local[2], best of {args.repeat})")
+    print(f"{'contender':50} {'join s':>8} {'join CPU s':>11} {'export s':>9} {'command s':>10} {'command CPU s':>14}"
+          f" {'peak RSS MiB':>13}")
+    for b in best.values():
+        print(f"{b['label']:50} {b['join_s']:8.3f} {b['join_cpu_s']:11.3f} {b['export_s']:9.3f} {b['wall_s']:10.3f}"
+              f" {b['cpu_s']:14.3f} {b['peak_rss_mib']:13.0f}")
+    ratios: dict[str, float] = {}
+    if "feast" in best:
+        fe = best["feast"]
+        ratios = {"feast_over_ours_join_wall": fe["join_s"] / o["join_s"],
+                  "feast_over_ours_join_cpu": fe["join_cpu_s"] / o["join_cpu_s"],
+                  "feast_over_ours_command_wall": fe["wall_s"] / o["wall_s"],
+                  "feast_over_ours_peak_rss": fe["peak_rss_mib"] / o["peak_rss_mib"]}
+        print(f"Feast / ours, join step: {ratios['feast_over_ours_join_wall']:.2f}x wall,"
+              f" {ratios['feast_over_ours_join_cpu']:.2f}x CPU (Python + JVM); whole command:"
+              f" {ratios['feast_over_ours_command_wall']:.2f}x wall; peak RSS {ratios['feast_over_ours_peak_rss']:.2f}x")
     print("checks: " + "; ".join(notes))
     summary.update(checks=notes, load_avg_at_end=os.getloadavg(), ratios={k: round(v, 3) for k, v in ratios.items()},
                    **{k: {m: round(v, 3) if isinstance(v, float) else v for m, v in b.items()} for k, b in best.items()})

@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, type=Path)
     ap.add_argument("--ttl-days", required=True, type=int)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--offline-store", choices=["duckdb", "postgres"], default="duckdb")
+    ap.add_argument("--offline-store", choices=["duckdb", "postgres", "spark"], default="duckdb")
     ap.add_argument("--pg-database", help="postgres: a database loaded by `bench/pg_bench.py load DIR`")
     args = ap.parse_args()
     data = args.data.resolve()
@@ -49,6 +49,9 @@ def main() -> None:
         if not args.pg_database:
             raise SystemExit("error: --offline-store postgres needs --pg-database (see bench/pg_bench.py load)")
         run_postgres(args, data)
+        return
+    if args.offline_store == "spark":
+        run_spark(args, data)
         return
 
     import pandas as pd
@@ -99,6 +102,80 @@ def main() -> None:
     total_s = time.perf_counter() - T_START
     print(f"feast rows: {len(df)}; get_historical_features().to_df(): {join_s:.3f} s; total command: {total_s:.3f} s")
     print(json.dumps({"rows": len(df), "join_s": join_s, "join_cpu_s": join_cpu_s, "total_s": total_s}))
+
+
+def run_spark(args, data: Path) -> None:
+    """Feast's Spark offline store (contrib) on a local Spark with the project's spark target settings
+    (bench/spark_conf.py), the feature groups as SparkSources over the Parquet files, the spine a temporary view over
+    its Parquet file passed as SQL. The join step is Feast's job written to Parquet by Spark
+    (`to_spark_df().write.parquet`), like ours writes its Delta table; the export reads it back through Arrow."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import pyarrow.parquet as pq
+    from feast import Entity, FeatureStore, FeatureView, Field, ValueType
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+    from feast.types import Float64
+    from proc_tree import TreeSampler
+    from pyspark.sql import SparkSession
+    from spark_conf import spark_params
+
+    repo = Path(tempfile.mkdtemp(prefix="fs_feast_bench_"))
+    with TreeSampler() as sampler:
+        params = spark_params(repo / "spark")
+        builder = SparkSession.builder
+        for k, v in params.items():
+            builder = builder.config(k, v)
+        spark = builder.getOrCreate()  # Feast's get_spark_session_or_start_new_with_repoconfig reuses it
+        spark.sparkContext.setLogLevel("ERROR")
+        (repo / "feature_store.yaml").write_text(
+            textwrap.dedent(
+                f"""\
+                project: pit_bench
+                registry: {repo / 'registry.db'}
+                provider: local
+                offline_store:
+                  type: spark
+                  spark_conf: {json.dumps(params)}
+                online_store:
+                  type: sqlite
+                  path: {repo / 'online.db'}
+                entity_key_serialization_version: 3
+                """
+            )
+        )
+        store = FeatureStore(repo_path=str(repo))
+        customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+        views = []
+        for name, feats in FEATURE_GROUPS.items():
+            src = SparkSource(name=f"{name}_src", path=str(data / f"{name}.parquet"), file_format="parquet",
+                              timestamp_field="event_time", created_timestamp_column="created")
+            views.append(FeatureView(
+                name=name, entities=[customer], source=src, online=False,
+                ttl=timedelta(days=args.ttl_days) if args.ttl_days else timedelta(0),
+                schema=[Field(name=f, dtype=Float64) for f in feats],
+            ))
+        store.apply([customer, *views])
+        spark.read.parquet(str(data / "spine.parquet")).createOrReplaceTempView("bench_spine")
+        features = [f"{name}:{f}" for name, feats in FEATURE_GROUPS.items() for f in feats]
+        result_dir = repo / "result"
+
+        t0, c0 = time.perf_counter(), sampler.cpu()
+        job = store.get_historical_features(
+            entity_df="select customer_id, event_timestamp, label from bench_spine", features=features)
+        job.to_spark_df().write.mode("overwrite").parquet(str(result_dir))
+        join_s, join_cpu_s = time.perf_counter() - t0, sampler.cpu() - c0
+
+        t_exp = time.perf_counter()
+        cols = ["customer_id", "event_timestamp", "label"] + [f for fs in FEATURE_GROUPS.values() for f in fs]
+        table = spark.read.parquet(str(result_dir)).select(*cols).toArrow()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, args.out)
+        export_s = time.perf_counter() - t_exp
+        spark.stop()
+    total_s = time.perf_counter() - T_START
+    print(f"feast rows: {table.num_rows}; get_historical_features() written by Spark: {join_s:.3f} s;"
+          f" total command: {total_s:.3f} s")
+    print(json.dumps({"rows": table.num_rows, "join_s": join_s, "join_cpu_s": join_cpu_s, "export_s": export_s,
+                      "total_s": total_s, "tree_cpu_s": sampler.cpu(), "tree_peak_rss_mib": sampler.peak_rss_mib}))
 
 
 def run_postgres(args, data: Path) -> None:

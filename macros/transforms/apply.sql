@@ -58,17 +58,31 @@ from {{ relation }}
 
 {#- ---- helpers: each mirrors a function of fs_cli/transforms/sql.py ---------------------------------------- -#}
 
+{#- Identifiers and text literals are spelled per engine: Spark quotes names with backticks, and reads '' inside a
+    literal as two adjacent literals (silently dropping the quote) where SQL's standard doubles it. -#}
 {% macro fs_tf_ident(name) -%}
+    {{ return(adapter.dispatch('fs_tf_ident', 'feature_store')(name)) }}
+{%- endmacro %}
+{% macro default__fs_tf_ident(name) -%}
     {{ return('"' ~ (name | replace('"', '""')) ~ '"') }}
+{%- endmacro %}
+{% macro spark__fs_tf_ident(name) -%}
+    {{ return('`' ~ (name | replace('`', '``')) ~ '`') }}
 {%- endmacro %}
 
 {% macro fs_tf_num(v) -%}
     {#- a fitted number that round-trips bit for bit (a bare 0.1 would be a DECIMAL literal in DuckDB) -#}
-    {{ return("cast('" ~ (v | float) ~ "' as double precision)") }}
+    {{ return("cast('" ~ (v | float) ~ "' as " ~ feature_store.fs_type_double() ~ ")") }}
 {%- endmacro %}
 
 {% macro fs_tf_text(s) -%}
+    {{ return(adapter.dispatch('fs_tf_text', 'feature_store')(s)) }}
+{%- endmacro %}
+{% macro default__fs_tf_text(s) -%}
     {{ return("'" ~ (s | replace("'", "''")) ~ "'") }}
+{%- endmacro %}
+{% macro spark__fs_tf_text(s) -%}
+    {{ return("'" ~ (s | replace("\\", "\\\\") | replace("'", "\\'")) ~ "'") }}
 {%- endmacro %}
 
 {% macro fs_tf_output_kind(fn, kind) -%}
@@ -83,11 +97,12 @@ from {{ relation }}
 {% macro fs_tf_step_input(fn, expr, state, input_kind) -%}
     {%- set kind = input_kind if state == 'raw' else state -%}
     {%- if fn in ['one_hot', 'label_encode'] or (fn == 'impute' and kind == 'string') -%}
-        {{ return(expr if state == 'string' else 'cast(' ~ expr ~ ' as varchar)') }}
+        {{ return(expr if state == 'string' else 'cast(' ~ expr ~ ' as ' ~ feature_store.fs_type_string() ~ ')') }}
     {%- elif state == 'raw' -%}
-        {{ return('nullif(cast(' ~ expr ~ " as double precision), cast('NaN' as double precision))") }}
+        {%- set dbl = feature_store.fs_type_double() -%}
+        {{ return('nullif(cast(' ~ expr ~ ' as ' ~ dbl ~ "), cast('NaN' as " ~ dbl ~ '))') }}
     {%- elif state == 'integer' -%}
-        {{ return('cast(' ~ expr ~ ' as double precision)') }}
+        {{ return('cast(' ~ expr ~ ' as ' ~ feature_store.fs_type_double() ~ ')') }}
     {%- else -%}
         {{ return(expr) }}
     {%- endif -%}

@@ -6,7 +6,7 @@ select
     updated_at as profile_updated_at,
     country,
     segment,
-    cast(credit_limit as double precision) as credit_limit,
+    cast(credit_limit as {{ feature_store.fs_features_double() }}) as credit_limit,
     cast(extract(year from updated_at) as integer) - birth_year as age_years,
     cast(cast(updated_at as date) - cast(signup_at as date) as integer) as tenure_days
 from {{ ref('stg_customers') }}
