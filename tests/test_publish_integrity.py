@@ -250,3 +250,42 @@ def test_one_run_publishes_at_one_instant(project_copy, engine: str):
     assert printed == t.isoformat(sep=" ", timespec="microseconds"), (printed, t)
     again = FeatureStore(d).create_training_dataset("fv_items", as_of=printed)
     assert again.content_hash == td.content_hash
+
+
+@pytest.mark.parametrize("bad_row", [(5, "", 5.0), (1, "2026-01-01 00:00:00", 7.0)], ids=["null_key", "dup_key"])
+def test_warn_policy_refuses_rows_the_snapshot_cannot_key(items: Path, bad_row):
+    """#16.1: under `warn`, a NULL or duplicate snapshot key would make every publish a commit (NULL never equals
+    NULL in the snapshot's merge). Such a candidate is refused under every policy, with the reason kept, and the
+    published version and its commit counts stay exact."""
+    set_policy(items, "warn")
+    write_rows(items, V1)
+    fs = FeatureStore(items)
+    assert fs.run(materialize=False).ok
+    write_rows(items, [*V1, bad_row])
+    for _ in range(2):  # the same data twice: nothing may be committed either time
+        report = FeatureStore(items).run(materialize=False)
+        o = report.outcomes[FG]
+        assert not report.ok and not o.published and o.status == "blocked", report.to_dict()
+        assert any("refused under every policy" in f for f in o.failures), o.failures
+    log = FeatureStore(items).commits(FG)
+    assert [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows) for c in log] == [(1, 4, 0, 0, 4)]
+    assert as_rows(FeatureStore(items).read(FG)) == sorted(V1)
+    rows = FeatureStore(items).validations(FG, limit=1, failed=True)
+    assert {r["check_name"] for r in rows} & {"contract:duplicate:key", "contract:missing:event_time:not_null"}
+
+
+def test_dbt_expectations_refuse_a_range_that_is_not_a_number(project_copy):
+    """#17.3: plain `dbt build` renders declared bounds into SQL; `range: [0, "1 and 1=0"]` must not compile into
+    `> 1 and 1=0` (a test that always passes): the macro refuses it, naming the column and the value, and the
+    snapshot (the publish) does not run."""
+    d = make_items_project(project_copy, "duckdb")
+    declare_range(d, "value", 0, '"1 and 1=0"')
+    attach_expectations_test(d)
+    write_rows(d, [*V1, (5, "2026-01-05 00:00:00", 5.0)])
+    res = FeatureStore(d).project.dbt(["build", "--quiet"])
+    assert not res.success
+    by_name = {r.node.name: r for r in res.results}
+    test = next(r for n, r in by_name.items() if n.startswith("fs_expectations"))
+    assert str(test.status).split(".")[-1].lower() == "error"
+    assert "column value" in test.message and "1 and 1=0" in test.message, test.message
+    assert str(by_name["fg_test_items_snapshot"].status).split(".")[-1].lower() == "skipped"

@@ -40,9 +40,13 @@
         {%- endif -%}
         {%- set rng = cfs.get('range') -%}
         {%- if rng -%}
+            {%- if rng is string or rng is mapping or rng | length != 2 -%}
+                {%- do exceptions.raise_compiler_error("fs_expectations: column " ~ name ~ " of " ~ node.name
+                    ~ ": range must be [min, max] (numbers or null), got " ~ rng) -%}
+            {%- endif -%}
             {%- set conds = [] -%}
-            {%- if rng[0] is not none %}{% do conds.append(qc ~ " < " ~ rng[0]) %}{% endif -%}
-            {%- if rng[1] is not none %}{% do conds.append(qc ~ " > " ~ rng[1]) %}{% endif -%}
+            {%- if rng[0] is not none %}{% do conds.append(qc ~ " < " ~ fs_expectations_number(rng[0], name, node)) %}{% endif -%}
+            {%- if rng[1] is not none %}{% do conds.append(qc ~ " > " ~ fs_expectations_number(rng[1], name, node)) %}{% endif -%}
             {%- if conds -%}
                 {%- do parts.append("select 'range:" ~ name ~ "' as fs_check, cast(" ~ qc ~ " as " ~ str ~ ") as fs_value from "
                     ~ model ~ " where " ~ conds | join(' or ')) -%}
@@ -52,7 +56,7 @@
         {%- if allowed -%}
             {%- set lits = [] -%}
             {%- for v in allowed -%}
-                {%- if v is string %}{% do lits.append("'" ~ v | replace("'", "''") ~ "'") %}{% else %}{% do lits.append(v | string) %}{% endif -%}
+                {%- if v is string %}{% do lits.append("'" ~ v | replace("'", "''") ~ "'") %}{% else %}{% do lits.append(fs_expectations_number(v, name, node)) %}{% endif -%}
             {%- endfor -%}
             {%- do parts.append("select 'allowed_values:" ~ name ~ "' as fs_check, cast(" ~ qc ~ " as " ~ str ~ ") as fs_value from "
                 ~ model ~ " where " ~ qc ~ " not in (" ~ lits | join(', ') ~ ")") -%}
@@ -96,4 +100,19 @@
     {%- if fs.get('event_time') %}{% do keys.append(fs.get('event_time')) %}{% endif -%}
     {%- if fs.get('created_time') %}{% do keys.append(fs.get('created_time')) %}{% endif -%}
     {{ return(keys) }}
+{% endmacro %}
+
+
+{#-
+  A declared bound or allowed value as a SQL number literal. Declarations are rendered into the test's SQL, so
+  anything but a finite number (a string such as "1 and 1=0", a boolean, a list) is refused with a compile error
+  naming the column and the value, never pasted into the query.
+-#}
+{% macro fs_expectations_number(value, column, node) %}
+    {%- if value is number and value is not boolean and (value | string | lower) not in ['nan', 'inf', '-inf'] -%}
+        {{ return(value | string) }}
+    {%- endif -%}
+    {%- do exceptions.raise_compiler_error("fs_expectations: column " ~ column ~ " of " ~ node.name
+        ~ " declares " ~ (value | tojson) ~ ", which is not a number: range bounds and non-text allowed_values must"
+        ~ " be numbers") -%}
 {% endmacro %}
