@@ -1,10 +1,12 @@
 """Read-only commands without dbt's start-up: the manifest dbt last wrote, reused while the project is unchanged.
 
 Importing dbt and parsing a project costs seconds per command, while reading the catalog needs only the manifest.
-After every successful parse `fs` records a fingerprint of everything a parse reads (the project's files with their
-sizes and modification times, the profile, the target, the vars and the FS_/DBT_ environment). A later command whose
-fingerprint matches reads `target/manifest.json` as plain JSON. Any change — an edited YAML, a new model, another
-target or var — misses the cache and dbt parses as before. Writes (build, snapshot, compile) always run dbt on a
+After every dbt call of fs that wrote target/manifest.json, `fs` keeps a copy of it (target/fs_manifest.json) with a
+fingerprint of everything the parse it came from read (the project's files with their sizes and modification times,
+the profile, the target, the vars and the FS_/DBT_ environment). A later command whose fingerprint matches reads that
+copy as plain JSON. The copy is fs's own: a plain `dbt` call (maybe with other vars or another target) rewrites
+target/manifest.json but not the copy, so alternating `dbt` and `fs` keeps the fast path. Any change — an edited
+YAML, a new model, another target or var — misses the cache and dbt parses as before. Writes (build, snapshot, compile) always run dbt on a
 real parsed manifest; `ManifestView` never reaches dbt.
 
 Why not dbt's own partial parsing: it still imports dbt and loads its adapter (~2-6 s); this is the same idea
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from .project import Project
 
 FINGERPRINT_FILE = "fs_manifest_fingerprint.json"
+MANIFEST_COPY = "fs_manifest.json"  # target/manifest.json as of the recorded fingerprint
 _PATH_KEYS = ("model-paths", "macro-paths", "snapshot-paths", "seed-paths", "test-paths", "analysis-paths")
 _DEFAULT_PATHS = {"model-paths": ["models"], "macro-paths": ["macros"], "snapshot-paths": ["snapshots"],
                   "seed-paths": ["seeds"], "test-paths": ["tests"], "analysis-paths": ["analyses"]}
@@ -70,9 +74,19 @@ def fingerprint(project: Project) -> str:
 
 
 def record(project: Project, fp: str) -> None:
-    """After dbt succeeded: the manifest it wrote belongs to fingerprint `fp`, taken BEFORE dbt ran (a file edited
-    while dbt ran then mismatches later, and the next command parses again)."""
-    _write(project.target_dir / FINGERPRINT_FILE, {"fingerprint": fp, "target": project.target})
+    """After dbt succeeded: the manifest it wrote belongs to fingerprint `fp` (of the files as they were when that
+    manifest was parsed: a file edited since then mismatches later, and the next command parses again). The copy is
+    written first and the fingerprint names its size and mtime, so a reader never pairs one with the other's rival."""
+    target = project.target_dir
+    try:
+        tmp = target / f"{MANIFEST_COPY}.{os.getpid()}.tmp"
+        shutil.copyfile(target / "manifest.json", tmp)
+        os.replace(tmp, target / MANIFEST_COPY)
+        st = (target / MANIFEST_COPY).stat()
+    except OSError:  # a read-only project still works, just without the shortcut
+        return
+    _write(target / FINGERPRINT_FILE, {"fingerprint": fp, "target": project.target,
+                                       "manifest": [st.st_size, st.st_mtime_ns]})
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
@@ -126,7 +140,7 @@ def load(project: Project) -> ManifestView | None:
     """The manifest dbt last wrote, if the project is unchanged since; else None (parse)."""
     if _entry(project) is None:
         return None
-    path = project.target_dir / "manifest.json"
+    path = project.target_dir / MANIFEST_COPY
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError):
@@ -136,13 +150,13 @@ def load(project: Project) -> ManifestView | None:
 
 def _entry(project: Project) -> dict[str, Any] | None:
     path = project.target_dir / FINGERPRINT_FILE
-    manifest = project.target_dir / "manifest.json"
     try:
         entry = json.loads(path.read_text())
-        if manifest.stat().st_mtime_ns > path.stat().st_mtime_ns:
-            return None  # dbt wrote another manifest since (another target, other vars): trust nothing
+        st = (project.target_dir / MANIFEST_COPY).stat()
     except (OSError, ValueError):
         return None
+    if entry.get("manifest") != [st.st_size, st.st_mtime_ns]:
+        return None  # the copy is not the one this fingerprint was recorded with
     if entry.get("target") != project.target or entry.get("fingerprint") != fingerprint(project):
         return None
     return entry

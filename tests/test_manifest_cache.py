@@ -140,3 +140,16 @@ def test_dbt_calls_with_other_vars_keep_the_fast_path(project):
     other = Project(project).with_vars({"demo_data_cutoff": "2026-01-02 00:00:00"})
     assert other.dbt(["compile", "--quiet", "-s", "stg_customers", "--indirect-selection", "empty"]).success
     assert _probe(project)["dbt_imported"] is False
+
+
+def test_plain_dbt_rewriting_the_manifest_keeps_the_fast_path_and_never_serves_a_stale_one(project):
+    """fs reads its own copy of the manifest it recorded: `dbt ls --vars ...` rewriting target/manifest.json (a parse
+    with other inputs) neither invalidates it nor is read in its place; an edited YAML is still seen."""
+    dbt = str(Path(sys.executable).parent / "dbt")
+    subprocess.run([dbt, "ls", "--quiet", "--vars", '{"demo_data_cutoff": "2026-01-02 00:00:00"}'], cwd=project,
+                   capture_output=True, check=True, timeout=600)
+    assert _probe(project)["dbt_imported"] is False
+    _edit_description(project)
+    subprocess.run([dbt, "parse", "--quiet"], cwd=project, capture_output=True, check=True, timeout=600)
+    after = _probe(project)
+    assert after["dbt_imported"] is True and after["descriptions"]["fg_customer_profile"].startswith("EDITED ")
