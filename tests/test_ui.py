@@ -285,6 +285,22 @@ def test_monitoring_page_appears_with_its_tables(ui_project, client):
     assert 'href="/ui/monitoring"' in fresh.get("/ui/").text
 
 
+def test_a_write_shows_on_the_next_view(ui_project, client):
+    """Page data is reused while the store is unchanged (DuckDB: its file's stamp), never after a write."""
+    from fs_cli.validation.results import CheckResult, ValidationReport, store
+
+    _, d = ui_project
+    before = client.get(f"/ui/feature-groups/{FG}.json").json()
+    assert client.get(f"/ui/feature-groups/{FG}.json").json() == before
+    with FeatureStore(d).project.warehouse() as wh:
+        store(wh, ValidationReport(FG, "ui-test-later", "warn", [CheckResult("pii:scan", "pii", "warn")],
+                                   validated_at=datetime(2031, 1, 1)))
+    after = client.get(f"/ui/feature-groups/{FG}.json").json()
+    assert after["validation_runs"][0]["candidate_id"] == "ui-test-later"
+    assert after["validation_runs"][0]["outcome"] == "warn"
+    assert after["validation_runs"][1:] == before["validation_runs"][:len(after["validation_runs"]) - 1]
+
+
 # -- keys, mounting, escaping (DuckDB only: nothing engine-specific) -----------------------------------------------
 def test_api_keys_protect_the_ui_and_a_browser_key_becomes_a_cookie(demo_project):
     c = TestClient(create_ui_app(lambda: FeatureStore(demo_project), api_keys="k1,k2"))

@@ -36,6 +36,8 @@ PREFIX = "/ui"
 #: Environment switch of `fs serve`: the project whose warehouse /ui reads (unset: no UI, the server stays
 #: warehouse-free).
 UI_PROJECT_ENV = "FS_UI_PROJECT_DIR"
+#: FS_UI_CACHE=0: build every page from the warehouse on every view (the benchmark's cold numbers).
+CACHE_ENV = "FS_UI_CACHE"
 
 
 def _templates():
@@ -64,14 +66,20 @@ def _num(v: Any) -> str:
 
 class StoreHolder:
     """One FeatureStore for the app, rebuilt when the dbt manifest changes (a new feature group appears without a
-    restart). Page builds are serialized: the UI is for people, not traffic, and one embedded DuckDB file does not
-    like a read-only and a read-write connection from the same process at once."""
+    restart), and the page dicts it built, reused while the store's data stamp (`warehouse.data_stamp`: the
+    embedded DuckDB file's size and mtime, no open) and the manifest are unchanged. A target without a cheap stamp
+    (a server) is read again on every view. Page builds are serialized: the UI is for people, not traffic, and one
+    embedded DuckDB file does not like a read-only and a read-write connection from the same process at once."""
+
+    MAX_CACHED = 256
 
     def __init__(self, factory: Callable[[], FeatureStore]):
         self.factory = factory
+        self.cache = os.environ.get(CACHE_ENV, "1").lower() not in ("0", "false", "no", "off")
         self.lock = threading.Lock()
         self._fs: FeatureStore | None = None
-        self._stamp: float | None = None
+        self._manifest: float | None = None
+        self._cache: dict[tuple, tuple[Any, dict[str, Any]]] = {}
         self.monitoring: tuple[float, bool] | None = None  # (when checked, monitoring tables exist)
 
     def _manifest_stamp(self, fs: FeatureStore) -> float | None:
@@ -81,12 +89,25 @@ class StoreHolder:
         except OSError:
             return None
 
-    def build(self, page: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    def build(self, page: Callable[..., dict[str, Any]], *args: Any) -> Any:
+        from ..warehouse import data_stamp
+
         with self.lock:
-            if self._fs is None or self._manifest_stamp(self._fs) != self._stamp:
+            if self._fs is None or self._manifest_stamp(self._fs) != self._manifest:
                 self._fs = self.factory()
-                self._stamp = self._manifest_stamp(self._fs)
-            return page(self._fs, *args)
+                self._manifest = self._manifest_stamp(self._fs)
+                self._cache.clear()
+            stamp = data_stamp(self._fs.project) if self.cache else None  # taken before reading: a write meanwhile means a re-read next time
+            key = (page.__name__, *args)
+            hit = self._cache.get(key)
+            if stamp is not None and hit is not None and hit[0] == stamp:
+                return hit[1]
+            data = page(self._fs, *args)
+            if stamp is not None:
+                if len(self._cache) >= self.MAX_CACHED:
+                    self._cache.clear()
+                self._cache[key] = (stamp, data)
+            return data
 
 
 #: Seconds the answer "do monitoring tables exist" is reused for the navigation bar (one warehouse open less per page).
