@@ -142,7 +142,8 @@ def model_monitor(ctx: click.Context, ref: str, window: str, labels: str | None,
                     title=f"{report.model}: {report.labelled} of {report.predictions} logged predictions labelled "
                           f"({report.labels}), windows of {report.window}")
         bounds = "; ".join(f"{m} {b}" for m, b in report.thresholds.items())
-        console.print(f"thresholds: {bounds} (baseline: {', '.join(f'{m}={report.baseline.get(m)}' for m in report.thresholds)})", highlight=False)
+        baseline = ", ".join(f"{m}={report.baseline.get(m)}" for m in report.thresholds)
+        console.print(f"thresholds: {bounds} (baseline: {baseline})", highlight=False)
         if report.failing:
             console.print(f"[bold red]below thresholds:[/] windows starting "
                           f"{', '.join(str(w.start) for w in report.failing)}", highlight=False)
@@ -151,9 +152,7 @@ def model_monitor(ctx: click.Context, ref: str, window: str, labels: str | None,
         if html_out:
             console.print(f"report: {html_out}", highlight=False)
 
-    from ..monitoring.concept import to_json
-
-    return Output(to_json(report), show, exit_code=1 if report.failing else 0)
+    return Output(report.to_dict(), show, exit_code=1 if report.failing else 0)
 
 
 @click.group("logs")

@@ -29,7 +29,6 @@ effective bounds (limit_min/limit_max), the baseline and the status (pass | fail
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -435,6 +434,3 @@ def history(fs: Any, model: str | None = None) -> list[dict[str, Any]]:
                          "order by window_start, checked_at, metric", params)
         return [dict(zip(res.columns, r, strict=True)) for r in res.fetchall()]
 
-
-def to_json(report: ModelMonitorReport) -> dict[str, Any]:
-    return json.loads(json.dumps(report.to_dict(), default=str))
