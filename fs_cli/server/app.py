@@ -33,6 +33,7 @@ from ..online.push_log import PUSH_DIR_ENV, PushLog
 from ..online.reader import DEFAULT_MAX_BATCH, OnlineReader, RequestError, parse_query_key
 from ..online.store import OnlineStore
 from ..transforms.served_vector import serving_for
+from ..ui.web import include_ui
 from .logs import ServedLog
 from .metrics import Metrics
 
@@ -486,6 +487,7 @@ def create_app(
 
     keys = [k.encode() for k in api_keys]
     app.add_middleware(_Edge, keys=keys, metrics=metrics, hot=hot_feast)
+    include_ui(app)  # /ui only when FS_UI_PROJECT_DIR is set: the UI reads the warehouse (fs_cli/ui/web.py)
     return app
 
 

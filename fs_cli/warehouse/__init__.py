@@ -50,6 +50,23 @@ def store_exists(project: Project) -> bool:
     return True
 
 
+def data_stamp(project: Project) -> tuple | None:
+    """A fingerprint of the store's data that changes with every committed write, read without opening the store
+    (the size and mtime of the embedded DuckDB file and its WAL); None when the target offers none that cheaply (a
+    server): a caller caching what it read must then read again. Used by the web UI (fs_cli/ui/web.py)."""
+    if project.target_config().get("type") != "duckdb":
+        return None
+    path = project.warehouse_path
+    stamp = []
+    for p in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = p.stat()
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
 def relation_exists(wh: Any, schema: str, name: str) -> bool:
     if isinstance(wh, Warehouse):
         return wh.relation_exists(schema, name)
