@@ -299,6 +299,25 @@ def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None
     return Catalog(entities=entities, feature_groups=fgs, feature_views=fvs, manifest=manifest)
 
 
+def _check_cols_errors(where: str, snapshot: str, check_cols: Any, node: Any, columns: list[str]) -> list:
+    """`check_cols: all` compares every column. An incremental group (a dbt `incremental` model) may instead name its
+    one ingestion column (`check_cols: [ingested_at]`, README "Incremental feature groups"); a table group may not:
+    it would silently miss corrections of the other columns."""
+    if check_cols == "all":
+        return []
+    cols = [check_cols] if isinstance(check_cols, str) else list(check_cols or [])
+    incremental = getattr(node.config, "materialized", None) == "incremental"
+    if not incremental:
+        return [FeatureStoreError(
+            f"{where}: snapshot {snapshot} compares only {cols}: corrections of the other columns would not be published",
+            fix="set `check_cols: all` (or make the model a dbt `incremental` model with one ingestion column)")]
+    if len(cols) != 1 or cols[0] not in columns:
+        return [FeatureStoreError(
+            f"{where}: snapshot {snapshot} has check_cols {cols}; an incremental group compares one ingestion column",
+            fix=f"set `check_cols: all` or `check_cols: [<a timestamp column the model stamps>]` (columns: {', '.join(columns)})")]
+    return []
+
+
 def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[FeatureGroup | None, list]:
     name = _fg_name(node)
     where = f"model {name} ({node.patch_path.split('://')[-1] if node.patch_path else node.original_file_path})"
@@ -418,6 +437,7 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
             errs.append(FeatureStoreError(
                 f"{where}: snapshot {snapshot.name} does not record deletes",
                 fix="set `hard_deletes: new_record`"))
+        errs += _check_cols_errors(where, snapshot.name, cfg.get("check_cols"), node, fg.column_names)
         fg.snapshot_unique_id = snapshot.unique_id
         fg.snapshot_relation = snapshot.relation_name
         fg.snapshot_schema = snapshot.schema

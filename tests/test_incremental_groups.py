@@ -122,3 +122,23 @@ def test_incremental_group_publishes_exact_commits(incremental_project: Path):
     c3 = fs.commits("fg_test_items")[-1]
     assert (c3.commit_id, c3.inserted, c3.updated, c3.deleted, c3.rows) == (3, 0, 1, 0, 9)
     assert as_rows(fs.read("fg_test_items")) == latest(V1 + B2 + b3)
+
+
+def test_only_incremental_groups_may_compare_one_column(project_copy):
+    """A table group whose snapshot compares only some columns would silently drop corrections: refused."""
+    from fs_cli.errors import FeatureStoreError
+
+    d = project_copy("table_check_cols", with_seeds=False, engine="duckdb")
+    (d / "models" / "feature_groups" / "fg_test_items.sql").write_text(
+        "select item_id, cast(event_time as timestamp) as event_time, value, ingested_at from {{ ref('test_items') }}")
+    (d / "models" / "feature_groups" / "_test_items.yml").write_text(FG_YAML)
+    (d / "snapshots" / "test_items.yml").write_text(SNAPSHOT_YAML)
+    drop_demo_models(d)
+    text = (d / "dbt_project.yml").read_text()
+    (d / "dbt_project.yml").write_text(text.replace(
+        "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
+    write_rows(d, V1)
+    with pytest.raises(FeatureStoreError) as e:
+        FeatureStore(d).catalog.fg("fg_test_items")
+    assert "compares only ['ingested_at']" in str(e.value)
+    assert "check_cols: all" in str(e.value)
