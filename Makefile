@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+FEAST_VENV := .venv-feast
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export SODA_CORE_TELEMETRY_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -27,12 +28,12 @@ $(SPARK_STAMP): $(STAMP)
 demo: $(STAMP) $(if $(filter spark,$(FS_TARGET)),$(SPARK_STAMP))
 	$(BIN)/python -m fs_cli.demo
 
-test: $(SPARK_STAMP)
+# The suite also drives Feast 0.67's own client against our push endpoint: its venv is built first (below).
+test: $(SPARK_STAMP) $(FEAST_VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # Feast 0.67's own client, for the push test (tests/test_push.py::test_feast_client_writes_and_reads_back). A venv of its
 # own: Feast pins packages that conflict with ours, so it is never a dependency of the project.
-FEAST_VENV := .venv-feast
 feast-venv: $(FEAST_VENV)/.installed
 $(FEAST_VENV)/.installed:
 	test -x $(FEAST_VENV)/bin/python || $(PYTHON) -m venv $(FEAST_VENV)

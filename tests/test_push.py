@@ -406,7 +406,9 @@ def test_feast_client_writes_and_reads_back(tmp_path):
 
     py = feast_python()
     if py is None:
-        pytest.skip("no Feast 0.67 venv: `make feast-venv` (or FS_TEST_FEAST_VENV=create) to run Feast's own client")
+        from services import missing
+
+        missing("Feast 0.67's client", "no Feast venv: `make feast-venv` (make test builds it first)")
     now = utcnow()
     url = f"sqlite:///{tmp_path / 'online.sqlite'}"
     store = open_store(url)
