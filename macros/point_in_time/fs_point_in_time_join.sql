@@ -316,7 +316,8 @@ order by __fs_spine.__fs_spine_row
 {%- endmacro %}
 
 
-{#- Spark: the default implementation; only row numbering and interval syntax differ (dispatched above). -#}
+{#- Spark: the default implementation; only row numbering and interval syntax differ (dispatched above). Checked against
+    the brute-force oracle on Spark + Delta in tests/test_spark.py. -#}
 {% macro spark__fs_point_in_time_join(spine, feature_groups, spine_timestamp, inclusive, spine_columns) -%}
     {{ return(feature_store.default__fs_point_in_time_join(spine, feature_groups, spine_timestamp, inclusive, spine_columns)) }}
 {%- endmacro %}
