@@ -113,27 +113,32 @@ def _profile_key(project: Project) -> str:
     return hashlib.sha256(json.dumps([parts, env, project.vars], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cached_profile_value(project: Project, name: str) -> Any:
+_PROFILE_KEYS_KEPT = 8  # renderings kept side by side (e.g. the project's own and a training dataset's extra vars)
+
+
+def _profile_entries(project: Project) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads((project.target_dir / PROFILE_FILE).read_text())
     except (OSError, ValueError):
-        return None
-    if data.get("key") != _profile_key(project):
-        return None
-    return (data.get("values") or {}).get(name)
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def cached_profile_value(project: Project, name: str) -> Any:
+    return (_profile_entries(project).get(_profile_key(project)) or {}).get(name)
 
 
 def store_profile_value(project: Project, name: str, value: Any) -> None:
-    path = project.target_dir / PROFILE_FILE
+    """Kept per key, several keys at once: a dbt call with extra vars (another key) must not evict the project's own
+    rendering, which every later command reads without importing dbt."""
     key = _profile_key(project)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    if data.get("key") != key:
-        data = {"key": key, "values": {}}
-    data["values"][name] = value
-    _write(path, data)
+    entries = _profile_entries(project)
+    values = entries.pop(key, {})
+    values[name] = value
+    entries[key] = values  # most recent last
+    kept = dict(list(entries.items())[-_PROFILE_KEYS_KEPT:])
+    _write(project.target_dir / PROFILE_FILE, {"entries": kept})
 
 
 def load(project: Project) -> ManifestView | None:

@@ -153,3 +153,13 @@ def test_plain_dbt_rewriting_the_manifest_keeps_the_fast_path_and_never_serves_a
     subprocess.run([dbt, "parse", "--quiet"], cwd=project, capture_output=True, check=True, timeout=600)
     after = _probe(project)
     assert after["dbt_imported"] is True and after["descriptions"]["fg_customer_profile"].startswith("EDITED ")
+
+
+def test_the_rendered_profile_of_other_vars_does_not_evict_the_projects_own(project):
+    from fs_cli import manifest_cache
+    from fs_cli.project import Project
+
+    own = Project(project).target_config()
+    Project(project, vars={"demo_data_cutoff": "2026-01-02 00:00:00"}).target_config()  # another key, stored too
+    assert manifest_cache.cached_profile_value(Project(project), "target:duckdb") == own
+    assert Project(project)._profile_default_target() == "duckdb"
