@@ -431,3 +431,28 @@ def test_pages_render_in_chromium(ui_server, name, path, texts, least_charts):
     r = _chrome(browser, f"--screenshot={shot}", base + path)
     assert r.returncode == 0 and shot.is_file() and shot.stat().st_size > 5_000, r.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_page_shows_validation_slices_and_ood():
+    """The validation report part of the model page, from a report shaped like `fs model show --json` gives (the
+    fixture's model is not validated: a real validation costs minutes on the shared test machine)."""
+    from fs_cli.ui.web import _templates, chart_set
+
+    report = {"validation_id": 1, "validated_at": "2026-01-20 00:00:00", "status": "failed", "n_test": 400,
+              "metrics": {"auc": 0.81, "worst_slice.auc.where": "segment=gold"},
+              "checks": [{"metric": "auc", "bound": "min", "threshold": 0.85, "value": 0.81, "passed": False,
+                          "note": ""}],
+              "slices": [{"column": "segment", "slice": "gold", "n": 120, "counted": True, "auc": 0.71}],
+              "ood": [{"kind": "above_range", "feature": "tx_amount_1d", "value": 2423.25, "ok": True,
+                       "changed_fraction": 0.0235, "mean_abs_proba_shift": 0.01}]}
+    version = {"name": "m", "version": 1, "aliases": [], "status": "active", "metrics": {"train_auc": 0.9},
+               "validations": [report], "lineage": {"error": "training dataset dropped"}, "tags": {}, "meta": {},
+               "training_dataset": FV, "training_dataset_version": 1}
+    data = {"page": "model", "name": "m", "versions": [version], "alias_history": []}
+    html = _templates().get_template("model.html").render(d=data, charts=chart_set(data), nav=[], prefix="/ui")
+    assert "segment" in html and "gold" in html and "0.71" in html  # the slice row
+    assert "above_range" in html and "0.0235" in html  # the OOD row
+    assert re.search(r"<td>auc</td><td>min</td>.*?class=\"fail\"", html, flags=re.S)  # the failed threshold check
+    assert "training dataset dropped" in html
+    chart = next(s for s in svgs(html) if "metrics of version 1" in s)
+    assert "test auc" in chart and "train_auc" in chart
