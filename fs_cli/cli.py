@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "The commit log of a feature group: every publish that changed data."),
     "read": ("fs_cli.commands.history:read",
              "Read a feature group as published now, at a commit, or as of a time (time travel)."),
+    "plan": ("fs_cli.commands.plan:plan", "Compare the project with the deployed manifest: what changes, what depends on it, what would break."),  # noqa: E501
     "materialize": ("fs_cli.commands.online:materialize", "Write the latest value per entity (within TTL) of online "
                     "feature groups into the online store."),
     "serve": ("fs_cli.commands.online:serve", "Serve online features over HTTP (OpenAPI page at /docs)."),

@@ -52,6 +52,15 @@ class FeatureStore:
     def search(self, text: str) -> list[dict[str, Any]]:
         return discovery.search(self.project, text)
 
+    def plan(self, state: str | os.PathLike | None):
+        """What deploying this project would change against the deployed manifest `state` (a folder holding
+        manifest.json, or the file): added/changed/removed feature groups, features and views with their downstream
+        (training datasets, models and aliases, served views). `.exit_code` is 1 when a change breaks an aliased
+        model or a served view, or changes a published group's key in place (fs_cli/plan.py)."""
+        from .plan import plan
+
+        return plan(self.project, state, lambda: self.catalog, lambda: self.models.list(include_deleted=False))
+
     # -- pipeline ----------------------------------------------------------------------------------------
     def run(self, select: tuple[str, ...] = (), materialize: bool = True,
             progress: Callable[[str, int], None] | None = None, vars: dict[str, Any] | None = None) -> RunReport:
