@@ -3,6 +3,16 @@
 Write-audit-publish: candidates are built and tested first, with snapshots excluded; only the feature groups whose
 candidates passed (or whose policy is `warn`) are snapshotted. A failing strict candidate stays in its table for
 inspection while the published version (the snapshot) and the online store keep the previous commit.
+
+Publishing is exact and atomic per run:
+- the gate audits an immutable copy of each candidate (`<candidate>__audited_<tag>`, dropped after the run), and the
+  snapshot's pre-hook (macros/publish/publish_gate.sql) puts exactly the copy's rows into the candidate inside the
+  snapshot's transaction (Postgres: under an exclusive lock): rows written into the candidate after the audit are
+  never published;
+- every snapshot of one run stamps the same commit time (macros/publish/snapshot_clock.sql), so an as-of at a run's
+  commit time reads all of its groups;
+- a check that could not run (an errored dbt test or gate check) and NULL/duplicate snapshot keys block the publish
+  under every policy, `warn` included.
 """
 
 from __future__ import annotations

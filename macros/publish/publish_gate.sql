@@ -7,6 +7,8 @@
   given it automatically here: the same checks run on the candidate right before the snapshot, and a failure
   refuses the publish with a message naming the group, the failing checks and the fix. Groups under policy `warn`
   publish as before. Commits published without an fs validation run are marked `validation: none` by `fs commits`.
+  Under `fs run` (fs_publish_request() names an audited copy of the candidate) the hook instead publishes exactly that
+  copy: fs has audited it already, and whatever was written into the candidate since is not published.
 -#}
 {% macro fs_publish_gate() %}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
