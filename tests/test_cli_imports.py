@@ -33,13 +33,14 @@ try:
         main(prog_name="fs")
 except SystemExit as e:
     code = e.code or 0
-heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(os.environ["FS_PROBE_HEAVY"])))
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(os.environ["PROBE_HEAVY_MODULES"])))
 print("\\nFS_PROBE " + json.dumps({"code": code, "heavy": heavy}))
 """
 
 
 def probe(*args: str, cwd: Path | None = None) -> dict:
-    env = {**os.environ, "FS_PROBE_HEAVY": json.dumps(sorted(HEAVY))}
+    # not FS_-prefixed: the FS_ environment is part of the manifest fingerprint (another value would parse again)
+    env = {**os.environ, "PROBE_HEAVY_MODULES": json.dumps(sorted(HEAVY))}
     out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=600, cwd=cwd,
                          env=env)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("FS_PROBE ")]
