@@ -89,6 +89,8 @@ def test_no_change_exits_0(prod):
     out = json.loads(r.stdout)
     assert out["changes"] == [] and out["breaking"] is False
     assert out["summary"] == {"added": 0, "changed": 0, "removed": 0, "breaking": 0}
+    sdk = FeatureStore(d).plan(state)  # the SDK's answer is the command's
+    assert sdk.exit_code == 0 and sdk.to_dict() == out
 
 
 NEW_FG_SQL = "select customer_id, profile_updated_at as feature_time, credit_limit * 2 as double_limit " \

@@ -20,11 +20,16 @@ def plan(ctx: click.Context, state: str | None) -> Output:
     """Compare the project with the deployed manifest: what changes, what depends on it, what would break.
 
     \b
-    Lists added, changed and removed feature groups, features (with their types) and feature views; for each
-    changed or removed one, the training datasets, models (with aliases) and served views that use it.
-    Exit codes: 0 no breaking change; 1 a change drops or retypes a feature used by an aliased model or a
-    served view, or changes a published group's key in place (publish a new version instead: a dbt model
-    version or a new model name); 2 bad usage (missing or invalid --state, invalid declarations).
+    Lists added, changed and removed feature groups, features (with their
+    types) and feature views; for each changed or removed one, the training
+    datasets, models (with aliases) and served views that use it.
+    \b
+    Exit codes:
+      0  no breaking change
+      1  a change drops or retypes a feature used by an aliased model or a
+         served view, or changes a published group's key in place (publish
+         a new version instead: a dbt model version or a new model name)
+      2  bad usage: missing or invalid --state, invalid declarations
     """
     result = get_store(ctx).plan(state)
     return Output(result.to_dict(), show=lambda: _show(result.to_dict()), exit_code=result.exit_code)
