@@ -263,8 +263,9 @@ def test_inference_logs_load_idempotently_and_dbt_models_read_them(monitored):
         # with exactly the columns fs loads into
         for table, cols in COLUMNS.items():
             assert [c.lower() for c, _ in wh.describe(wh.relation("fs_meta", table))] == [c for c, _ in cols], table
-    _serve_log(d, [{**{k: 7 for k in KEYS}, **{f["name"]: None for f in td.features}}], [f["name"] for f in
-                                                                                         td.features], shift=False)
+    absent = 987654321  # an entity the store does not know: served with every feature missing
+    _serve_log(d, [{**{k: absent for k in KEYS}, **{f["name"]: None for f in td.features}}],
+               [f["name"] for f in td.features], shift=False)
     fs.sync_inference_logs()
     again = fs.sync_inference_logs()
     assert (again.predictions, again.served_vectors) == (0, 0)
@@ -305,10 +306,11 @@ def test_inference_logs_load_idempotently_and_dbt_models_read_them(monitored):
         n_served_features = sum(len(r["features"]) for r in served)
         assert wh.scalar(f"select sum(n_vectors) from {rel['mon_feature_daily']} where source = 'served'") == \
             n_served_features
-        # the row with the serving keys 7/7 was served with every feature missing
-        assert wh.scalar(f"select count(*) from {rel['mon_feature_values']} v join {rel['mon_served_vectors']} s "
-                         "on s.row_id = v.row_id where s.entity like '%\"customer_id\":7%' "
-                         "and v.value_text is not null") == 0
+        # the vector served for the unknown entity has every feature missing, and no other vector is its
+        absent_rows = wh.fetchall(f"select v.value_text from {rel['mon_feature_values']} v join "
+                                  f"{rel['mon_served_vectors']} s on s.row_id = v.row_id "
+                                  f"where s.entity like '%\"customer_id\":{absent},%'")
+        assert len(absent_rows) == len(td.features) and {r[0] for r in absent_rows} == {None}
 
 
 # -- concept drift ---------------------------------------------------------------------------------------------

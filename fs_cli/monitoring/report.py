@@ -59,18 +59,17 @@ def _axes(y_max: float, x_labels: list[tuple[float, str]]) -> list[str]:
 
 def histogram_svg(train: Sequence[float], served: Sequence[float], label: str) -> str:
     """Overlaid density histograms on shared bins (1st-99th percentile of both samples)."""
-    both = sorted([*train, *served])
-    lo, hi = both[int(0.01 * (len(both) - 1))], both[int(0.99 * (len(both) - 1))]
+    import numpy as np
+
+    both = np.asarray([*train, *served], dtype=float)
+    lo, hi = (float(x) for x in np.quantile(both, [0.01, 0.99]))
     if hi <= lo:
-        lo, hi = both[0], both[-1] if both[-1] > both[0] else both[0] + 1
+        lo, hi = float(both.min()), float(both.max()) if both.max() > both.min() else float(both.min()) + 1
 
     def density(values: Sequence[float]) -> list[float]:
-        counts = [0] * BINS
-        for v in values:
-            i = min(BINS - 1, max(0, int((v - lo) / (hi - lo) * BINS)))
-            counts[i] += 1
-        n = max(1, len(values))
-        return [c / n for c in counts]
+        v = np.asarray(values, dtype=float)
+        idx = np.clip(np.floor((v - lo) / (hi - lo) * BINS), 0, BINS - 1).astype(int)
+        return (np.bincount(idx, minlength=BINS) / max(1, len(v))).tolist()
 
     dt, ds = density(train), density(served)
     y_max = max([*dt, *ds, 1e-9])
