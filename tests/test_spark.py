@@ -331,3 +331,35 @@ def test_point_in_time_join_matches_oracle(spark_project):
             assert table.column_names == [*SPINE_COLS, "x", "y", "b_z", "b_id"]
             got = list(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)), strict=True))
             check(got, oracle(PIT_SPINE, PIT_FG_A, PIT_FG_B, v), v)
+
+
+def test_model_registry_and_lineage(spark_project, tmp_path):
+    """Register a model on a Spark training dataset, alias it, read it back through the registry's tables and view
+    (Delta), and follow its lineage down to the feature group's commit."""
+    import joblib
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    fs = spark_project["fs"]
+    td = fs.create_training_dataset("fv_spark_items")
+    df = fs.training_dataset("fv_spark_items", version=td.version)
+    model = make_pipeline(SimpleImputer(), LogisticRegression()).fit(df[["value"]], df["label"])
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    m = fs.models.register("spark_model", path, td.ref, metrics={"train_rows": len(df)},
+                           meta={"owner": "tests", "intended_use": "the Spark registry test"})
+    assert (m.name, m.version, m.training_dataset_version) == ("spark_model", 1, td.version)
+    assert [c["name"] for c in m.input_schema] == ["value"]
+    fs.models.alias("spark_model", 1, "champion", reason="first", force=True)  # 7 rows: nothing to validate on
+    assert fs.models.info("spark_model@champion").version == 1
+    assert [(h["action"], h["new_version"]) for h in fs.models.alias_history("spark_model")] == [("set", 1)]
+    with fs.project.warehouse(read_only=True) as wh:
+        view = wh.fetchall("select name, version, status, aliases, validation_status from fs_meta.model_registry")
+    assert view == [("spark_model", 1, "active", "champion", None)]
+    lineage = fs.models.lineage("spark_model@champion")
+    assert lineage["training_dataset"]["version"] == td.version
+    commits = [(c["feature_group"], c["commit_id"], c["inserted"], c["updated"], c["deleted"], c["rows"])
+               for c in lineage["feature_group_commits"]]
+    assert commits == [(FG, 2, 1, 1, 1, 4)]
+    assert "spark_items" in lineage["sources"]
