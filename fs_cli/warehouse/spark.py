@@ -244,7 +244,7 @@ class SparkWarehouse(Warehouse):
         return bool(self.spark.catalog.databaseExists(schema))
 
     def relation_exists(self, schema: str, name: str) -> bool:
-        return self._schema_exists(schema) and bool(self.spark.catalog.tableExists(name, schema))
+        return self._schema_exists(schema) and bool(self.spark.catalog.tableExists(f"{schema}.{name}"))
 
     def _describe(self, relation: str) -> list[tuple[str, str]]:
         df = self.spark.sql(f"select * from {relation} as fs_probe")  # analysed, never run
