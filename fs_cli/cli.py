@@ -131,8 +131,11 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None) -> Non
     Discovery:          fs list | describe NAME | search TEXT
     History:            fs commits FG | read FG --as-of/--commit
     Training data:      fs training-dataset create|list|show|export FV
-    Online:             fs materialize [FG ...] | serve
-    Models:             fs model register|list|show|alias|best|validate|lineage | impact FG
+    Online:             fs materialize [FG ...] | serve   (push: POST /push on the service)
+    Models:             fs model register|list|show|alias|best|validate|lineage|score|monitor | impact FG
+    Monitoring:         fs monitor FV | check | logs | report
+    Deploying:          fs plan --state PROD_MANIFEST_DIR
+    Browsing:           fs ui
     \b
     Feature groups are dbt models under models/feature_groups/ with `config.meta.fs` in their YAML;
     publishing snapshots them, and every publish that changes data is a commit you can time-travel to.
