@@ -62,7 +62,10 @@ def fresh_start() -> str:
 
     project = Project(ROOT)
     target = project.target_config()
-    shutil.rmtree(project.state_dir, ignore_errors=True)  # DuckDB file, online store, logs, model blobs
+    # DuckDB file, online store, logs, model blobs; the folder itself (and its .gitkeep) stays
+    for child in project.state_dir.glob("*") if project.state_dir.is_dir() else []:
+        if child.name != ".gitkeep":
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     if target.get("type") != "duckdb":  # a server: drop the schemas the project builds into (and only those)
         base = str(target.get("schema"))
         with project.warehouse() as wh:
