@@ -126,8 +126,17 @@
     {{ return(adapter.dispatch('fs_pit_row_number', 'feature_store')()) }}
 {%- endmacro %}
 {% macro default__fs_pit_row_number() -%}row_number() over (){%- endmacro %}
-{#- Spark requires an ordered window; monotonically_increasing_id follows the scan order. -#}
-{% macro spark__fs_pit_row_number() -%}row_number() over (order by monotonically_increasing_id()){%- endmacro %}
+{#- Spark: monotonically_increasing_id follows the scan order, unique and increasing (not dense, which nothing needs);
+    a window over the whole spine would sort it in one task. -#}
+{% macro spark__fs_pit_row_number() -%}monotonically_increasing_id(){%- endmacro %}
+
+{#- Whether feature rows are numbered per key (the match is per key anyway, and the number is joined back with the
+    keys) instead of over the whole group: on Spark an unpartitioned window runs in a single task. -#}
+{% macro fs_pit_number_per_key() -%}
+    {{ return(adapter.dispatch('fs_pit_number_per_key', 'feature_store')()) }}
+{%- endmacro %}
+{% macro default__fs_pit_number_per_key() -%}{{ return(false) }}{%- endmacro %}
+{% macro spark__fs_pit_number_per_key() -%}{{ return(true) }}{%- endmacro %}
 
 {% macro fs_pit_minus_seconds(expr, seconds) -%}
     {{ return(adapter.dispatch('fs_pit_minus_seconds', 'feature_store')(expr, seconds)) }}
@@ -253,6 +262,7 @@ order by __fs_spine.__fs_spine_row
 {%- endif -%}
 {%- set ts = '__fs_spine.' ~ adapter.quote(spine_timestamp) -%}
 {%- set fg_kind = 0 if inclusive else 1 -%}
+{%- set per_key = feature_store.fs_pit_number_per_key() -%}
 with __fs_spine as (
     select __fs_s.*, {{ feature_store.fs_pit_row_number() }} as __fs_spine_row
     from {{ spine }} as __fs_s
@@ -269,8 +279,10 @@ with __fs_spine as (
         {%- for f in fg.features %}
         {{ adapter.quote(f.column) }},
         {%- endfor %}
-        row_number() over (order by
-            {%- for k in fg['keys'] %} {{ adapter.quote(k.fg) }},{% endfor %} {{ adapter.quote(fg.event_time) }}
+        row_number() over (
+            {%- if per_key %} partition by
+            {%- for k in fg['keys'] %} {{ adapter.quote(k.fg) }}{{ ',' if not loop.last }}{% endfor %}{% endif %} order by
+            {%- if not per_key %}{% for k in fg['keys'] %} {{ adapter.quote(k.fg) }},{% endfor %}{% endif %} {{ adapter.quote(fg.event_time) }}
             {%- if fg.created_time %}, {{ adapter.quote(fg.created_time) }} nulls first{% endif %}) as __fs_fg_row
     from {{ fg.relation }} as __fs_f
     where {% for k in fg['keys'] %}{{ adapter.quote(k.fg) }} is not null and {% endfor -%}
@@ -288,9 +300,9 @@ with __fs_spine as (
         {{ adapter.quote(spine_timestamp) }} is not null
 )
 , __fs_match_{{ i }} as (
-    select __fs_spine_row, __fs_fg_row
+    select __fs_spine_row, __fs_fg_row{% if per_key %}{% for n in range(n_keys) %}, __fs_k{{ n }}{% endfor %}{% endif %}
     from (
-        select __fs_spine_row,
+        select __fs_spine_row,{% if per_key %}{% for n in range(n_keys) %} __fs_k{{ n }},{% endfor %}{% endif %}
             max(__fs_fg_row) over (
                 partition by {% for n in range(n_keys) %}__fs_k{{ n }}{{ ', ' if not loop.last }}{% endfor %}
                 order by __fs_t, __fs_kind
@@ -311,6 +323,12 @@ left join __fs_match_{{ loop.index0 }}
     on __fs_match_{{ loop.index0 }}.__fs_spine_row = __fs_spine.__fs_spine_row
 left join __fs_fg_{{ loop.index0 }}
     on __fs_fg_{{ loop.index0 }}.__fs_fg_row = __fs_match_{{ loop.index0 }}.__fs_fg_row
+    {%- if per_key %}
+    {%- set j = loop.index0 %}
+    {%- for k in fg['keys'] %}
+    and __fs_fg_{{ j }}.__fs_k{{ loop.index0 }} = __fs_match_{{ j }}.__fs_k{{ loop.index0 }}
+    {%- endfor %}
+    {%- endif %}
 {%- endfor %}
 order by __fs_spine.__fs_spine_row
 {%- endmacro %}
