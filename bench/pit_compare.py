@@ -397,6 +397,11 @@ def main() -> None:
             ratios["feast_to_df_over_ours_join_export"] = fe["api_s"] / ours_out
             print(f"Feast get_historical_features().to_df() {fe['api_s']:.3f} s / ours join + export {ours_out:.3f} s:"
                   f" {fe['api_s'] / ours_out:.2f}x")
+    finish(args, summary, notes, ratios, best)
+
+
+def finish(args, summary: dict, notes: list[str], ratios: dict[str, float], best: dict[str, dict]) -> None:
+    """Print the checks and the JSON summary; write it to --results."""
     print("checks: " + "; ".join(notes))
     summary.update(checks=notes, load_avg_at_end=os.getloadavg(), ratios={k: round(v, 3) for k, v in ratios.items()},
                    **{k: {m: round(v, 3) if isinstance(v, float) else v for m, v in b.items()} for k, b in best.items()})
@@ -435,13 +440,7 @@ def spark_main(args, data: Path, files: dict[str, Path], tag: str, summary: dict
         print(f"Feast / ours, join step: {ratios['feast_over_ours_join_wall']:.2f}x wall,"
               f" {ratios['feast_over_ours_join_cpu']:.2f}x CPU (Python + JVM); whole command:"
               f" {ratios['feast_over_ours_command_wall']:.2f}x wall; peak RSS {ratios['feast_over_ours_peak_rss']:.2f}x")
-    print("checks: " + "; ".join(notes))
-    summary.update(checks=notes, load_avg_at_end=os.getloadavg(), ratios={k: round(v, 3) for k, v in ratios.items()},
-                   **{k: {m: round(v, 3) if isinstance(v, float) else v for m, v in b.items()} for k, b in best.items()})
-    print(json.dumps(summary))
-    if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(summary, indent=2) + "\n")
+    finish(args, summary, notes, ratios, best)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import textwrap  # noqa: E402
 from datetime import timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -55,37 +54,12 @@ def main() -> None:
         return
 
     import pandas as pd
-    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
-    from feast.types import Float64
+    from feast import FileSource
 
     repo = Path(tempfile.mkdtemp(prefix="fs_feast_bench_"))
-    (repo / "feature_store.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            project: pit_bench
-            registry: {repo / 'registry.db'}
-            provider: local
-            offline_store:
-              type: duckdb
-            online_store:
-              type: sqlite
-              path: {repo / 'online.db'}
-            entity_key_serialization_version: 3
-            """
-        )
-    )
-    store = FeatureStore(repo_path=str(repo))
-    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
-    views = []
-    for name, feats in FEATURE_GROUPS.items():
-        src = FileSource(name=f"{name}_src", path=str(data / f"{name}.parquet"), timestamp_field="event_time",
-                         created_timestamp_column="created")
-        views.append(FeatureView(
-            name=name, entities=[customer], source=src, online=False,
-            ttl=timedelta(days=args.ttl_days) if args.ttl_days else timedelta(0),
-            schema=[Field(name=f, dtype=Float64) for f in feats],
-        ))
-    store.apply([customer, *views])
+    store = apply_repo(repo, "type: duckdb", args.ttl_days, lambda name: FileSource(
+        name=f"{name}_src", path=str(data / f"{name}.parquet"), timestamp_field="event_time",
+        created_timestamp_column="created"))
     spine = pd.read_parquet(data / "spine.parquet")
     features = [f"{name}:{f}" for name, feats in FEATURE_GROUPS.items() for f in feats]
 
@@ -104,6 +78,27 @@ def main() -> None:
     print(json.dumps({"rows": len(df), "join_s": join_s, "join_cpu_s": join_cpu_s, "total_s": total_s}))
 
 
+def apply_repo(repo: Path, offline_store: str, ttl_days: int, source):
+    """A Feast repo in `repo` with the given offline store (YAML body under `offline_store:`), the customer entity
+    and one FeatureView per benchmark feature group over `source(name)`, applied; returns the FeatureStore."""
+    from feast import Entity, FeatureStore, FeatureView, Field, ValueType
+    from feast.types import Float64
+
+    offline = offline_store.replace("\n", "\n  ")
+    (repo / "feature_store.yaml").write_text(
+        f"project: pit_bench\nregistry: {repo / 'registry.db'}\nprovider: local\n"
+        f"offline_store:\n  {offline}\n"
+        f"online_store:\n  type: sqlite\n  path: {repo / 'online.db'}\nentity_key_serialization_version: 3\n")
+    store = FeatureStore(repo_path=str(repo))
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+    views = [FeatureView(name=name, entities=[customer], source=source(name), online=False,
+                         ttl=timedelta(days=ttl_days) if ttl_days else timedelta(0),
+                         schema=[Field(name=f, dtype=Float64) for f in feats])
+             for name, feats in FEATURE_GROUPS.items()]
+    store.apply([customer, *views])
+    return store
+
+
 def run_spark(args, data: Path) -> None:
     """Feast's Spark offline store (contrib) on a local Spark with the project's spark target settings
     (bench/spark_conf.py), the feature groups as SparkSources over the Parquet files, the spine a temporary view over
@@ -111,9 +106,7 @@ def run_spark(args, data: Path) -> None:
     (`to_spark_df().write.parquet`), like ours writes its Delta table; the export reads it back through Arrow."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import pyarrow.parquet as pq
-    from feast import Entity, FeatureStore, FeatureView, Field, ValueType
     from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
-    from feast.types import Float64
     from proc_tree import TreeSampler
     from pyspark.sql import SparkSession
     from spark_conf import spark_params
@@ -126,34 +119,9 @@ def run_spark(args, data: Path) -> None:
             builder = builder.config(k, v)
         spark = builder.getOrCreate()  # Feast's get_spark_session_or_start_new_with_repoconfig reuses it
         spark.sparkContext.setLogLevel("ERROR")
-        (repo / "feature_store.yaml").write_text(
-            textwrap.dedent(
-                f"""\
-                project: pit_bench
-                registry: {repo / 'registry.db'}
-                provider: local
-                offline_store:
-                  type: spark
-                  spark_conf: {json.dumps(params)}
-                online_store:
-                  type: sqlite
-                  path: {repo / 'online.db'}
-                entity_key_serialization_version: 3
-                """
-            )
-        )
-        store = FeatureStore(repo_path=str(repo))
-        customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
-        views = []
-        for name, feats in FEATURE_GROUPS.items():
-            src = SparkSource(name=f"{name}_src", path=str(data / f"{name}.parquet"), file_format="parquet",
-                              timestamp_field="event_time", created_timestamp_column="created")
-            views.append(FeatureView(
-                name=name, entities=[customer], source=src, online=False,
-                ttl=timedelta(days=args.ttl_days) if args.ttl_days else timedelta(0),
-                schema=[Field(name=f, dtype=Float64) for f in feats],
-            ))
-        store.apply([customer, *views])
+        store = apply_repo(repo, f"type: spark\nspark_conf: {json.dumps(params)}", args.ttl_days, lambda name: SparkSource(
+            name=f"{name}_src", path=str(data / f"{name}.parquet"), file_format="parquet",
+            timestamp_field="event_time", created_timestamp_column="created"))
         spark.read.parquet(str(data / "spine.parquet")).createOrReplaceTempView("bench_spine")
         features = [f"{name}:{f}" for name, feats in FEATURE_GROUPS.items() for f in feats]
         result_dir = repo / "result"
@@ -182,47 +150,16 @@ def run_postgres(args, data: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import pg_bench  # only its stdlib parts are used here: this venv has psycopg 3, not psycopg2
     import psycopg
-    from feast import Entity, FeatureStore, FeatureView, Field, ValueType
     from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
-    from feast.types import Float64
 
     pg = pg_bench.server()
     repo = Path(tempfile.mkdtemp(prefix="fs_feast_bench_"))
-    (repo / "feature_store.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            project: pit_bench
-            registry: {repo / 'registry.db'}
-            provider: local
-            offline_store:
-              type: postgres
-              host: {pg['host']}
-              port: {pg['port']}
-              database: {args.pg_database}
-              db_schema: public
-              user: {pg['user']}
-              password: "{os.environ.get('PGPASSWORD', '')}"
-              sslmode: disable
-              entity_select_mode: embed_query
-            online_store:
-              type: sqlite
-              path: {repo / 'online.db'}
-            entity_key_serialization_version: 3
-            """
-        )
-    )
-    store = FeatureStore(repo_path=str(repo))
-    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
-    views = []
-    for name, feats in FEATURE_GROUPS.items():
-        src = PostgreSQLSource(name=f"{name}_src", table=f"{pg_bench.DATA_SCHEMA}.{name}", timestamp_field="event_time",
-                               created_timestamp_column="created")
-        views.append(FeatureView(
-            name=name, entities=[customer], source=src, online=False,
-            ttl=timedelta(days=args.ttl_days) if args.ttl_days else timedelta(0),
-            schema=[Field(name=f, dtype=Float64) for f in feats],
-        ))
-    store.apply([customer, *views])
+    offline = (f"type: postgres\nhost: {pg['host']}\nport: {pg['port']}\ndatabase: {args.pg_database}\n"
+               f"db_schema: public\nuser: {pg['user']}\npassword: \"{os.environ.get('PGPASSWORD', '')}\"\n"
+               "sslmode: disable\nentity_select_mode: embed_query")
+    store = apply_repo(repo, offline, args.ttl_days, lambda name: PostgreSQLSource(
+        name=f"{name}_src", table=f"{pg_bench.DATA_SCHEMA}.{name}", timestamp_field="event_time",
+        created_timestamp_column="created"))
     spine_sql = f"select customer_id, event_timestamp, label from {pg_bench.DATA_SCHEMA}.spine"
     features = [f"{name}:{f}" for name, feats in FEATURE_GROUPS.items() for f in feats]
 
