@@ -10,6 +10,7 @@ dataset the champion was trained on; the normal day passes (exit 0), the shifted
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def _tick() -> None:
         time.sleep(0.005)
 
 
-def main() -> int:
+def prepare() -> dict[str, str]:
+    """Log the two days of served vectors; the window bounds as text."""
     fs = FeatureStore()
     td = training.info(fs.project, FV, 1)
     rows = training.read(fs.project, FV, td.version, split="test")[1].to_pylist()
@@ -75,12 +77,25 @@ def main() -> int:
     end = utcnow()
     print(f"logged {len(rows)} served vectors of a normal day, then {len(rows)} of a shifted day "
           "(tx_amount_30d x4 + 100, an unseen segment) to .fs/served_vectors/", flush=True)
+    return {"td": str(td.version), **{k: f"{v:%Y-%m-%d %H:%M:%S.%f}" for k, v in
+                                       (("start", start), ("mid", mid), ("end", end))}}
 
-    window = ["--training-dataset", str(td.version), "--source", "served"]
-    normal = _fs(["monitor", FV, *window, "--since", f"{start:%Y-%m-%d %H:%M:%S.%f}", "--until",
-                  f"{mid:%Y-%m-%d %H:%M:%S.%f}"])
-    shifted = _fs(["monitor", FV, *window, "--since", f"{mid:%Y-%m-%d %H:%M:%S.%f}", "--until",
-                   f"{end:%Y-%m-%d %H:%M:%S.%f}"])
+
+def main() -> int:
+    if sys.argv[1:] == ["--prepare"]:
+        print(json.dumps(prepare()))
+        return 0
+    # The preparation reads the warehouse in a child process: on Spark a session holds the project's one-process
+    # metastore for as long as its process lives, and the `fs monitor` commands below need it.
+    out = subprocess.run([sys.executable, "-m", "fs_cli.demo.monitor", "--prepare"], check=True,
+                         stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()
+    print("\n".join(out[:-1]), flush=True)
+    w = json.loads(out[-1])
+    td, start, mid, end = w["td"], w["start"], w["mid"], w["end"]
+
+    window = ["--training-dataset", td, "--source", "served"]
+    normal = _fs(["monitor", FV, *window, "--since", start, "--until", mid])
+    shifted = _fs(["monitor", FV, *window, "--since", mid, "--until", end])
     _fs(["report", "--html", "target/demo/monitoring.html"])
     if normal == 0 and shifted == 1:
         print("\n\033[1mmonitoring: the normal day passed (exit 0); the shifted day was flagged (exit 1)\033[0m")
