@@ -217,6 +217,9 @@ group by {% for k in keys %}{{ k }}, {% endfor %}fs_wa_t
 {#- DuckDB: the exact sum divided by the count (`/` is a float division there, and x / 0 is NULL). DuckDB's avg() of a
     DECIMAL can differ from sum / count in the last bit, and sum / count is what hand-written features compute. -#}
 {% macro duckdb__fs_wa_mean(expr) -%}(sum({{ expr }}) / count({{ expr }})){%- endmacro %}
+{#- Spark: avg() of a DECIMAL is a DECIMAL whose scale is the input's + 4 (avg of 1.0/0.0 flags came out as 0.35135
+    for 0.351351...); the exact sum as a double divided by the count, as on DuckDB (NULL for no values). -#}
+{% macro spark__fs_wa_mean(expr) -%}(cast(sum({{ expr }}) as double) / nullif(count({{ expr }}), 0)){%- endmacro %}
 
 {% macro fs_wa_time_grid(start, stop, step_seconds) -%}
 {#- A relation with one column fs_wa_t: start, start + step, ... up to stop (inclusive). -#}
