@@ -4,6 +4,8 @@ failure in CI (`.ci/run` exports FS_REQUIRE_SERVICES=1, so a missing service can
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +46,34 @@ def pg_database(prefix: str = "fs_test") -> Iterator[str]:
     try:
         yield name
     finally:
+        with con.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+        con.close()
+
+
+_PG_DB_VAR = re.compile(r"env_var\('FS_PG_DATABASE', '([^']+)'\)")
+
+
+def clone_project(engine: str, src, dst, prefix: str):
+    """A copy of a built project; on Postgres with its own database made from the source's as a template."""
+    shutil.copytree(src, dst)
+    if engine == "postgres":
+        prof = dst / "profiles.yml"
+        old = _PG_DB_VAR.search(prof.read_text()).group(1)
+        new = f"{prefix}{uuid.uuid4().hex[:10]}"
+        con = pg_connect()
+        with con.cursor() as cur:
+            cur.execute(f'create database "{new}" template "{old}"')
+        con.close()
+        prof.write_text(prof.read_text().replace(f"'FS_PG_DATABASE', '{old}'", f"'FS_PG_DATABASE', '{new}'"))
+    return dst
+
+
+def drop_clone(engine: str, d) -> None:
+    """Drop the database of a clone_project copy (nothing on DuckDB)."""
+    if engine == "postgres":
+        name = _PG_DB_VAR.search((d / "profiles.yml").read_text()).group(1)
+        con = pg_connect()
         with con.cursor() as cur:
             cur.execute(f'drop database if exists "{name}" with (force)')
         con.close()

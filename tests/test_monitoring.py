@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import ENGINES
-from services import missing, pg_connect
+from services import clone_project, drop_clone, missing
 
 from fs_cli import FeatureStore, training
 from fs_cli.cli import main
@@ -38,26 +38,10 @@ KEYS = ["customer_id", "merchant_id"]
 
 
 def _clone(engine: str, src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    if engine == "postgres":
-        prof = dst / "profiles.yml"
-        old = re.search(r"env_var\('FS_PG_DATABASE', '([^']+)'\)", prof.read_text()).group(1)
-        new = f"fs_test_mon_{uuid.uuid4().hex[:10]}"
-        con = pg_connect()
-        with con.cursor() as cur:
-            cur.execute(f'create database "{new}" template "{old}"')
-        con.close()
-        prof.write_text(prof.read_text().replace(f"'FS_PG_DATABASE', '{old}'", f"'FS_PG_DATABASE', '{new}'"))
-    return dst
+    return clone_project(engine, src, dst, "fs_test_mon_")
 
 
-def _drop_clone(engine: str, d: Path) -> None:
-    if engine == "postgres":
-        name = re.search(r"env_var\('FS_PG_DATABASE', '([^']+)'\)", (d / "profiles.yml").read_text()).group(1)
-        con = pg_connect()
-        with con.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        con.close()
+_drop_clone = drop_clone
 
 
 @pytest.fixture(scope="module", params=ENGINES)
