@@ -36,13 +36,18 @@ def _lines(directory: Path, pattern: str) -> Iterator[dict[str, Any]]:
         return
     for path in sorted(directory.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name)):
         with open(path, "rb") as fh:
-            for raw in fh:
-                try:
-                    obj = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(obj, dict) and int(obj.get("v", 1)) <= LOG_VERSION:
-                    yield obj
+            yield from log_objects(fh)
+
+
+def log_objects(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The log records among raw JSONL lines: objects of a known format version (torn or foreign lines skipped)."""
+    for raw in lines:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and int(obj.get("v", 1)) <= LOG_VERSION:
+            yield obj
 
 
 def _in_window(t: datetime | None, since: datetime | None, until: datetime | None) -> bool:

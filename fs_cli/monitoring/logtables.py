@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..timeutil import utcnow
 from ..warehouse import META_SCHEMA
-from .logs import LOG_VERSION, PREDICTIONS_DIR, SERVED_DIR, _parse_time, served_line_vectors
+from .logs import PREDICTIONS_DIR, SERVED_DIR, _parse_time, log_objects, served_line_vectors
 
 PREDICTIONS = "predictions_log"
 PREDICTION_VALUES = "predictions_log_values"
@@ -102,16 +102,6 @@ def _new_lines(path: Path, start: int) -> tuple[list[bytes], int]:
         data = fh.read(size - start)
     end = data.rfind(b"\n") + 1
     return data[:end].splitlines(), start + end
-
-
-def _objects(lines: list[bytes]) -> Iterator[dict[str, Any]]:
-    for raw in lines:
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and int(obj.get("v", 1)) <= LOG_VERSION:
-            yield obj
 
 
 def _prediction_rows(obj: dict[str, Any], file: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -205,7 +195,7 @@ def sync_logs(wh: Any, state_dir: str | Path, key_columns: dict[str, list[str]] 
                 continue
             rows: list[dict[str, Any]] = []
             values: list[dict[str, Any]] = []
-            for obj in _objects(lines):
+            for obj in log_objects(lines):
                 pairs = [_prediction_rows(obj, path.name)] if kind == "predictions" else _served_rows(obj, path.name,
                                                                                           key_columns)
                 for main, vals in pairs:
