@@ -30,7 +30,7 @@ demo: $(STAMP) $(if $(filter spark,$(FS_TARGET)),$(SPARK_STAMP))
 
 # The suite also drives Feast 0.67's own client against our push endpoint: its venv is built first (below).
 test: $(SPARK_STAMP) $(FEAST_VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 # Feast 0.67's own client, for the push test (tests/test_push.py::test_feast_client_writes_and_reads_back). A venv of its
 # own: Feast pins packages that conflict with ours, so it is never a dependency of the project.

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from services import pg_connect, pg_database
+from services import clone_project, drop_clone, pg_connect, pg_database
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
@@ -117,6 +117,18 @@ def demo_project_postgres(tmp_path_factory) -> Iterator[Path]:
     with pg_database() as db:
         d = use_engine(copy_project(tmp_path_factory.mktemp("demo_pg") / "proj"), "postgres", db)
         yield build_demo(d)
+
+
+@pytest.fixture(scope="module")
+def demo_copy_on_engine(demo_on_engine, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """(engine, project dir): a private copy of `demo_on_engine` for a module that writes to it (training datasets,
+    materializations): the session's demo is shared by every module of the worker and must stay as described."""
+    engine, src = demo_on_engine
+    d = clone_project(engine, src, tmp_path_factory.mktemp(f"demo_copy_{engine}") / "proj", "fs_test_copy_")
+    try:
+        yield engine, d
+    finally:
+        drop_clone(engine, d)
 
 
 @pytest.fixture(scope="module", params=ENGINES)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-import pytest
+from services import missing
 
 from fs_cli.online.backends import open_store
 from fs_cli.online.specs import FeatureSpec, FGSpec
@@ -32,7 +32,7 @@ def make_store(kind: str, tmp_path) -> tuple[OnlineStore, str, str | None]:
         url = f"sqlite:///{tmp_path / f'online-{uuid.uuid4().hex[:6]}.sqlite'}"
         return open_store(url), url, None
     if not redis_available():
-        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+        missing("Redis", f"not reachable at {REDIS_URL}")
     prefix = f"fs_test_{uuid.uuid4().hex[:12]}"
     return open_store(REDIS_URL, prefix=prefix), REDIS_URL, prefix
 

@@ -58,8 +58,8 @@ def expected(spec: FGSpec, rows, end: datetime, start: datetime | None) -> dict:
     return {k: [_norm(r[f]) for f in spec.feature_names] for k, r in oracle_latest(spec, rows, end).items()}
 
 
-def test_range_serves_values_as_of_end(demo_on_engine, tmp_path):
-    engine, d = demo_on_engine
+def test_range_serves_values_as_of_end(demo_copy_on_engine, tmp_path):
+    engine, d = demo_copy_on_engine
     fs = FeatureStore(d)
     url = f"sqlite:///{tmp_path / 'online.sqlite'}"
     online = {n: fg for n, fg in fs.catalog.feature_groups.items() if fg.online}
@@ -86,10 +86,10 @@ def test_range_serves_values_as_of_end(demo_on_engine, tmp_path):
             len(expected(spec, tables["fg_customer_profile"], END, None))
 
 
-def test_a_range_materialization_is_followed_by_a_full_one(demo_project, tmp_path):
+def test_a_range_materialization_is_followed_by_a_full_one(demo_copy_on_engine, tmp_path):
     """After --start (which leaves entities out), the next plain run cannot be incremental: it must be full and
     serve the current values again."""
-    fs = FeatureStore(demo_project)
+    fs = FeatureStore(demo_copy_on_engine[1])
     url = f"sqlite:///{tmp_path / 'online.sqlite'}"
     fs.materialize(store_url=url, start=START, end=END)
     _, results, _ = fs.materialize(store_url=url)

@@ -23,6 +23,7 @@ from pit_oracle import (
     spine_rows,
     write_project,
 )
+from services import missing
 
 psycopg2 = pytest.importorskip("psycopg2")
 from psycopg2.extras import execute_values  # noqa: E402
@@ -39,7 +40,7 @@ def _connect():
     try:
         return psycopg2.connect(connect_timeout=3, **PG)
     except psycopg2.OperationalError as e:
-        pytest.skip(f"Postgres unreachable at {PG['host']}:{PG['port']} ({e}); the Postgres path is untested here")
+        missing("Postgres", f"{PG['host']}:{PG['port']}: {e}")
 
 
 @pytest.fixture(scope="module")

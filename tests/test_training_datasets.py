@@ -1,7 +1,7 @@
 """Training datasets on the demo: bitemporal reproduction, no leakage (brute-force oracle), splits, immutability,
 atomicity, concurrency, CLI/SDK.
 
-Every test runs on each engine (DuckDB, Postgres): `demo_on_engine` (tests/conftest.py) is the demo built and
+Every test runs on each engine (DuckDB, Postgres): `demo_copy_on_engine` (tests/conftest.py) is a copy of the demo built and
 published twice there, with fv_fraud_detection:1 created between the two publishes (right after commit 1).
 The module fixture adds: v2 (now) -> rebuild the day-1 label spine -> v3 --as-of commit 1 and v4 (now, day-1 spine)
 -> restore the spine.
@@ -47,8 +47,8 @@ def _rebuild_spine(fs: FeatureStore, vars: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def timeline(demo_on_engine) -> dict:
-    engine, demo_project = demo_on_engine
+def timeline(demo_copy_on_engine) -> dict:
+    engine, demo_project = demo_copy_on_engine
     fs = FeatureStore(demo_project)
     assert fs.project.engine == engine
     v1 = fs.training_dataset_info(FV, 1)

@@ -14,9 +14,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from services import pg_connect
 
 from fs_cli.transforms import apply_row, fit, render_select, transform_dataframe
 
@@ -154,11 +154,9 @@ def test_documented_semantics_on_known_values():
 
 
 def _pg():
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        return psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=3)
-    except psycopg2.OperationalError as e:
-        pytest.skip(f"Postgres on 127.0.0.1:5432 unreachable: {e}")
+    con = pg_connect("test")  # skip (laptop) or fail (CI) when the server is missing
+    con.autocommit = False  # the callers' transactions are theirs
+    return con
 
 
 def test_same_sql_on_postgres():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -30,8 +32,28 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
     Exits 1 if any feature group failed, naming the failing checks; the previous commit stays published.
     """
     quiet = machine_readable()
-    if quiet:  # programs read stdout: keep dbt's own log lines (failing tests) out of it
-        os.environ["DBT_LOG_LEVEL"] = "none"
+    with _dbt_log_level("none" if quiet else None):  # programs read stdout: keep dbt's log lines out of it
+        report = _run(ctx, select, vars_, no_materialize, quiet)
+    return Output(report.to_dict(), show=lambda: _show_report(report), exit_code=0 if report.ok else 1)
+
+
+@contextmanager
+def _dbt_log_level(level: str | None) -> Iterator[None]:
+    """dbt reads its log level from the environment; set only while this command runs, so a caller in the same
+    process (the SDK, a test) does not inherit a silenced dbt -- log files included."""
+    previous = os.environ.get("DBT_LOG_LEVEL")
+    if level is not None:
+        os.environ["DBT_LOG_LEVEL"] = level
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("DBT_LOG_LEVEL", None)
+        else:
+            os.environ["DBT_LOG_LEVEL"] = previous
+
+
+def _run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool, quiet: bool):
     store = get_store(ctx)
     parsed = _parse_vars(vars_)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
@@ -42,8 +64,7 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
         def progress(msg: str, done: int) -> None:
             bar.update(task, description=msg, completed=done)
 
-        report = store.run(select=select, materialize=not no_materialize, progress=progress, vars=parsed)
-    return Output(report.to_dict(), show=lambda: _show_report(report), exit_code=0 if report.ok else 1)
+        return store.run(select=select, materialize=not no_materialize, progress=progress, vars=parsed)
 
 
 def _parse_vars(vars_: str | None) -> dict | None:
