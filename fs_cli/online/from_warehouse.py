@@ -25,7 +25,7 @@ from .backends import DEFAULT_SQLITE_NAME, default_url, open_store
 from .materialize import MaterializeResult, Progress, keys_of, materialize
 from .push import publish_push_specs
 from .specs import FGSpec, FVSpec
-from .store import OnlineStore
+from .store import OnlineStore, StaleVersionError, SupersededError
 
 FULL_IF_CHANGED_SHARE = 0.5
 
@@ -116,22 +116,48 @@ def _published_count(wh: Warehouse, fg: Any) -> int:
     return int(wh.scalar(f"select count(*) from ({pub_sql}) fs_pub", params) or 0)
 
 
+_PLAN_ATTEMPTS = 4
+
+
 def materialize_feature_group(
     wh: Warehouse, fg: Any, store: OnlineStore, now: datetime, views: dict[str, FVSpec] | None,
-    full: bool = False, progress: Progress | None = None, start: datetime | None = None,
+    full: bool = False, progress: Progress | None = None, start: datetime | None = None, rewind: bool = False,
 ) -> MaterializeResult:
     """Materialize one published FG: incrementally when the online version has the same schema and the change
     since its watermark is small, else a full rewrite. Reads one row per key from the warehouse (as Arrow).
     `start` (a range [start, now]) forces a full rewrite and stores no watermark, so the next run is full too (an
-    incremental run cannot tell which entities the start bound left out)."""
+    incremental run cannot tell which entities the start bound left out).
+
+    Concurrent runs: if another materialization published between our plan and our publish (the store refuses the
+    publish atomically: SupersededError, nothing written), plan again from the new serving version; if the serving
+    version has newer data than ours, StaleVersionError propagates (nothing written; `rewind` publishes anyway)."""
+    for attempt in range(_PLAN_ATTEMPTS):
+        try:
+            return _materialize_once(wh, fg, store, now, views, full, progress, start, rewind)
+        except StaleVersionError:
+            raise
+        except (SupersededError, _WarehouseMoved):
+            if attempt == _PLAN_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _WarehouseMoved(SupersededError):
+    """A commit landed while we read the rows: the data version is not known exactly, read again."""
+
+
+def _materialize_once(wh: Warehouse, fg: Any, store: OnlineStore, now: datetime, views: dict[str, FVSpec] | None,
+                      full: bool, progress: Progress | None, start: datetime | None,
+                      rewind: bool) -> MaterializeResult:
     spec = FGSpec.from_feature_group(fg)
     wm = _watermark(wh, fg)
     watermark = {"commit_time": wm.isoformat() if wm and start is None else None}
     published_rows = _published_count(wh, fg)  # what a full run considers (the report's input rows)
     ptr = store.pointers().get(spec.name)
     prev = (ptr.meta.get("watermark") or {}).get("commit_time") if ptr else None
+    # "data_version" in meta: versions published before publishes were ordered get one full rewrite first
     can_incr = (not full and start is None and ptr is not None and ptr.meta.get("spec") == spec.to_dict() and prev
-                and ptr.meta.get("now"))
+                and ptr.meta.get("now") and "data_version" in ptr.meta)
     if can_incr:
         since, prev_now = datetime.fromisoformat(prev), datetime.fromisoformat(ptr.meta["now"])
         changed_query = _changed_keys_query(wh, fg, spec, since, prev_now, now)
@@ -139,11 +165,20 @@ def materialize_feature_group(
         # compare with the published size (what a full run would read), not the online size (TTL may empty it)
         if changed.num_rows <= max(1, FULL_IF_CHANGED_SHARE * published_rows):
             rows = wh.arrow(*latest_query(wh, fg, spec, now, only_keys=changed_query))
+            _check_watermark_still(wh, fg, wm)
             return materialize(store, spec, rows, now, views=views, changed=keys_of(spec, changed),
-                               watermark=watermark, progress=progress, input_rows=changed.num_rows)
+                               watermark=watermark, progress=progress, input_rows=changed.num_rows, base=ptr)
     rows = wh.arrow(*latest_query(wh, fg, spec, now, start=start))
+    _check_watermark_still(wh, fg, wm)
     return materialize(store, spec, rows, now, views=views, watermark=watermark, progress=progress,
-                       input_rows=published_rows, start=start)
+                       input_rows=published_rows, start=start, rewind=rewind)
+
+
+def _check_watermark_still(wh: Warehouse, fg: Any, before: datetime | None) -> None:
+    """The rows just read must be the snapshot state the watermark names (it orders publishes): a commit that
+    landed during the read (possible on a server warehouse) means reading again."""
+    if _watermark(wh, fg) != before:
+        raise _WarehouseMoved(f"feature group {fg.name}: a commit landed while its rows were read")
 
 
 def materialize_project(
@@ -160,7 +195,11 @@ def materialize_project(
     """Materialize the named online FGs (default: all online FGs) from the project's warehouse (its dbt target,
     whichever engine). Returns results + warnings. `now` is the end of the range (default: the clock), `start` its
     optional beginning: per entity the latest row with max(start, now - ttl) <= event_time <= now (Feast's
-    materialize(start_date, end_date)); a range is always a full rewrite."""
+    materialize(start_date, end_date)); a range is always a full rewrite.
+
+    Ordering: a run on the clock (`now` not given) never replaces a version with newer data (a concurrent run that
+    published first): it is refused, nothing is written, and a warning says so. An explicit `now`/`start` is a
+    deliberate backfill: it replaces the serving version even when that one is newer (until the next run)."""
     fgs, views, warnings = online_specs(catalog)
     selected = list(names) or sorted(fgs)
     for n in selected:
@@ -170,8 +209,10 @@ def materialize_project(
                                     fix=f"set `online: true` in its config.meta.fs to serve it, or drop {n} from the command")
     own = store is None
     store = store or open_store(default_store_url(project))
+    rewind = now is not None or start is not None  # a backfill to a chosen time, not a run on the clock
     now = now or utcnow()
     results: list[MaterializeResult] = []
+    refused = False
     try:
         with project.warehouse(read_only=True) as wh:
             views = _with_transforms(wh, catalog, views, warnings)
@@ -181,9 +222,13 @@ def materialize_project(
                     warnings.append(f"{n} has never been published: nothing to materialize (run `fs run`)")
                     continue
                 progress = progress_factory(n) if progress_factory else None
-                results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress,
-                                                         start=start))
-        if not results:
+                try:
+                    results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress,
+                                                             start=start, rewind=rewind))
+                except StaleVersionError as e:
+                    refused = True  # nothing written for it, nor the views below: newer ones are serving
+                    warnings.append(f"{n}: {e.message.removeprefix(f'feature group {n}: ')}")
+        if not results and not refused:
             store.publish_views(views)
         publish_push_specs(store, catalog)  # what the service checks pushed rows against (fs_cli/online/push.py)
     finally:

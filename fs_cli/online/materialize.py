@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from ..errors import FeatureStoreError
 from .specs import FGSpec, FVSpec
-from .store import OnlineStore, Pointer, encode_key
+from .store import OnlineStore, Pointer, data_version_of, encode_key, make_data_version, stale_error
 
 Progress = Callable[[int, int], None]  # (rows written so far, rows to write)
 _CHUNK = 20_000
@@ -257,6 +257,8 @@ def materialize(
     progress: Progress | None = None,
     input_rows: int | None = None,
     start: datetime | None = None,
+    base: Pointer | None = None,
+    rewind: bool = False,
 ) -> MaterializeResult:
     """Write the latest row per entity of `rows` into `store` as a new version of `spec.name`.
 
@@ -265,6 +267,12 @@ def materialize(
     can compute the next incremental change set. `input_rows`: how many rows the caller narrowed down to `rows`
     (reported instead of len(rows), e.g. the published rows the warehouse picked the latest of).
     `start`: serve only rows with event_time >= start (a range materialization [start, now]; full only).
+
+    Ordering: the version carries ``data_version`` = (watermark["commit_time"], now); the store refuses to publish it
+    over a serving version with newer data (StaleVersionError, nothing written) unless `rewind` (a deliberate
+    backfill to the past, full only). An incremental update applies only to `base` (the serving pointer the change
+    set was computed from; default: the one serving when this call starts) under the same spec; if another
+    materialization published meanwhile, nothing is written (SupersededError) and the caller plans again.
     """
     t0 = time.perf_counter()
     if now.tzinfo is not None:
@@ -273,16 +281,17 @@ def materialize(
     table = _as_arrow(rows)
     latest = latest_rows(spec, table, now, start)
     items = encode_rows(spec, latest)
-    meta = {"spec": spec.to_dict(), "now": now.isoformat(), "watermark": watermark or {}}
+    meta = {"spec": spec.to_dict(), "now": now.isoformat(), "watermark": watermark or {},
+            "data_version": make_data_version((watermark or {}).get("commit_time"), now)}
     incremental = changed is not None or deleted is not None
+    if incremental and (start is not None or rewind):
+        raise FeatureStoreError(f"materialize {spec.name}: a start time or a rewind needs a full materialization",
+                                fix="drop `changed`/`deleted`, or drop `start`/`rewind`")
     if start is not None:
-        if incremental:
-            raise FeatureStoreError(f"materialize {spec.name}: a start time needs a full materialization",
-                                    fix="drop `changed`/`deleted`, or drop `start`")
         meta["start"] = start.isoformat()
     ptr: Pointer
     if incremental:
-        current = store.pointers().get(spec.name)
+        current = base or store.pointers().get(spec.name)
         if current is None or current.meta.get("spec") != spec.to_dict():
             raise FeatureStoreError(
                 f"materialize {spec.name}: incremental update needs an online version with the same schema",
@@ -292,19 +301,24 @@ def materialize(
         present = {k for k, _ in upserts}
         removes = (changed_keys - present) | (set(_norm_keys(spec, deleted)) - present)
         meta["mode"] = "incremental"
-        ptr = store.apply_incremental(spec.name, upserts, sorted(removes), meta, views)
+        ptr = store.apply_incremental(spec.name, upserts, sorted(removes), meta, views,
+                                      base=(current.gen, current.version))
         written, removed = len(upserts), len(removes)
         if progress:
             progress(len(upserts), len(upserts))
     else:
         meta["mode"] = "full"
+        serving = store.pointers().get(spec.name)
+        if serving is not None and not rewind and data_version_of(meta) < data_version_of(serving.meta):
+            # refused at the flip anyway (atomically); say so before writing every row for nothing
+            raise stale_error(spec.name, data_version_of(meta), data_version_of(serving.meta))
         w = store.begin_full(spec.name)
         try:
             for i in range(0, len(items), _CHUNK):
                 w.write(items[i:i + _CHUNK])
                 if progress:
                     progress(min(i + _CHUNK, len(items)), len(items))
-            ptr = w.commit(meta, views)
+            ptr = w.commit(meta, views, rewind=rewind)
         except BaseException:
             try:
                 w.abort()

@@ -9,10 +9,11 @@ Keys (prefix P, configurable so tests and tenants are isolated):
 Why Lua rather than MULTI/EXEC: a read must follow the pointer and fetch the rows of *that* row set in one
 atomic step (otherwise a GC between the two could delete the row set under the reader); MULTI cannot use
 the result of one command in the next, a script can, and it is one round trip. The flip is a
-compare-and-set script (only a newer generation may replace the pointer), so two concurrent full runs
-cannot publish a partial row set. Incremental updates run as one script that mutates the current row set
-and bumps the version: Redis runs scripts one at a time, so a reader sees all of the change or none of it,
-and the cost is O(changed rows). Rows of a new full version are written with pipelined HSETs into a row set
+compare-and-set script (only a newer generation, carrying data at least as new as the serving version's, may
+replace the pointer), so two concurrent full runs cannot publish a partial row set or older data. Incremental
+updates run as one script that checks the serving version is the one the change was computed from (same spec,
+data not newer), mutates its row set and writes the version, meta and views: Redis runs scripts one at a time,
+so a reader sees all of the change or none of it, and the cost is O(changed rows). Rows of a new full version are written with pipelined HSETs into a row set
 nobody points to yet; a crash leaves only an orphan that the next successful run deletes (UNLINK, freed
 in the background). Keys built inside scripts are not declared in KEYS: fine on a single Redis, not on
 Redis Cluster (not a target here).
@@ -28,7 +29,16 @@ import orjson
 
 from ..errors import FeatureStoreError
 from .specs import FVSpec
-from .store import FullWrite, OnlineStore, Pointer, ReadResult, SupersededError
+from .store import (
+    FullWrite,
+    OnlineStore,
+    Pointer,
+    ReadResult,
+    SupersededError,
+    data_version_of,
+    spec_id,
+    stale_error,
+)
 
 _READ = """
 local out = {}
@@ -61,12 +71,33 @@ end
 return out
 """
 
-# KEYS: gen hash, meta hash. ARGV: fg, new gen, meta json, views json or ''.
-_FLIP = """
+# Shared by the publish scripts: the data version ([commit_us, now_us]) the serving meta records, and the order.
+_VERSION_LUA = """
+local function serving_meta(meta_key, fg)
+  local m = redis.call('HGET', meta_key, fg)
+  if not m then return {} end
+  local ok, d = pcall(cjson.decode, m)
+  if ok and type(d) == 'table' then return d end
+  return {}
+end
+local function older(c, n, meta)
+  local dv = meta['data_version']
+  if type(dv) ~= 'table' then return false end
+  local sc, sn = tonumber(dv[1]) or 0, tonumber(dv[2]) or 0
+  return c < sc or (c == sc and n < sn)
+end
+"""
+
+# KEYS: gen hash, meta hash. ARGV: fg, new gen, meta json, views json or '', commit_us, now_us, rewind ('1'/'0').
+# Returns {version, gen}; {-1, gen}: a newer generation serves; {-3, gen}: the serving data is newer.
+_FLIP = _VERSION_LUA + """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local version = 0
 if cur then
   local g, v = string.match(cur, '^(%d+)%.(%d+)$')
+  if ARGV[7] ~= '1' and older(tonumber(ARGV[5]), tonumber(ARGV[6]), serving_meta(KEYS[2], ARGV[1])) then
+    return {-3, tonumber(g)}
+  end
   if tonumber(g) >= tonumber(ARGV[2]) then return {-1, tonumber(g)} end
   version = tonumber(v)
 end
@@ -77,15 +108,22 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], '@views', ARGV[4]) end
 return {version, tonumber(ARGV[2])}
 """
 
-# KEYS: gen hash, meta hash. ARGV: data key prefix, fg, expected gen, meta json, views json or '', nup, k,v..., k...
-_INCR = """
+# KEYS: gen hash, meta hash. ARGV: data key prefix, fg, base "<gen>.<version>" or '', meta json (starting with
+# '{"rows":null,'), views json or '', commit_us, now_us, spec id, nup, k,v... (nup pairs), then keys to delete.
+# Everything (checks, rows, meta with the row count, views) in this one script: readers and other writers see all
+# of it or none. Returns {version, gen, rows}; {-2}: not online; {-3}: the serving data is newer; {-1}: the serving
+# version is not the base; {-4}: the serving version has another spec.
+_INCR = _VERSION_LUA + """
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if not cur then return {-2, 0, 0} end
 local g, v = string.match(cur, '^(%d+)%.(%d+)$')
-if g ~= ARGV[3] then return {-1, tonumber(g), 0} end
+local serving = serving_meta(KEYS[2], ARGV[2])
+if older(tonumber(ARGV[6]), tonumber(ARGV[7]), serving) then return {-3, tonumber(g), 0} end
+if ARGV[3] ~= '' and ARGV[3] ~= cur then return {-1, tonumber(g), 0} end
+if serving['spec_id'] ~= ARGV[8] then return {-4, tonumber(g), 0} end
 local key = ARGV[1] .. ARGV[2] .. ':' .. g
-local nup = tonumber(ARGV[6])
-local i = 7
+local nup = tonumber(ARGV[9])
+local i = 10
 for t = 1, nup do
   redis.call('HSET', key, ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -95,10 +133,14 @@ while i <= #ARGV do
   i = i + 1
 end
 local version = tonumber(v) + 1
+local rows = redis.call('HLEN', key)
+local prefix = '{"rows":null,'
+local meta = ARGV[4]
+if string.sub(meta, 1, #prefix) == prefix then meta = '{"rows":' .. rows .. ',' .. string.sub(meta, #prefix + 1) end
 redis.call('HSET', KEYS[1], ARGV[2], g .. '.' .. version)
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], meta)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], '@views', ARGV[5]) end
-return {version, tonumber(g), redis.call('HLEN', key)}
+return {version, tonumber(g), rows}
 """
 
 # Push ingestion. KEYS: gen hash. ARGV: data key prefix, fg, then (key, event_us, packed row) triples. Each row is
@@ -177,31 +219,33 @@ class RedisStore(OnlineStore):
         return int(g), int(v)
 
     def apply_incremental(self, fg: str, upserts: Sequence[tuple[str, bytes]], deletes: Iterable[str],
-                          meta: dict[str, Any], views: dict[str, FVSpec] | None = None) -> Pointer:
-        deletes = list(deletes)
-        for _ in range(5):  # optimistic: retry if a full flip moved the pointer between our read and the script
-            cur = self._current(fg)
-            if cur is None:
-                raise FeatureStoreError(f"feature group {fg} has no online version to update incrementally",
-                                        fix="run a full materialization first (`fs materialize --full`)")
-            gen = cur[0]
-            meta_out = {**meta, "published_at": time.time()}
-            args: list[Any] = [self.k_data, fg, str(gen), b"", _views_blob(views), len(upserts)]
-            for k, v in upserts:
-                args += [k, v]
-            args += deletes
-            # rows count is only known after the script; store it with a second HSET of meta below.
-            args[3] = orjson.dumps(meta_out)
-            version, g, rows = self._incr(keys=[self.k_gen, self.k_meta], args=args)
-            if version == -2:
-                raise FeatureStoreError(f"feature group {fg} was dropped during the update")
-            if version == -1:
-                continue
-            meta_out["rows"] = int(rows)
-            self.r.hset(self.k_meta, fg, orjson.dumps(meta_out))  # row count is informational only
-            return Pointer(fg, int(g), int(version), meta_out)
-        raise SupersededError(f"feature group {fg}: the online version kept changing during an incremental update",
-                              fix="retry `fs materialize`")
+                          meta: dict[str, Any], views: dict[str, FVSpec] | None = None, *,
+                          base: tuple[int, int] | None = None) -> Pointer:
+        meta_out = {"rows": None, **{k: v for k, v in meta.items() if k != "rows"},
+                    "spec_id": spec_id(meta["spec"]), "published_at": time.time()}
+        mine = data_version_of(meta_out)
+        args: list[Any] = [self.k_data, fg, "" if base is None else f"{base[0]}.{base[1]}", orjson.dumps(meta_out),
+                           _views_blob(views), mine[0], mine[1], meta_out["spec_id"], len(upserts)]
+        for k, v in upserts:
+            args += [k, v]
+        args += list(deletes)
+        version, g, rows = self._incr(keys=[self.k_gen, self.k_meta], args=args)
+        if version == -2:
+            raise FeatureStoreError(f"feature group {fg} has no online version to update incrementally",
+                                    fix="run a full materialization first (`fs materialize --full`)")
+        if version == -3:
+            raise stale_error(fg, mine, data_version_of(self.pointers().get(fg, Pointer(fg, 0, 0)).meta))
+        if version == -1:
+            raise SupersededError(
+                f"feature group {fg}: another materialization published (gen {g}) after this incremental update "
+                f"was computed from gen {base[0] if base else '?'} v{base[1] if base else '?'}; nothing was written",
+                fix="run `fs materialize` again")
+        if version == -4:
+            raise SupersededError(f"feature group {fg}: the serving version has another schema than this "
+                                  f"incremental update; nothing was written",
+                                  fix="run `fs materialize` again (a schema change needs a full rewrite)")
+        meta_out["rows"] = int(rows)
+        return Pointer(fg, int(g), int(version), meta_out)
 
     def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
         args: list[Any] = [self.k_data, fg]
@@ -300,12 +344,18 @@ class _RedisFullWrite(FullWrite):
         pipe.execute()
         self.count += len(items)
 
-    def commit(self, meta: dict[str, Any], views: dict[str, FVSpec] | None = None) -> Pointer:
+    def commit(self, meta: dict[str, Any], views: dict[str, FVSpec] | None = None, *, rewind: bool = False) -> Pointer:
         s = self.store
         rows = int(s.r.hlen(self.key))
         meta = {**meta, "rows": rows, "published_at": time.time()}
-        version, cur = s._flip(keys=[s.k_gen, s.k_meta],
-                               args=[self.fg, self.gen, orjson.dumps(meta), _views_blob(views)])
+        if "spec" in meta:
+            meta["spec_id"] = spec_id(meta["spec"])
+        mine = data_version_of(meta)
+        version, cur = s._flip(keys=[s.k_gen, s.k_meta], args=[
+            self.fg, self.gen, orjson.dumps(meta), _views_blob(views), mine[0], mine[1], "1" if rewind else "0"])
+        if version == -3:
+            self.abort()
+            raise stale_error(self.fg, mine, data_version_of(s.pointers().get(self.fg, Pointer(self.fg, 0, 0)).meta))
         if version == -1:
             self.abort()
             raise SupersededError(

@@ -22,7 +22,16 @@ import orjson
 
 from ..errors import FeatureStoreError
 from .specs import FVSpec
-from .store import FullWrite, OnlineStore, Pointer, ReadResult, SupersededError
+from .store import (
+    FullWrite,
+    OnlineStore,
+    Pointer,
+    ReadResult,
+    SupersededError,
+    data_version_of,
+    spec_id,
+    stale_error,
+)
 
 # fs_registry holds the published views (not the model registry, fs_cli/registry); the on-disk name stays so that
 # existing store files keep working.
@@ -111,15 +120,27 @@ class SQLiteStore(OnlineStore):
         return _SQLiteFullWrite(self, fg, self._next_gen())
 
     def apply_incremental(self, fg: str, upserts: Sequence[tuple[str, bytes]], deletes: Iterable[str],
-                          meta: dict[str, Any], views: dict[str, FVSpec] | None = None) -> Pointer:
+                          meta: dict[str, Any], views: dict[str, FVSpec] | None = None, *,
+                          base: tuple[int, int] | None = None) -> Pointer:
         con = self._con()
-        con.execute("begin immediate")
+        con.execute("begin immediate")  # one write transaction: the checks, the rows, meta and views
         try:
-            row = con.execute("select gen, version from fs_pointer where fg = ?", (fg,)).fetchone()
+            row = con.execute("select gen, version, meta from fs_pointer where fg = ?", (fg,)).fetchone()
             if row is None:
                 raise FeatureStoreError(f"feature group {fg} has no online version to update incrementally",
                                         fix="run a full materialization first (`fs materialize --full`)")
-            gen, version = row
+            gen, version, serving = row[0], row[1], orjson.loads(row[2])
+            meta = _with_spec_id(meta)
+            _check_not_older(fg, meta, serving)
+            if base is not None and (gen, version) != tuple(base):
+                raise SupersededError(
+                    f"feature group {fg}: another materialization published (gen {gen} v{version}) after this "
+                    f"incremental update was computed from gen {base[0]} v{base[1]}; nothing was written",
+                    fix="run `fs materialize` again")
+            if serving.get("spec") != meta.get("spec"):
+                raise SupersededError(f"feature group {fg}: the serving version has another schema than this "
+                                      f"incremental update; nothing was written",
+                                      fix="run `fs materialize` again (a schema change needs a full rewrite)")
             con.executemany("insert or replace into fs_rows values (?, ?, ?, ?)",
                             ((fg, gen, k, v) for k, v in upserts))
             con.executemany("delete from fs_rows where fg = ? and gen = ? and k = ?",
@@ -292,6 +313,17 @@ class SQLiteStore(OnlineStore):
             return False
 
 
+def _with_spec_id(meta: dict[str, Any]) -> dict[str, Any]:
+    return {**meta, "spec_id": spec_id(meta["spec"])} if "spec" in meta else dict(meta)
+
+
+def _check_not_older(fg: str, meta: dict[str, Any], serving: dict[str, Any]) -> None:
+    """Inside the publish transaction: refuse data older than the serving version's."""
+    mine, theirs = data_version_of(meta), data_version_of(serving)
+    if mine < theirs:
+        raise stale_error(fg, mine, theirs)
+
+
 class _SQLiteFullWrite(FullWrite):
     def __init__(self, store: SQLiteStore, fg: str, gen: int):
         self.store, self.fg, self.gen = store, fg, gen
@@ -311,11 +343,14 @@ class _SQLiteFullWrite(FullWrite):
                 raise
             self.count += len(part)
 
-    def commit(self, meta: dict[str, Any], views: dict[str, FVSpec] | None = None) -> Pointer:
+    def commit(self, meta: dict[str, Any], views: dict[str, FVSpec] | None = None, *, rewind: bool = False) -> Pointer:
         con = self.store._con()
         con.execute("begin immediate")
         try:
-            cur = con.execute("select gen, version from fs_pointer where fg = ?", (self.fg,)).fetchone()
+            cur = con.execute("select gen, version, meta from fs_pointer where fg = ?", (self.fg,)).fetchone()
+            meta = _with_spec_id(meta)
+            if cur is not None and not rewind:
+                _check_not_older(self.fg, meta, orjson.loads(cur[2]))
             if cur is not None and cur[0] >= self.gen:
                 raise SupersededError(
                     f"feature group {self.fg}: a newer materialization (gen {cur[0]}) was published meanwhile",

@@ -9,8 +9,14 @@ Model. Each online feature group (FG) has a *current pointer* ``(gen, version, m
   touched 1% of the entities) mutates the *current* row set in place and bumps ``version`` in one atomic
   step (an SQLite transaction; a Redis Lua script), so it costs O(changed rows) and readers still see either
   the whole old version or the whole new one.
-- ``meta`` carries the FG's schema (FGSpec), row count and watermark; it flips together with the rows so a
-  reader never decodes rows with another version's schema.
+- ``meta`` carries the FG's schema (FGSpec, and its fingerprint ``spec_id``), row count and watermark; it is written
+  in the same atomic step as the rows and the pointer, so a reader never decodes rows with another version's schema.
+  An incremental update only applies to the version it was computed from (``base``) and only under the same spec;
+  otherwise nothing is written (SupersededError) and the caller plans again.
+- ``meta.data_version`` orders publishes: ``[commit_us, now_us]``, the latest snapshot commit the rows reflect and
+  the clock they were computed at (microseconds since the epoch). A publish older than the serving version is
+  refused inside the same atomic step (StaleVersionError, nothing written), so concurrent materializations never
+  replace newer data with older data. A deliberate backfill to the past passes ``rewind=True``.
 Feature view definitions (the *published views*) are published next to the pointers, in the same atomic step.
 
 Readers call ``read`` with several FGs at once and get one consistent snapshot across them.
@@ -23,6 +29,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from hashlib import sha256
 from typing import Any
 
 import orjson
@@ -32,7 +40,47 @@ from .specs import FGSpec, FVSpec
 
 
 class SupersededError(FeatureStoreError):
-    """Another materialization of the same feature group flipped a newer version first."""
+    """Another materialization of the same feature group published first (a newer generation, or the version an
+    incremental update was computed from is no longer serving, or its schema changed): nothing was written."""
+
+
+class StaleVersionError(SupersededError):
+    """The publish carries older data (``data_version``) than the version serving: refused, nothing written."""
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def spec_id(spec: dict[str, Any]) -> str:
+    """A fingerprint of an FG spec (as stored in meta): equal specs, equal ids; the stores compare it atomically."""
+    return sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
+
+
+def make_data_version(commit_time: str | datetime | None, now: datetime) -> list[int]:
+    """``[commit_us, now_us]`` of a materialization: the snapshot commit time it reflects (None: 0) and its clock."""
+    if isinstance(commit_time, str):
+        commit_time = datetime.fromisoformat(commit_time)
+    commit_us = 0 if commit_time is None else (commit_time.replace(tzinfo=None) - _EPOCH) // timedelta(microseconds=1)
+    return [int(commit_us), int((now - _EPOCH) // timedelta(microseconds=1))]
+
+
+def data_version_of(meta: dict[str, Any] | None) -> tuple[int, int]:
+    """The data version a pointer's meta records; (0, 0) for versions published before versions were recorded."""
+    dv = (meta or {}).get("data_version") or (0, 0)
+    return int(dv[0]), int(dv[1])
+
+
+def _version_text(dv: Sequence[int]) -> str:
+    commit = "none" if not dv[0] else (_EPOCH + timedelta(microseconds=int(dv[0]))).isoformat(sep=" ")
+    return f"commit {commit}, now {(_EPOCH + timedelta(microseconds=int(dv[1]))).isoformat(sep=' ')}"
+
+
+def stale_error(fg: str, mine: Sequence[int], serving: Sequence[int]) -> StaleVersionError:
+    return StaleVersionError(
+        f"feature group {fg}: not published, the online store already serves newer data "
+        f"({_version_text(serving)}) than this materialization ({_version_text(mine)}); nothing was written",
+        fix="nothing to do: the newer version keeps serving (to serve older data on purpose, materialize with an "
+            "explicit --end)")
 
 
 @dataclass
@@ -81,8 +129,10 @@ class FullWrite(ABC):
     def write(self, items: Sequence[tuple[str, bytes]]) -> None: ...
 
     @abstractmethod
-    def commit(self, meta: dict[str, Any], views: dict[str, FVSpec] | None = None) -> Pointer:
-        """Flip the FG's pointer to this row set (atomically, together with the views); then GC old row sets."""
+    def commit(self, meta: dict[str, Any], views: dict[str, FVSpec] | None = None, *, rewind: bool = False) -> Pointer:
+        """Flip the FG's pointer to this row set (atomically, together with meta and the views); then GC old row sets.
+        Refused (nothing flipped) if a newer generation is serving (SupersededError) or, unless `rewind`, if the
+        serving version's data_version is newer than meta's (StaleVersionError)."""
 
     @abstractmethod
     def abort(self) -> None: ...
@@ -97,8 +147,12 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def apply_incremental(self, fg: str, upserts: Sequence[tuple[str, bytes]], deletes: Iterable[str],
-                          meta: dict[str, Any], views: dict[str, FVSpec] | None = None) -> Pointer:
-        """Upsert/delete rows of the FG's current row set and bump its version, atomically."""
+                          meta: dict[str, Any], views: dict[str, FVSpec] | None = None, *,
+                          base: tuple[int, int] | None = None) -> Pointer:
+        """Upsert/delete rows of the FG's current row set and bump its version, writing meta, in ONE atomic step.
+        Refused, nothing written: if the serving version is not `base` (gen, version) (the one the change was
+        computed from) or has another spec than meta's (SupersededError), or has a newer data_version
+        (StaleVersionError)."""
 
     @abstractmethod
     def publish_views(self, views: dict[str, FVSpec]) -> None: ...
