@@ -57,8 +57,9 @@ def test_fs_serve_process(backend, workers, tmp_path):
         v = httpx.get(f"{base}/feature-views/customer_v1/vector", params={"customer_id": keys[0]}, headers=h).json()
         assert v["values"] == {"amount": expected[keys[0]]["amount"]}
         assert httpx.post(f"{base}/get-online-features", json={}).status_code == 401
-        assert httpx.get(f"{base}/docs").status_code == 200
-        assert "fs_http_requests_total" in httpx.get(f"{base}/metrics").text
+        # with keys on, /docs and /metrics need one too (unless --public-docs / --public-metrics)
+        assert httpx.get(f"{base}/docs").status_code == 401 and httpx.get(f"{base}/docs", headers=h).status_code == 200
+        assert "fs_http_requests_total" in httpx.get(f"{base}/metrics", headers=h).text
     finally:
         stop(proc)
         cleanup(store)

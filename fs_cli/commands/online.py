@@ -84,10 +84,25 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
 @click.option("--no-log", is_flag=True, help="Do not log served vectors.")
 @click.option("--max-batch", default=1000, show_default=True, type=click.IntRange(1, 100_000),
               help="Most entity rows per request (larger batches get 413).")
-@click.option("--access-log/--no-access-log", default=False, show_default=True, help="uvicorn's per-request log.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="uvicorn's per-request log (one line per request on stdout).")
+@click.option("--public-metrics/--no-public-metrics", envvar="FS_PUBLIC_METRICS", default=False, show_default=True,
+              help="Serve /metrics without an API key (it names feature groups and counts requests). "
+                   "Env FS_PUBLIC_METRICS=1.")
+@click.option("--public-docs/--no-public-docs", envvar="FS_PUBLIC_DOCS", default=False, show_default=True,
+              help="Serve /docs and /openapi.json without an API key (they list every route). Env FS_PUBLIC_DOCS=1.")
+@click.option("--header-timeout", envvar="FS_HEADER_TIMEOUT", default=10.0, show_default=True,
+              type=click.FloatRange(0), help="Seconds to receive a request's headers (then 408 and close; 0 = none).")
+@click.option("--body-timeout", envvar="FS_BODY_TIMEOUT", default=30.0, show_default=True,
+              type=click.FloatRange(0, min_open=True), help="Seconds to receive a request body (then 408).")
+@click.option("--keep-alive-timeout", default=5, show_default=True, type=click.IntRange(1),
+              help="Seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive).")
+@click.option("--limit-concurrency", type=click.IntRange(1), default=None,
+              help="Most concurrent connections and tasks per worker; beyond, 503 (uvicorn's limit_concurrency).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str | None, log_dir: str | None,
-          no_log: bool, max_batch: int, access_log: bool) -> None:
+          no_log: bool, max_batch: int, access_log: bool, public_metrics: bool, public_docs: bool,
+          header_timeout: float, body_timeout: float, keep_alive_timeout: int, limit_concurrency: int | None) -> None:
     """Serve online features over HTTP (OpenAPI page at /docs).
 
     \b
@@ -95,9 +110,19 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     GET  /feature-views/NAME/vector    ?customer_id=42
     POST /feature-views/NAME/vectors   {"entities": [{"customer_id": 42}, ...]}
     /health  /ready  /metrics
+
+    \b
+    Security:
     API keys: FS_API_KEYS=key1,key2 (then 401 without x-api-key / Authorization: Bearer).
+    With keys on, only /health and /ready stay open (/ready without the versions);
+    /metrics, /docs, /openapi.json need a key unless --public-metrics / --public-docs.
+    Request bodies: at most 4 MiB on every route (413, also for chunked bodies),
+    received within --body-timeout (408); headers within --header-timeout.
+    Every 5xx is logged to stderr with its request id (x-request-id, echoed or generated).
     """
     import uvicorn
+
+    from ..server.protocol import DEFAULT_PROTOCOL, HEADER_TIMEOUT_ENV
 
     try:  # file locations only: the server never opens the warehouse
         store = get_store(ctx)
@@ -105,12 +130,37 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     except Exception:  # serving needs no dbt project, only a store URL
         store = None
     url, state_dir = online_locations(store, store_url)  # opens the store once: fails fast, before forking workers
+    # Workers are separate processes that build the app from the environment (fs_cli/server/main.py).
     os.environ["FS_ONLINE_STORE"] = url
     os.environ["FS_MAX_BATCH"] = str(max_batch)
     os.environ["FS_SERVED_LOG_DIR"] = "" if no_log else str(log_dir or (state_dir / "served_vectors"))
     os.environ["FS_PUSH_DIR"] = os.environ.get("FS_PUSH_DIR") or str(state_dir / "push")  # POST /push's log
+    os.environ["FS_PUBLIC_METRICS"] = "1" if public_metrics else "0"
+    os.environ["FS_PUBLIC_DOCS"] = "1" if public_docs else "0"
+    os.environ["FS_BODY_TIMEOUT"] = str(body_timeout)
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
+    keys_on = bool(os.environ.get("FS_API_KEYS"))
     err_console.print(f"serving {url} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
-                      f"docs at /docs; API keys {'on' if os.environ.get('FS_API_KEYS') else 'off'}", highlight=False)
+                      f"docs at /docs; API keys {'on' if keys_on else 'off'}"
+                      + (f"; without a key: /health /ready{' /metrics' if public_metrics else ''}"
+                         f"{' /docs' if public_docs else ''}" if keys_on else ""), highlight=False)
     uvicorn.run("fs_cli.server.main:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level="warning", lifespan="on")
+                access_log=access_log, log_config=_log_config(), log_level=None, lifespan="on",
+                http=DEFAULT_PROTOCOL, timeout_keep_alive=keep_alive_timeout, limit_concurrency=limit_concurrency)
     sys.exit(0)
+
+
+def _log_config() -> dict:
+    """uvicorn's logging config with levels set per logger: its own messages from WARNING, the access log at INFO
+    (a global log_level="warning" also hid the access lines: --access-log printed nothing), and the service's
+    logger (fs_cli.server: 5xx with request id and traceback) on stderr."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    cfg["loggers"]["uvicorn"]["level"] = "WARNING"
+    cfg["loggers"]["uvicorn.error"]["level"] = "WARNING"
+    cfg["loggers"]["uvicorn.access"]["level"] = "INFO"
+    cfg["loggers"]["fs_cli.server"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return cfg

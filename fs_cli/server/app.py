@@ -13,7 +13,9 @@ cheaper than a thread-pool hop per request.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import os
 import re
 import time
@@ -30,16 +32,29 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import FeatureStoreError
 from ..online.push import PushService
 from ..online.push_log import PUSH_DIR_ENV, PushLog
-from ..online.reader import DEFAULT_MAX_BATCH, OnlineReader, RequestError, parse_query_key
+from ..online.reader import DEFAULT_MAX_BATCH, OnlineReader, RequestError
 from ..online.store import OnlineStore
 from ..transforms.served_vector import serving_for
 from ..ui.web import include_ui
 from .logs import ServedLog
 from .metrics import Metrics
 
-OPEN_ROUTES = {"/health", "/ready", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+# Routes that never need an API key (load balancers and orchestrators probe them); /ready then answers its status
+# only, without the feature group names and versions. /metrics and the API description (/docs, /openapi.json) name
+# feature groups and count requests: they need the key too unless made public (create_app(public_metrics=,
+# public_docs=), `fs serve --public-metrics/--public-docs`). Without API keys everything is open.
+ALWAYS_OPEN = frozenset({"/health", "/ready"})
+METRICS_ROUTES = frozenset({"/metrics"})
+DOCS_ROUTES = frozenset({"/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_METRICS_ENV, PUBLIC_DOCS_ENV = "FS_PUBLIC_METRICS", "FS_PUBLIC_DOCS"
+BODY_TIMEOUT_ENV = "FS_BODY_TIMEOUT"
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_INT_KEY = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes '¹', '١', '１'
+_INT64 = (-(2**63), 2**63 - 1)
 MAX_BODY = 4 * 2**20
+DRAIN_LIMIT = 64 * 2**20  # most bytes of a rejected body read and discarded so the client gets its 413
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds to receive a whole request body (headers: fs_cli/server/protocol.py)
+logger = logging.getLogger("fs_cli.server")
 
 _KEY_VALUE = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
 FEAST_REQUEST_SCHEMA = {
@@ -121,41 +136,83 @@ _KNOWN = {"/get-online-features", "/push", "/write-to-online-store", "/feature-v
 
 
 class _Edge:
-    """Pure ASGI wrapper: request id, API-key check, latency and count metrics. Keys are never logged."""
+    """Pure ASGI wrapper: request id, API-key check, the request body (size and time limits), latency and count
+    metrics, and the last line of defence for errors (every 5xx is logged with its request id). Keys are never
+    logged.
+
+    Every request that declares a body (Content-Length or Transfer-Encoding, any method, any route) is read here,
+    chunk by chunk, before routing: more than `max_body` bytes answers 413 without buffering the rest (a chunked
+    body is counted as it arrives, not read whole first); a body not received within `body_timeout` seconds answers
+    408. Handlers then get the body already read (`request.body()` costs nothing more). Past the limit the rest of
+    the body is read and discarded (up to DRAIN_LIMIT bytes, within the same deadline) before answering: a client
+    that is still sending then reads the 413 instead of a connection reset."""
 
     def __init__(self, app: Any, keys: list[bytes], metrics: Metrics,
-                 hot: Callable[[bytes, str], tuple[int, bytes, list[tuple[bytes, bytes]]]] | None = None):
+                 hot: Callable[[bytes, str], tuple[int, bytes, list[tuple[bytes, bytes]]]] | None = None,
+                 open_routes: frozenset[str] = ALWAYS_OPEN, max_body: int = MAX_BODY,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT):
         self.app, self.keys, self.metrics, self.hot = app, keys, metrics, hot
+        self.open_routes, self.max_body, self.body_timeout = open_routes, max_body, body_timeout
 
-    async def _serve_hot(self, scope: dict, receive: Callable, send: Callable, rid: str) -> int:
-        """POST /get-online-features answered right here: no routing, no Request/Response objects (the bench
-        holds the service to >= 0.6x a bare endpoint; this path is most of the traffic)."""
-        for k, v in scope["headers"]:
-            if k == b"content-length" and v.isdigit() and int(v) > MAX_BODY:
-                status, body, headers = 413, orjson.dumps(
-                    {"error": f"request body of {int(v)} bytes exceeds {MAX_BODY} bytes", "fix": None}), []
-                break
-        else:
-            chunks, size, more = [], 0, True
-            while more:
-                msg = await receive()
-                if msg["type"] == "http.disconnect":
-                    return 499
-                chunk = msg.get("body", b"")
-                size += len(chunk)
-                if size > MAX_BODY:
-                    status, body, headers = 413, orjson.dumps(
-                        {"error": f"request body exceeds {MAX_BODY} bytes", "fix": None}), []
-                    break
-                chunks.append(chunk)
-                more = msg.get("more_body", False)
-            else:
-                status, body, headers = self.hot(b"".join(chunks), rid)
+    async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Callable
+                         ) -> tuple[bytes | None, tuple[int, str, str | None] | None]:
+        """(body, None), or (None, (status, error, fix)) to answer instead. Raises _ClientGone."""
+        declared, expects_continue = None, False
+        for k, v in headers:
+            if k == b"content-length":
+                declared = int(v) if v.isdigit() else None
+            elif k == b"expect" and v.lower() == b"100-continue":
+                expects_continue = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
+        fix = f"send at most {self.max_body} bytes per request (split the batch)"
+        if declared is not None and declared > self.max_body:
+            # With Expect: 100-continue the client has not sent the body yet and never will: nothing to drain.
+            if not expects_continue and declared <= DRAIN_LIMIT:
+                await self._drain(receive, deadline, 0)
+            return None, (413, f"request body of {declared} bytes exceeds {self.max_body} bytes", fix)
+        chunks, size = [], 0
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    msg = await receive()
+                    if msg["type"] == "http.disconnect":
+                        raise _ClientGone
+                    chunk = msg.get("body", b"")
+                    size += len(chunk)
+                    more = msg.get("more_body", False)
+                    if size > self.max_body:
+                        break
+                    chunks.append(chunk)
+                    if not more:
+                        return b"".join(chunks) if len(chunks) != 1 else chunks[0], None
+        except TimeoutError:
+            return None, (408, f"request body not received within {self.body_timeout:g} s",
+                          "send the whole body promptly")
+        if more:
+            await self._drain(receive, deadline, size)
+        return None, (413, f"request body exceeds {self.max_body} bytes", fix)
+
+    @staticmethod
+    async def _drain(receive: Callable, deadline: float, seen: int) -> None:
+        """Read and discard the rest of a rejected body (bounded in bytes and time; nothing is kept)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                while seen <= DRAIN_LIMIT:
+                    msg = await receive()
+                    seen += len(msg.get("body", b""))
+                    if msg["type"] == "http.disconnect" or not msg.get("more_body", False):
+                        return
+        except TimeoutError:
+            return
+
+    @staticmethod
+    async def _answer(send: Callable, status: int, body: bytes, rid: str,
+                      headers: list[tuple[bytes, bytes]] = ()) -> None:
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"x-request-id", rid.encode()), *headers]})
         await send({"type": "http.response.body", "body": body})
-        return status
 
     def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         given = None
@@ -181,35 +238,92 @@ class _Edge:
         path = scope["path"]
         headers = scope["headers"]
         rid = None
+        has_body = False
         for k, v in headers:
             if k == b"x-request-id":
                 text = v.decode("latin-1")
                 rid = text if _RID.match(text) else None
-                break
+            elif (k == b"content-length" and v != b"0") or k == b"transfer-encoding":
+                has_body = True
         rid = rid or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
         status = [500]
+        started = [False]
         rid_header = (b"x-request-id", rid.encode())
 
         async def send_wrapper(msg: dict) -> None:
             if msg["type"] == "http.response.start":
                 status[0] = msg["status"]
+                started[0] = True
                 msg["headers"] = [*msg.get("headers", []), rid_header]
             await send(msg)
 
         try:
-            if self.keys and path not in OPEN_ROUTES and not self._authorized(headers):
-                resp = _json_response({"error": "missing or invalid API key",
-                                       "fix": "send the key in the x-api-key header or as 'Authorization: Bearer <key>'"},
-                                      401, headers={"www-authenticate": "Bearer"})
-                await resp(scope, receive, send_wrapper)
-                return
+            if self.keys:
+                if path in self.open_routes:
+                    state["authenticated"] = self._authorized(headers)
+                elif not self._authorized(headers):
+                    resp = _json_response({"error": "missing or invalid API key",
+                                           "fix": "send the key in the x-api-key header or as "
+                                                  "'Authorization: Bearer <key>'"},
+                                          401, headers={"www-authenticate": "Bearer"})
+                    await resp(scope, receive, send_wrapper)
+                    return
+                else:
+                    state["authenticated"] = True
+            else:
+                state["authenticated"] = True
+            raw = b""
+            if has_body:
+                raw, refusal = await self._read_body(headers, receive)
+                if refusal is not None:
+                    code, error, fix = refusal
+                    status[0] = code
+                    await self._answer(send, code, orjson.dumps({"error": error, "fix": fix}), rid,
+                                       [(b"connection", b"close")])  # the rest of the body may still be coming
+                    return
             if self.hot is not None and path == "/get-online-features" and scope["method"] == "POST":
-                status[0] = await self._serve_hot(scope, receive, send, rid)
+                # Answered right here: no routing, no Request/Response objects (the bench holds the service to
+                # >= 0.6x a bare endpoint; this path is most of the traffic).
+                code, body, extra = self.hot(raw, rid)
+                status[0] = code
+                state["logged_5xx"] = code >= 500  # the hot handler's only 5xx come from _unexpected, which logs
+                await self._answer(send, code, body, rid, extra)
                 return
+            if has_body:
+                receive = _replay(raw, receive)
             await self.app(scope, receive, send_wrapper)
+        except _ClientGone:
+            status[0] = 499
+        except Exception:
+            state["logged_5xx"] = True
+            logger.exception("unhandled error on %s %s (request id %s)", scope["method"], path, rid)
+            if started[0]:  # the response already started: nothing more can be sent
+                return
+            status[0] = 500
+            await self._answer(send, 500, orjson.dumps({"error": "internal error",
+                                                        "fix": "report this with the request id"}), rid)
         finally:
+            if status[0] >= 500 and not state.get("logged_5xx"):
+                logger.error("%s %s answered %d (request id %s)", scope["method"], path, status[0], rid)
             self.metrics.observe(scope["method"], _route_of(path), status[0], time.perf_counter() - t0)
+
+
+class _ClientGone(Exception):
+    """The client disconnected while sending its body."""
+
+
+def _replay(raw: bytes, receive: Callable) -> Callable:
+    """An ASGI receive that hands the already-read body to the app once, then waits on the real one (disconnects)."""
+    pending = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def replay() -> dict:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
 
 
 def _parse(raw: bytes) -> Any:
@@ -221,28 +335,49 @@ def _parse(raw: bytes) -> Any:
         raise RequestError(f"malformed JSON: {e}", fix="send a valid JSON object (Content-Type: application/json)") from None
 
 
-async def _body(request: Request, max_bytes: int = MAX_BODY) -> Any:
-    cl = request.headers.get("content-length")
-    if cl is not None and cl.isdigit() and int(cl) > max_bytes:
-        raise RequestError(f"request body of {cl} bytes exceeds {max_bytes} bytes", status=413)
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise RequestError(f"request body exceeds {max_bytes} bytes", status=413)
-    if not raw.strip():
-        raise RequestError("the request body is empty", fix="send a JSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise RequestError(f"malformed JSON: {e}", fix="send a valid JSON object (Content-Type: application/json)") from None
+async def _body(request: Request) -> Any:
+    """The JSON body. Its size and read time were already bounded by _Edge, which read it before routing."""
+    return _parse(await request.body())
 
 
-def _unexpected(e: Exception) -> Response:
-    """Store outages answer 503 (retryable); anything else is a bug, but still answers JSON."""
+def _unexpected(e: Exception, request_id: str) -> Response:
+    """Store outages answer 503 (retryable); anything else is a bug, but still answers JSON. Both are logged with
+    the request id and the traceback (the answer names only the exception type)."""
     mod = type(e).__module__
     if mod.startswith(("redis", "sqlite3")) or isinstance(e, ConnectionError | TimeoutError | OSError):
+        logger.error("online store unavailable (request id %s)", request_id, exc_info=e)
         return _json_response({"error": f"online store unavailable: {type(e).__name__}", "fix": "retry later"}, 503)
+    logger.error("internal error (request id %s)", request_id, exc_info=e)
     return _json_response({"error": f"internal error: {type(e).__name__}", "fix": "report this with the request id"},
                           500)
+
+
+def _rid(request: Request) -> str:
+    return request.scope["state"]["request_id"]
+
+
+def _logged(request: Request, response: Response) -> Response:
+    """Mark a 5xx answer of _unexpected as logged, so _Edge does not log it a second time."""
+    if response.status_code >= 500:
+        request.scope["state"]["logged_5xx"] = True
+    return response
+
+
+def _flag(value: bool | None, env: str) -> bool:
+    if value is not None:
+        return value
+    return os.environ.get(env, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_int_key(text: str, column: str) -> int:
+    """An integer entity key from a query string: ASCII digits with an optional sign, within 64 bits. Python's
+    int() also reads '١' or '１' as 1 (and str.isdigit() passes '¹', which int() then rejects)."""
+    if _INT_KEY.fullmatch(text):
+        value = int(text)
+        if _INT64[0] <= value <= _INT64[1]:
+            return value
+    raise RequestError(f"entity key {column} must be an integer (ASCII digits 0-9, optional sign, 64-bit), "
+                       f"got {text!r:.60}", fix=f"e.g. ?{column}=42")
 
 
 def create_app(
@@ -254,10 +389,17 @@ def create_app(
     log_max_bytes: int = 50 * 2**20,
     log_max_files: int = 20,
     push_dir: str | os.PathLike | None = None,
+    max_body: int = MAX_BODY,
+    body_timeout: float | None = None,
+    public_metrics: bool | None = None,
+    public_docs: bool | None = None,
 ) -> FastAPI:
     """The service over `store`. `api_keys`: list or comma-separated text (default $FS_API_KEYS; none = open).
     `log_dir`: where served vectors are logged (default $FS_SERVED_LOG_DIR; none = not logged).
-    `push_dir`: the push log (default $FS_PUSH_DIR; none = /push and /write-to-online-store answer 404)."""
+    `push_dir`: the push log (default $FS_PUSH_DIR; none = /push and /write-to-online-store answer 404).
+    `max_body`: most bytes of a request body (413 beyond); `body_timeout`: seconds to receive it (408 beyond;
+    default $FS_BODY_TIMEOUT or 30). `public_metrics` / `public_docs`: /metrics, /docs and /openapi.json without
+    an API key (default $FS_PUBLIC_METRICS / $FS_PUBLIC_DOCS, else they need the key when keys are on)."""
     if api_keys is None:
         api_keys = os.environ.get("FS_API_KEYS", "")
     if isinstance(api_keys, str):
@@ -311,20 +453,18 @@ def create_app(
         try:
             raw = await request.body()
         except Exception as e:
-            return _unexpected(e)
-        status, body, headers = hot_feast(raw, request.scope["state"]["request_id"])
+            return _logged(request, _unexpected(e, _rid(request)))
+        status, body, headers = hot_feast(raw, _rid(request))
         return Response(body, status_code=status, media_type="application/json",
                         headers={k.decode(): v.decode() for k, v in headers})
 
     def hot_feast(raw: bytes, rid: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
-            if len(raw) > MAX_BODY:
-                raise RequestError(f"request body exceeds {MAX_BODY} bytes", status=413)
             response, info = reader.get_online_features(_parse(raw))
         except FeatureStoreError as e:
             return getattr(e, "status", 400), orjson.dumps({"error": e.message, "fix": e.fix}), []
         except Exception as e:
-            r = _unexpected(e)
+            r = _unexpected(e, rid)  # logged there; _Edge logs only 5xx nobody logged
             return r.status_code, bytes(r.body), []
         body = orjson.dumps(response)
         if served_log is not None:  # logs the very bytes we answer with: no second encoding
@@ -357,7 +497,7 @@ def create_app(
                 if len(vals) != 1:
                     raise RequestError(f"give entity key {k} exactly once as a query parameter",
                                        fix=f"e.g. ?{k}=42")
-                row[k] = parse_query_key(vals[0], kinds.get(k, "any"), k)
+                row[k] = parse_int_key(vals[0], k) if kinds.get(k) == "int" else vals[0]
             answer = _vectors(request, name, [row])
             if serving is not None:
                 req = {p: _query_value(qp[p]) for p in serving.request_params if p in qp}
@@ -366,7 +506,7 @@ def create_app(
         except FeatureStoreError as e:
             return _error(e)
         except Exception as e:
-            return _unexpected(e)
+            return _logged(request, _unexpected(e, _rid(request)))
         one = answer["vectors"][0]
         td = {k: answer[k] for k in ("training_dataset_version", "transformed") if k in answer}
         return _json_response({"feature_view": answer["feature_view"], "versions": answer["versions"], **td, **one},
@@ -403,7 +543,7 @@ def create_app(
         except FeatureStoreError as e:
             return _error(e)
         except Exception as e:
-            return _unexpected(e)
+            return _logged(request, _unexpected(e, _rid(request)))
         return _json_response(answer, headers=_versions_header(answer["versions"]))
 
     async def _push(request: Request, name_field: str) -> Response:
@@ -425,7 +565,7 @@ def create_app(
             extra = {k: getattr(e, k) for k in ("row", "column", "rule") if getattr(e, k, None) is not None}
             return _json_response({"error": e.message, "fix": e.fix, **extra}, status)
         except Exception as e:
-            return _unexpected(e)
+            return _logged(request, _unexpected(e, _rid(request)))
         return _json_response(result.to_dict())
 
     @app.post("/push", tags=["push"], responses={**_ERRORS, 422: _ERROR},
@@ -446,14 +586,14 @@ def create_app(
         return await _push(request, "feature_view_name")
 
     @app.get("/feature-views", tags=["catalog"])
-    async def feature_views() -> Response:
+    async def feature_views(request: Request) -> Response:
         """Published feature views and online feature groups (what this service can answer)."""
         try:
             views = {n: v.to_dict() for n, v in reader.views.items()}
             fgs = {fg: {"version": p.version, "rows": p.meta.get("rows"), "materialized_now": p.meta.get("now"),
                         "spec": p.meta.get("spec")} for fg, p in reader.pointers.items()}
         except Exception as e:
-            return _unexpected(e)
+            return _logged(request, _unexpected(e, _rid(request)))
         return _json_response({"feature_views": views, "feature_groups": fgs})
 
     @app.get("/health", tags=["ops"])
@@ -462,15 +602,23 @@ def create_app(
         return _json_response({"status": "ok"})
 
     @app.get("/ready", tags=["ops"])
-    async def ready() -> Response:
-        """Readiness: the online store answers and holds at least one materialized feature group."""
+    async def ready(request: Request) -> Response:
+        """Readiness: the online store answers and holds at least one materialized feature group. Open to all;
+        the served versions (feature group names) only with an API key, when keys are on."""
         try:
             reader.refresh()
             ok = reader.ready()
-        except Exception:
+        except Exception as e:  # logged (a 503 like any other 5xx), once per failing probe
+            logger.warning("not ready: online store error (request id %s)", _rid(request), exc_info=e)
+            request.scope["state"]["logged_5xx"] = True
             ok = False
         if ok:
+            if not request.scope["state"].get("authenticated", True):
+                return _json_response({"status": "ready"})
             return _json_response({"status": "ready", "versions": reader.versions()})
+        if not request.scope["state"].get("logged_5xx"):
+            logger.warning("not ready: no materialized feature group yet (request id %s)", _rid(request))
+            request.scope["state"]["logged_5xx"] = True
         return _json_response({"status": "not ready", "fix": "check the online store and run `fs materialize`"}, 503)
 
     @app.get("/metrics", tags=["ops"])
@@ -486,7 +634,12 @@ def create_app(
         return Response(metrics.render(versions, extra), media_type="text/plain; version=0.0.4")
 
     keys = [k.encode() for k in api_keys]
-    app.add_middleware(_Edge, keys=keys, metrics=metrics, hot=hot_feast)
+    open_routes = (ALWAYS_OPEN | (METRICS_ROUTES if _flag(public_metrics, PUBLIC_METRICS_ENV) else frozenset())
+                   | (DOCS_ROUTES if _flag(public_docs, PUBLIC_DOCS_ENV) else frozenset()))
+    if body_timeout is None:
+        body_timeout = float(os.environ.get(BODY_TIMEOUT_ENV) or DEFAULT_BODY_TIMEOUT)
+    app.add_middleware(_Edge, keys=keys, metrics=metrics, hot=hot_feast, open_routes=open_routes, max_body=max_body,
+                       body_timeout=body_timeout)
     include_ui(app)  # /ui only when FS_UI_PROJECT_DIR is set: the UI reads the warehouse (fs_cli/ui/web.py)
     return app
 
@@ -497,7 +650,7 @@ def _tdv(value: Any) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
     raise RequestError(f"training_dataset_version {str(value)[:30]!r} is not a version number", fix="e.g. 3")
 
