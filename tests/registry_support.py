@@ -62,7 +62,8 @@ def write_td(project_dir: Path, df: pd.DataFrame, fv: str = "fv_test", version: 
         cols = [n for n, _ in training._META_COLUMNS]
         wh.execute(f"insert into {training.TD_META} ({', '.join(wh.quote(c) for c in cols)}) "
                    f"values ({', '.join('?' for _ in cols)})",
-                   [json.dumps(row[c]) if c in training._JSON and row[c] is not None else row[c] for c in cols])
+                   [json.dumps(row[c]) if c in training._JSON and row.get(c) is not None else row.get(c)
+                    for c in cols])  # columns added since (nullable) stay NULL
     return f"{fv}:{version}"
 
 
@@ -81,6 +82,27 @@ def engine_database(engine: str) -> Iterator[str | None]:
 
     with pg_database() as db:
         yield db
+
+
+def save_model(model, path: Path) -> Path:
+    """Save `model` as the registry expects: skops for a .skops path, else a pickle (joblib; registering one needs
+    trust_pickle=True)."""
+    if Path(path).suffix == ".skops":
+        import skops.io as sio
+
+        sio.dump(model, path)
+    else:
+        joblib.dump(model, path)
+    return Path(path)
+
+
+def load_model(path: Path):
+    """Load a model file this test wrote itself (so every type in it is trusted)."""
+    if Path(path).suffix == ".skops":
+        import skops.io as sio
+
+        return sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    return joblib.load(path)
 
 
 def train_pipeline(df: pd.DataFrame, path: Path, label: str = "is_fraud", robust: bool = True,
@@ -105,8 +127,7 @@ def train_pipeline(df: pd.DataFrame, path: Path, label: str = "is_fraud", robust
     model = Pipeline([("pre", pre), ("est", est)])
     train = df[df.split == "train"]
     model.fit(model_frame(train, list(features)), train[label])
-    joblib.dump(model, path)
-    return path
+    return save_model(model, path)
 
 
 def set_project_var(d: Path, key: str, value) -> None:

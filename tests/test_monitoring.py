@@ -64,7 +64,8 @@ def monitored(request, tmp_path_factory):
         model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=200))
         model.fit(train[numeric], train[td.labels[0]].astype(int))
         joblib.dump(model, d / "m.joblib")
-        fs.models.register(MODEL, d / "m.joblib", td.ref, meta={"owner": "t", "intended_use": "test"})
+        fs.models.register(MODEL, d / "m.joblib", td.ref, meta={"owner": "t", "intended_use": "test"},
+                           trust_pickle=True)
         test = training.read(fs.project, FV, 1, split="test")[1].to_pandas()
         spine = test[[*KEYS, "transaction_at", "transaction_id", "amount", "channel"]]  # no label
         spine.to_parquet(d / "spine.parquet", index=False)

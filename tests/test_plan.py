@@ -43,7 +43,8 @@ def prod(demo_project: Path, tmp_path_factory) -> tuple[Path, Path]:
     train = fs.training_dataset(FV, version=1, split="train")
     model = DecisionTreeClassifier(max_depth=2, random_state=0).fit(train[MODEL_INPUTS], train["is_fraud"].astype(int))
     joblib.dump(model, d / "model.joblib")
-    fs.models.register(MODEL, d / "model.joblib", f"{FV}:1", meta={"owner": "t", "intended_use": "test"})
+    fs.models.register(MODEL, d / "model.joblib", f"{FV}:1", meta={"owner": "t", "intended_use": "test"},
+                       trust_pickle=True)
     fs.models.alias(MODEL, 1, "production", force=True)  # validation is not what is tested
     fs.materialize(end="2026-01-20 00:00:00")  # publishes the served views
     return d, state

@@ -15,6 +15,7 @@ from registry_support import (
     crafted_frame,
     engine_database,
     registry_project,
+    save_model,
     set_project_var,
     text_type,
     train_pipeline,
@@ -30,9 +31,9 @@ from fs_cli.errors import FeatureStoreError
 def artifacts(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("artifacts")
     df = crafted_frame()
-    return {"df": df, "good": train_pipeline(df, d / "good.joblib"),
-            "fragile": train_pipeline(df, d / "fragile.joblib", robust=False),
-            "x1_only": train_pipeline(df, d / "x1_only.pkl", features=("x1",))}
+    return {"df": df, "good": train_pipeline(df, d / "good.skops"),
+            "fragile": train_pipeline(df, d / "fragile.skops", robust=False),
+            "x1_only": train_pipeline(df, d / "x1_only.skops", features=("x1",))}
 
 
 @pytest.fixture
@@ -193,7 +194,7 @@ def test_registration_errors_are_clear(proj, artifacts, tmp_path):
     cases = [
         (dict(name="fraud", path=artifacts["good"], training_dataset="fv_test"), "not FEATURE_VIEW:VERSION"),
         (dict(name="fraud", path=artifacts["good"], training_dataset="fv_test:7"), "fv_test:7 does not exist"),
-        (dict(name="fraud", path=tmp_path / "nope.joblib", training_dataset="fv_test:1"), "does not exist"),
+        (dict(name="fraud", path=tmp_path / "nope.skops", training_dataset="fv_test:1"), "does not exist"),
         (dict(name="bad name", path=artifacts["good"], training_dataset="fv_test:1"), "invalid model name"),
         (dict(name="fraud", path=artifacts["good"], training_dataset="fv_test:1", metrics="{auc: 1"), "not valid JSON"),
         (dict(name="fraud", path=artifacts["good"], training_dataset="fv_test:1", metrics={"auc": "high"}),
@@ -202,20 +203,19 @@ def test_registration_errors_are_clear(proj, artifacts, tmp_path):
     txt = tmp_path / "model.txt"
     txt.write_text("hello")
     cases.append((dict(name="fraud", path=txt, training_dataset="fv_test:1"), "unsupported extension"))
-    junk = tmp_path / "junk.joblib"
-    junk.write_bytes(b"not a pickle")
-    cases.append((dict(name="fraud", path=junk, training_dataset="fv_test:1"), "cannot load the model artifact"))
-    import joblib
+    junk = tmp_path / "junk.skops"
+    junk.write_bytes(b"not a zip")
+    cases.append((dict(name="fraud", path=junk, training_dataset="fv_test:1"), "cannot read the skops artifact"))
     import numpy as np
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
     other = LogisticRegression().fit(pd.DataFrame({"zzz": np.arange(10.0)}), np.arange(10) % 2)
-    joblib.dump(other, tmp_path / "other.joblib")
-    cases.append((dict(name="fraud", path=tmp_path / "other.joblib", training_dataset="fv_test:1"),
+    save_model(other, tmp_path / "other.skops")
+    cases.append((dict(name="fraud", path=tmp_path / "other.skops", training_dataset="fv_test:1"),
                   "column\\(s\\) zzz that the training dataset does not have"))
-    joblib.dump(LogisticRegression(), tmp_path / "unfitted.joblib")
-    cases.append((dict(name="fraud", path=tmp_path / "unfitted.joblib", training_dataset="fv_test:1"), "unfitted"))
+    save_model(LogisticRegression(), tmp_path / "unfitted.skops")
+    cases.append((dict(name="fraud", path=tmp_path / "unfitted.skops", training_dataset="fv_test:1"), "unfitted"))
     for kwargs, msg in cases:
         with pytest.raises(FeatureStoreError, match=msg) as e:
             reg.register(**kwargs)
@@ -261,7 +261,6 @@ def test_concurrent_registrations_get_distinct_versions(proj, artifacts):
 
 
 def test_inputs_may_be_request_time_columns_but_never_the_label(proj, artifacts, tmp_path):
-    import joblib
     from sklearn.linear_model import LogisticRegression
 
     df = artifacts["df"]
@@ -273,15 +272,15 @@ def test_inputs_may_be_request_time_columns_but_never_the_label(proj, artifacts,
     spine_model = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["segment"]),
                                                         remainder="passthrough"),
                                 LogisticRegression()).fit(df[["x1", "segment"]], df.is_fraud)
-    joblib.dump(spine_model, tmp_path / "spine.joblib")
-    m = reg.register("fraud", tmp_path / "spine.joblib", "fv_test:1")  # segment: a spine column of this TD
+    save_model(spine_model, tmp_path / "spine.skops")
+    m = reg.register("fraud", tmp_path / "spine.skops", "fv_test:1")  # segment: a spine column of this TD
     assert m.input_columns == ["x1", "segment"]
     leaky = LogisticRegression().fit(df[["x1", "is_fraud"]], df.is_fraud)
-    joblib.dump(leaky, tmp_path / "leaky.joblib")
+    save_model(leaky, tmp_path / "leaky.skops")
     with pytest.raises(FeatureStoreError, match="label column\\(s\\) is_fraud as input") as e:
-        reg.register("fraud", tmp_path / "leaky.joblib", "fv_test:1")
+        reg.register("fraud", tmp_path / "leaky.skops", "fv_test:1")
     assert "leakage" in e.value.fix
     keyed = LogisticRegression().fit(df[["x1", "row_id"]], df.is_fraud)
-    joblib.dump(keyed, tmp_path / "keyed.joblib")
+    save_model(keyed, tmp_path / "keyed.skops")
     with pytest.raises(FeatureStoreError, match="row_id"):
-        reg.register("fraud", tmp_path / "keyed.joblib", "fv_test:1")  # a key is not a model input
+        reg.register("fraud", tmp_path / "keyed.skops", "fv_test:1")  # a key is not a model input

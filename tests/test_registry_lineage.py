@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 
-import joblib
 import pytest
 from click.testing import CliRunner
+from registry_support import save_model
 
 from fs_cli import FeatureStore, training
 from fs_cli.cli import main
-from fs_cli.demo.train import build_model
+from fs_cli.demo.train import TRUSTED_TYPES, build_model
 from fs_cli.registry import model_frame
 
 META = {"owner": "risk", "intended_use": "tests"}
@@ -43,9 +43,9 @@ def lineage_project(demo_on_engine, tmp_path_factory):
         _, table = training.read(fs.project, FV, td.version, split="train")
         train = table.to_pandas()
         feats = [f["name"] for f in td.features]
-        path = d / f"model_{td.version}.joblib"
-        joblib.dump(build_model(model_frame(train, feats), train[td.labels[0]].astype(int)), path)
-        models[td.version] = fs.models.register("fraud_model", path, td.ref, meta=META)
+        path = d / f"model_{td.version}.skops"
+        save_model(build_model(model_frame(train, feats), train[td.labels[0]].astype(int)), path)
+        models[td.version] = fs.models.register("fraud_model", path, td.ref, meta=META, trusted_types=TRUSTED_TYPES)
     return d, fs, td1, td2, models, commits
 
 
@@ -151,8 +151,8 @@ def test_model_on_transformed_inputs_is_validated_and_scored_through_the_same_tr
     inputs = ["tx_amount_7d", "tx_count_7d", "amount"]  # "amount": a request-time spine column, log1p'd
     train = fs.training_dataset(TF_FV, td.version, split="train", transformed=True)
     model = LogisticRegression(max_iter=500).fit(model_frame(train, inputs), train.is_fraud)
-    joblib.dump(model, d / "tf.joblib")
-    m = fs.models.register("tf_model", d / "tf.joblib", td.ref, meta=META, transformed=True)
+    save_model(model, d / "tf.skops")
+    m = fs.models.register("tf_model", d / "tf.skops", td.ref, meta=META, transformed=True)
     assert m.input_transformed and m.input_columns == inputs
     test = fs.training_dataset(TF_FV, td.version, split="test", transformed=True)
     report = fs.models.validate(m.ref)
@@ -170,8 +170,8 @@ def test_model_on_transformed_inputs_is_validated_and_scored_through_the_same_tr
 
     model = make_pipeline(SimpleImputer(strategy="median"), LogisticRegression(max_iter=500)).fit(
         model_frame(train, inputs), train.is_fraud)
-    joblib.dump(model, d / "tf2.joblib")
-    m = fs.models.register("tf_model", d / "tf2.joblib", td.ref, meta=META, transformed=True, validate=True)
+    save_model(model, d / "tf2.skops")
+    m = fs.models.register("tf_model", d / "tf2.skops", td.ref, meta=META, transformed=True, validate=True)
     assert m.validation["status"] == "passed"
     scored = fs.models.score(m.ref, since=td.spine_end.replace(hour=0, minute=0, second=0, microsecond=0))
     full = fs.training_dataset(TF_FV, td.version, transformed=True).set_index("transaction_id")

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 
-import joblib
 import numpy as np
 import pytest
 import yaml
 from conftest import ENGINES
-from registry_support import crafted_frame, engine_database, registry_project, train_pipeline, write_td
+from registry_support import (
+    crafted_frame,
+    engine_database,
+    load_model,
+    registry_project,
+    save_model,
+    train_pipeline,
+    write_td,
+)
 
 from fs_cli import FeatureStore
 from fs_cli.errors import FeatureStoreError
@@ -62,9 +69,9 @@ def _setup(tmp_path_factory, engine: str, db: str | None):
     df.loc[df.row_id % 17 == 0, "segment"] = None  # NULL is a slice of its own
     write_td(d, df)
     write_td(d, df, fv="fv_reg", label="target")
-    arts = {"good": train_pipeline(df, base / "good.joblib"),
-            "fragile": train_pipeline(df, base / "fragile.joblib", robust=False),
-            "reg": train_pipeline(df, base / "reg.joblib", label="target")}
+    arts = {"good": train_pipeline(df, base / "good.skops"),
+            "fragile": train_pipeline(df, base / "fragile.skops", robust=False),
+            "reg": train_pipeline(df, base / "reg.skops", label="target")}
     # a pipeline that imputes numbers but refuses unseen categories
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -78,8 +85,8 @@ def _setup(tmp_path_factory, engine: str, db: str | None):
                               OneHotEncoder(handle_unknown="error")), ["cat"])])), ("est", LogisticRegression())])
     train = df[df.split == "train"]
     strict.fit(model_frame(train, ["x1", "x2", "cat"]), train.is_fraud)
-    joblib.dump(strict, base / "strict.joblib")
-    arts["strict"] = base / "strict.joblib"
+    save_model(strict, base / "strict.skops")
+    arts["strict"] = base / "strict.skops"
     return d, df, arts
 
 
@@ -89,7 +96,7 @@ def test_slice_metrics_match_numpy(setup):
     m = fs.models.register("clf", arts["good"], "fv_test:1")
     r = fs.models.validate(m.ref, slices=["segment"])
     test = df[df.split == "test"].reset_index(drop=True)
-    est = joblib.load(arts["good"])
+    est = load_model(arts["good"])
     X = model_frame(test, ["x1", "x2", "cat"])
     y, pred, p1 = test.is_fraud.to_numpy(), est.predict(X), est.predict_proba(X)[:, 1]
     want = np_metrics(y, pred, p1)
@@ -136,7 +143,7 @@ def test_regression_metrics_match_numpy(setup):
     assert m.task == "regression" and m.output_schema["prediction"]["type"] == "double"
     r = fs.models.validate(m.ref)
     test = df[df.split == "test"]
-    pred = joblib.load(arts["reg"]).predict(model_frame(test, ["x1", "x2", "cat"]))
+    pred = load_model(arts["reg"]).predict(model_frame(test, ["x1", "x2", "cat"]))
     err = test.target.to_numpy() - pred
     assert r.metrics["rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-9)
     assert r.metrics["mae"] == pytest.approx(np.mean(np.abs(err)), rel=1e-9)
@@ -238,9 +245,9 @@ def test_multiclass_metrics(setup, tmp_path):
     write_td(p, df, fv="fv_multi", label="tier")
     train, test = df[df.split == "train"], df[df.split == "test"]
     model = LogisticRegression(max_iter=500).fit(train[["x1", "x2"]], train.tier)
-    joblib.dump(model, tmp_path / "multi.joblib")
+    save_model(model, tmp_path / "multi.skops")
     reg = FeatureStore(p).models
-    m = reg.register("tiers", tmp_path / "multi.joblib", "fv_multi:1")
+    m = reg.register("tiers", tmp_path / "multi.skops", "fv_multi:1")
     assert m.output_schema["classes"] == ["high", "low", "mid"]
     r = reg.validate(m.ref)
     pred = model.predict(test[["x1", "x2"]])

@@ -348,7 +348,7 @@ def test_model_registry_and_lineage(spark_project, tmp_path):
     path = tmp_path / "model.joblib"
     joblib.dump(model, path)
     m = fs.models.register("spark_model", path, td.ref, metrics={"train_rows": len(df)},
-                           meta={"owner": "tests", "intended_use": "the Spark registry test"})
+                           meta={"owner": "tests", "intended_use": "the Spark registry test"}, trust_pickle=True)
     assert (m.name, m.version, m.training_dataset_version) == ("spark_model", 1, td.version)
     assert [c["name"] for c in m.input_schema] == ["value"]
     fs.models.alias("spark_model", 1, "champion", reason="first", force=True)  # 7 rows: nothing to validate on

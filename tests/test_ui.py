@@ -72,7 +72,7 @@ def _register_model(d: Path) -> None:
     model.fit(train[numeric], train[td.labels[0]].astype(int))
     joblib.dump(model, d / "ui_model.joblib")
     m = fs.models.register(MODEL, d / "ui_model.joblib", td.ref, metrics={"train_auc": 0.75}, meta=META,
-                           description="UI test model")
+                           description="UI test model", trust_pickle=True)
     fs.models.alias(m.name, m.version, "champion", reason="ui test", force=True)
 
 

@@ -65,19 +65,21 @@ def model() -> None:
     """The model registry: immutable, hash-verified model versions linked to their training data.
 
     \b
-    fs model register fraud_model --path model.joblib --training-dataset fv_fraud_detection:1 --meta owner=me
+    fs model register fraud_model --path model.skops --training-dataset fv_fraud_detection:1 --meta owner=me
     fs model list | show fraud_model@champion | alias fraud_model 3 champion | best fraud_model --metric auc
     fs model validate fraud_model:3 | lineage fraud_model:3 | delete fraud_model:2 --reason "leak"
 
-    Artifacts are pickled scikit-learn estimators or pipelines (joblib). Loading a pickle runs code: load model
-    artifacts only through this registry, which refuses any blob whose sha256 differs from the registered one.
+    Artifacts are scikit-learn estimators or pipelines saved with skops (.skops: loading runs no code). Pickles
+    (.joblib, .pkl) run code when loaded and are refused unless you pass --trust-pickle. Every load re-checks the
+    blob's sha256 and allows only what registration trusted.
     """
 
 
 @model.command()
 @click.argument("name")
 @click.option("--path", "path", required=True, type=click.Path(dir_okay=False),
-              help="The fitted model (joblib.dump of a scikit-learn estimator or Pipeline).")
+              help="The fitted model: skops.io.dump of a scikit-learn estimator or Pipeline (.skops); a pickle "
+              "(.joblib/.pkl) only with --trust-pickle.")
 @click.option("--training-dataset", "td", required=True, metavar="FV:VERSION",
               help="The training dataset version the model was trained on.")
 @click.option("--metrics", help='Metrics measured while training, as JSON: \'{"auc": 0.91}\'.')
@@ -90,15 +92,22 @@ def model() -> None:
 @click.option("--transformed", is_flag=True,
               help="The model was trained on the TD's transformed columns (training_dataset(..., transformed=True)).")
 @click.option("--validate", "run_validation", is_flag=True, help="Validate right after registering.")
+@click.option("--trust-pickle", is_flag=True,
+              help="Accept a pickle (.joblib/.pkl): loading it runs code chosen by its author. Only for files "
+              "you produced yourself.")
+@click.option("--trust-type", "trusted_types", multiple=True, metavar="TYPE",
+              help="A type in a .skops file to trust beyond skops' defaults (repeatable), e.g. "
+              "sklearn.tree._tree.Tree for tree models; registration names the ones a file needs.")
 @output_options(json_help="Print JSON.")
 @click.pass_context
 def register(ctx: click.Context, name: str, path: str, td: str, metrics: str | None, description: str,
              tags: tuple[str, ...], meta: tuple[str, ...], slices: tuple[str, ...], transformed: bool,
-             run_validation: bool) -> Output:
+             run_validation: bool, trust_pickle: bool, trusted_types: tuple[str, ...]) -> Output:
     """Register the artifact at --path as the next version of NAME."""
     reg = _registry(ctx)
     m = reg.register(name, path, td, metrics=metrics, description=description, tags=_pairs(tags, "--tag"),
-                     meta=_pairs(meta, "--meta"), slices=list(slices), transformed=transformed)
+                     meta=_pairs(meta, "--meta"), slices=list(slices), transformed=transformed,
+                     trust_pickle=trust_pickle, trusted_types=list(trusted_types))
     report = reg.validate(m.ref) if run_validation else None
 
     def tell() -> None:
@@ -140,7 +149,8 @@ def show(ctx: click.Context, ref: str) -> Output:
     integrity = reg.artifact_integrity(m)
     vals = reg.validations(m.ref)
     history = reg.alias_history(m.name)
-    return Output({**m.to_dict(), "artifact_integrity": integrity, "validations": vals, "alias_history": history},
+    return Output({**m.to_dict(), "artifact_safety": m.artifact_safety, "artifact_integrity": integrity,
+                   "validations": vals, "alias_history": history},
                   show=lambda: _show_version(m, integrity, vals, history))
 
 
@@ -149,7 +159,7 @@ def _show_version(m, integrity: str, vals: list[dict[str, Any]], history: list[d
              "aliases": ", ".join(m.aliases), "task": m.task, "estimator": m.estimator_class,
              "training dataset": f"{m.training_dataset}:{m.training_dataset_version}"
              + (" (transformed inputs)" if m.input_transformed else ""),
-             "artifact": f"{m.artifact_path} ({m.artifact_bytes} bytes, {m.artifact_format})",
+             "artifact": f"{m.artifact_path} ({m.artifact_bytes} bytes)", "format": m.artifact_safety,
              "sha256": m.artifact_sha256, "integrity": integrity, "created": f"{m.created_at} by {m.created_by}",
              "description": m.description, "label": m.output_schema.get("label"),
              "classes": m.output_schema.get("classes"),

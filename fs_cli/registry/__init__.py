@@ -1,7 +1,8 @@
 """Model registry: immutable, hash-verified scikit-learn artifacts with provenance and validation.
 
-SECURITY: model artifacts are pickles, and loading a pickle runs code. The registry only loads blobs whose sha256
-matches the hash recorded at registration; only load model artifacts through this registry.
+SECURITY: artifacts are skops files (loaded without running code, with only the types trusted at registration);
+pickles, whose loading runs code, are refused unless registration trusts them explicitly (see artifact.py). Every
+load re-checks the blob's sha256 against the hash recorded at registration.
 """
 
 from .artifact import model_frame

@@ -1,8 +1,16 @@
-"""Scikit-learn artifacts: loading, inspecting, and the frame a model is fed.
+"""Scikit-learn artifacts: formats and their trust, loading, inspecting, and the frame a model is fed.
 
-SECURITY: artifacts are pickles (joblib or pickle); unpickling runs code chosen by whoever wrote the file. The
-registry only unpickles (1) the file you pass to `register` yourself and (2) blobs whose sha256 matches the hash
-recorded at registration. Never load a model artifact from anywhere else.
+Formats (by file extension):
+- `.skops` (skops.io): a zip of JSON and numpy arrays, rebuilt node by node without unpickling. skops constructs
+  only types it trusts by default (scikit-learn estimators, numpy/scipy arrays) plus the types named in `trusted`;
+  anything else is refused before construction. This is the format to use.
+- `.joblib` / `.pkl` / `.pickle`: pickles. Unpickling runs code chosen by whoever wrote the file (a `__reduce__`
+  can call anything), so the registry refuses them unless registration explicitly trusts them
+  (`trust_pickle=True` / `--trust-pickle`), and never opens one before that check.
+
+Every version records what was trusted (`artifact_trust`), and loading uses exactly that: a skops artifact is loaded
+with the types recorded at registration only, so a blob swapped later (even with a forged hash row) cannot bring in
+a new type.
 """
 
 from __future__ import annotations
@@ -11,13 +19,20 @@ import io
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from ..errors import FeatureStoreError
 
-FORMATS = {".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle"}
+FORMATS = {".skops": "skops", ".joblib": "joblib", ".pkl": "pickle", ".pickle": "pickle"}
+PICKLE_FORMATS = frozenset({"joblib", "pickle"})
+
+# Types skops does not trust by default but that cannot run code or read out of bounds when built from a skops file:
+# a numpy.dtype is rebuilt from an empty array read with np.load(allow_pickle=False). (Tree types such as
+# sklearn.tree._tree.Tree are NOT here: skops documents that crafted node indices make predict() read out of bounds.)
+SAFE_EXTRA_TYPES = frozenset({"numpy.dtype"})
+
+SAVE_HINT = "save it with skops: `import skops.io as sio; sio.dump(model, 'model.skops')`"
 
 
 def artifact_format(path: Path) -> str:
@@ -25,14 +40,94 @@ def artifact_format(path: Path) -> str:
     if fmt is None:
         raise FeatureStoreError(
             f"model artifact {path} has an unsupported extension {path.suffix!r}",
-            fix="save a scikit-learn estimator or pipeline with joblib.dump(model, 'model.joblib') "
-            "(.joblib, .pkl and .pickle are accepted)",
+            fix=f"{SAVE_HINT} (.skops; pickles .joblib/.pkl/.pickle only with --trust-pickle)",
         )
     return fmt
 
 
-def load_bytes(data: bytes, where: str) -> Any:
-    """Unpickle an estimator (joblib reads plain pickles too). Only call on trusted, hash-verified bytes."""
+def untrusted_types(data: bytes, where: str) -> list[str]:
+    """The types in a skops file that skops does not trust by default (read from its schema; nothing is built)."""
+    import skops.io as sio
+
+    try:
+        return list(sio.get_untrusted_types(data=data))
+    except Exception as e:  # noqa: BLE001 - a file skops cannot read is not a usable artifact, whatever the cause
+        raise FeatureStoreError(f"cannot read the skops artifact {where}: {type(e).__name__}: {e}",
+                                fix=f"{SAVE_HINT} with the skops and scikit-learn versions of this venv") from None
+
+
+def trust_for(fmt: str, data: bytes, where: str, trust_pickle: bool = False,
+              trusted_types: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What registering this artifact trusts, checked BEFORE anything is loaded; raises when the caller has not
+    trusted enough. Recorded with the version (`artifact_trust`) and used, unchanged, on every later load."""
+    if fmt in PICKLE_FORMATS:
+        if not trust_pickle:
+            raise FeatureStoreError(
+                f"{where} is a pickle ({fmt}); loading a pickle runs whatever code its author put in it, so the "
+                "registry does not open it unless you trust it explicitly",
+                fix=f"{SAVE_HINT} and register the .skops file; or, only for a file you produced yourself, pass "
+                "--trust-pickle (SDK: register(..., trust_pickle=True))",
+            )
+        return {"format": fmt, "executes_code": True, "trust_pickle": True}
+    found = set(untrusted_types(data, where))
+    refused = sorted(found - SAFE_EXTRA_TYPES - {str(t) for t in trusted_types or ()})
+    if refused:
+        flags = " ".join(f"--trust-type {t}" for t in refused)
+        raise FeatureStoreError(
+            f"{where} contains type(s) that skops does not trust by default: {', '.join(refused)}",
+            fix=f"if you produced this file and trust these types, pass {flags} (SDK: register(..., "
+            f"trusted_types={refused!r})); tree models (DecisionTree, RandomForest, GradientBoosting, "
+            "HistGradientBoosting) need their tree type trusted",
+        )
+    # exactly the non-default types this file holds: a later load passes these and nothing else to skops
+    return {"format": fmt, "executes_code": False, "trusted_types": sorted(found)}
+
+
+def describe_trust(fmt: str, trust: dict[str, Any] | None) -> str:
+    """One line for `fs model show`: the format and what loading it trusts."""
+    if fmt == "skops":
+        types = (trust or {}).get("trusted_types") or []
+        return f"skops (no code runs on load; trusted types beyond skops' defaults: {', '.join(types) or 'none'})"
+    if trust and trust.get("trust_pickle"):
+        return f"{fmt} (pickle: runs code on load; trusted explicitly at registration)"
+    return f"{fmt} (pickle: runs code on load; registered before trust was recorded)"
+
+
+def load_bytes(data: bytes, where: str, fmt: str, trust: dict[str, Any] | None) -> Any:
+    """The estimator in `data` (hash-verified bytes), loaded as registration recorded: a skops artifact with exactly
+    its recorded trusted types, a pickle only if it was trusted (or registered before trust was recorded)."""
+    if fmt == "skops":
+        return _load_skops(data, where, list((trust or {}).get("trusted_types") or []))
+    if fmt in PICKLE_FORMATS:
+        if trust is not None and not trust.get("trust_pickle"):
+            raise FeatureStoreError(f"{where} is a pickle that was not trusted at registration; refusing to load it",
+                                    fix=f"{SAVE_HINT} and register it again")
+        return _load_pickle(data, where)
+    raise FeatureStoreError(f"{where} has an unknown artifact format {fmt!r}",
+                            fix=f"register the model again; {SAVE_HINT}")
+
+
+def _load_skops(data: bytes, where: str, trusted: list[str]) -> Any:
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return sio.loads(data, trusted=trusted)
+    except UntrustedTypesFoundException as e:
+        raise FeatureStoreError(
+            f"refusing to load {where}: it contains types that were not trusted when it was registered ({e})",
+            fix="the artifact is not the one that was registered; restore it from backup, or register a trusted "
+            "artifact again",
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any failure here means the file is not a usable artifact
+        raise FeatureStoreError(f"cannot load the skops artifact {where}: {type(e).__name__}: {e}",
+                                fix=f"{SAVE_HINT} with the skops and scikit-learn versions of this venv") from None
+
+
+def _load_pickle(data: bytes, where: str) -> Any:
+    """Unpickle an estimator (joblib reads plain pickles too). Only for explicitly trusted, hash-verified bytes."""
+    import joblib
+
     try:
         return joblib.load(io.BytesIO(data))
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is not a usable artifact

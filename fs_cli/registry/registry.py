@@ -122,6 +122,9 @@ class ModelVersion:
     tags: dict[str, str]
     meta: dict[str, str]
     input_transformed: bool = False  # the model takes the TD's transformed columns (fitted statistics applied)
+    # what registration trusted (artifact.trust_for): skops' extra trusted types, or an explicit pickle trust;
+    # None for versions registered before it was recorded
+    artifact_trust: dict[str, Any] | None = None
     status: str = "active"
     deleted_at: datetime | None = None
     deleted_reason: str | None = None
@@ -136,6 +139,11 @@ class ModelVersion:
     def input_columns(self) -> list[str]:
         return [c["name"] for c in self.input_schema]
 
+    @property
+    def artifact_safety(self) -> str:
+        """The format and what loading it trusts, in words (`fs model show`)."""
+        return artifact.describe_trust(self.artifact_format, self.artifact_trust)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -143,7 +151,7 @@ class ModelVersion:
 _VERSION_COLS = ("name, version, created_at, created_by, artifact_sha256, artifact_bytes, artifact_format, "
                  "artifact_path, estimator_class, task, training_dataset, training_dataset_version, "
                  "training_dataset_hash, fg_commits, input_schema, output_schema, metrics, description, tags, meta, "
-                 "input_transformed")
+                 "input_transformed, artifact_trust")
 
 
 @dataclass
@@ -212,10 +220,15 @@ class ModelRegistry:
         validate: bool = False,
         slices: list[str] | None = None,
         transformed: bool = False,
+        trust_pickle: bool = False,
+        trusted_types: list[str] | None = None,
     ) -> ModelVersion:
         """Store the artifact at `path` as the next version of `name`, trained on `training_dataset` ("FV:N").
         `transformed=True`: the model was fitted on the TD's transformed columns
-        (`fs.training_dataset(..., transformed=True)`); validation and scoring then transform rows the same way."""
+        (`fs.training_dataset(..., transformed=True)`); validation and scoring then transform rows the same way.
+        Artifacts: `.skops` (loaded without running code; `trusted_types` names the types beyond skops' defaults
+        you trust, e.g. "sklearn.tree._tree.Tree"); pickles (`.joblib`, `.pkl`) only with `trust_pickle=True`,
+        since loading one runs its author's code. What was trusted is recorded and is all a later load allows."""
         check_name(name)
         fv, td_version = parse_td_ref(training_dataset)
         cfg = self.config
@@ -226,11 +239,12 @@ class ModelRegistry:
         p = Path(path)
         if not p.is_file():
             raise FeatureStoreError(f"model artifact {p} does not exist",
-                                    fix="save the fitted model first: joblib.dump(model, 'model.joblib')")
+                                    fix=f"save the fitted model first: {artifact.SAVE_HINT}")
         fmt = artifact.artifact_format(p)
         data = p.read_bytes()
         where = f"artifact {p}"
-        est = artifact.load_bytes(data, where)  # the caller's own file (see artifact.py on pickle safety)
+        trust = artifact.trust_for(fmt, data, where, trust_pickle=trust_pickle, trusted_types=trusted_types)
+        est = artifact.load_bytes(data, where, fmt, trust)  # only after the trust check above
         task = artifact.task_of(est, where)
         artifact.check_fitted(est, where)
 
@@ -284,12 +298,12 @@ class ModelRegistry:
                                       [name]).fetchall()[0][0]
                 con.execute(
                     f"insert into {VERSIONS} ({_VERSION_COLS}) values "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [name, version, now, user, digest, len(data), fmt, relpath,
                      f"{type(est).__module__}.{type(est).__qualname__}", task, fv, td_version, td.content_hash,
                      json.dumps(td.fg_commits, default=str), json.dumps(input_schema), json.dumps(out_schema),
                      json.dumps(metrics_d), description or None, json.dumps(tags_d), json.dumps(meta_d),
-                     bool(transformed)],
+                     bool(transformed), json.dumps(trust)],
                 )
                 return int(version)
 
@@ -314,6 +328,7 @@ class ModelRegistry:
             d = dict(zip([c.strip() for c in _VERSION_COLS.split(",")], r, strict=True))
             for k in ("fg_commits", "input_schema", "output_schema", "metrics", "tags", "meta"):
                 d[k] = _loads(d[k]) if d[k] is not None else ({} if k != "fg_commits" else [])
+            d["artifact_trust"] = _loads(d["artifact_trust"])
             key = (d["name"], d["version"])
             mv = ModelVersion(**d)
             if key in tomb:
@@ -359,7 +374,8 @@ class ModelRegistry:
 
     def get(self, ref: str, version: int | None = None, alias: str | None = None,
             allow_deleted: bool = False) -> LoadedModel:
-        """Load NAME[:VERSION|@ALIAS]: the blob is re-hashed and must match the registered sha256."""
+        """Load NAME[:VERSION|@ALIAS]: the blob is re-hashed and must match the registered sha256, and it is loaded
+        with what registration trusted, nothing more (a skops artifact with its recorded types only)."""
         info = self.info(ref, version=version, alias=alias)
         if info.status == "deleted" and not allow_deleted:
             raise FeatureStoreError(
@@ -372,7 +388,8 @@ class ModelRegistry:
 
             with self._ro() as wh:
                 stats = td_statistics(load_td(wh, info.training_dataset, info.training_dataset_version))
-        return LoadedModel(info, artifact.load_bytes(data, f"{info.ref} ({info.artifact_path})"), stats)
+        est = artifact.load_bytes(data, f"{info.ref} ({info.artifact_path})", info.artifact_format, info.artifact_trust)
+        return LoadedModel(info, est, stats)
 
     def verify(self, ref: str) -> bool:
         info = self.info(ref)

@@ -35,6 +35,7 @@ _TABLE_COLUMNS: list[tuple[str, list[tuple[str, str, bool]], str]] = [
         ("input_schema", "text", True), ("output_schema", "text", True), ("metrics", "text", False),
         ("description", "text", False), ("tags", "text", False), ("meta", "text", False),
         ("input_transformed", "boolean", False),
+        ("artifact_trust", "text", False),  # JSON: what registration trusted (skops types / an explicit pickle trust)
     ], "name, version"),
     (ALIASES, [("name", "text", True), ("alias", "text", True), ("version", "integer", True),
                ("updated_at", "timestamp", True), ("updated_by", "text", False)], "name, alias"),
@@ -64,7 +65,7 @@ def _view(wh: Warehouse) -> str:
            v.training_dataset, v.training_dataset_version, v.input_transformed, v.artifact_sha256,
            case when t.version is null then 'active' else 'deleted' end as status,
            al.aliases, lv.status as validation_status,
-           v.metrics, v.meta, v.tags, v.description
+           v.metrics, v.meta, v.tags, v.description, v.artifact_format
     from {VERSIONS} v
     left join {TOMBSTONES} t on t.name = v.name and t.version = v.version
     left join (select name, version, {wh.sorted_text_agg('alias', ',')} as aliases from {ALIASES}
@@ -82,14 +83,17 @@ def _ddl(wh: Warehouse, table: str, columns: list[tuple[str, str, bool]], key: s
 
 
 # Columns added after the first release of a table: added in place to warehouses created before them.
-_MIGRATIONS = [(VERSIONS, "input_transformed", "boolean")]
+_MIGRATIONS = [(VERSIONS, "input_transformed", "boolean"), (VERSIONS, "artifact_trust", "text")]
+# The newest column of each relation: present means the relation is current. New view columns go last (Postgres'
+# create or replace view may only append columns).
+_NEWEST = {VERSIONS: "artifact_trust", REGISTRY_VIEW: "artifact_format"}
 
 
 def _up_to_date(wh: Warehouse) -> bool:
     have = set(wh.tables(META_SCHEMA))
     if not all(t in have for t in (*_TABLES, "model_registry")):
         return False
-    return all("input_transformed" in {c for c, _ in wh.describe(rel)} for rel in (VERSIONS, REGISTRY_VIEW))
+    return all(col in {c for c, _ in wh.describe(rel)} for rel, col in _NEWEST.items())
 
 
 def ensure_registry(wh: Warehouse) -> None:
