@@ -122,8 +122,6 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     """
     import uvicorn
 
-    from ..server.protocol import DEFAULT_PROTOCOL, HEADER_TIMEOUT_ENV
-
     try:  # file locations only: the server never opens the warehouse
         store = get_store(ctx)
         store.project.state_dir  # noqa: B018 - a missing project shows here, not while serving
@@ -138,7 +136,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     os.environ["FS_PUBLIC_METRICS"] = "1" if public_metrics else "0"
     os.environ["FS_PUBLIC_DOCS"] = "1" if public_docs else "0"
     os.environ["FS_BODY_TIMEOUT"] = str(body_timeout)
-    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
+    os.environ["FS_HEADER_TIMEOUT"] = str(header_timeout)  # read by the protocol (fs_cli/server/protocol.py)
     keys_on = bool(os.environ.get("FS_API_KEYS"))
     err_console.print(f"serving {url} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                       f"docs at /docs; API keys {'on' if keys_on else 'off'}"
@@ -146,7 +144,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
                          f"{' /docs' if public_docs else ''}" if keys_on else ""), highlight=False)
     uvicorn.run("fs_cli.server.main:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=access_log, log_config=_log_config(), log_level=None, lifespan="on",
-                http=DEFAULT_PROTOCOL, timeout_keep_alive=keep_alive_timeout, limit_concurrency=limit_concurrency)
+                http="fs_cli.server.protocol:ServingProtocol",  # uvicorn's protocol + a header read deadline
+                timeout_keep_alive=keep_alive_timeout, limit_concurrency=limit_concurrency)
     sys.exit(0)
 
 

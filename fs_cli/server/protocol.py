@@ -96,6 +96,9 @@ try:
     class HttpToolsWithHeaderTimeout(_HeaderDeadline, HttpToolsProtocol):
         pass
 
-    DEFAULT_PROTOCOL = "fs_cli.server.protocol:HttpToolsWithHeaderTimeout"
+    ServingProtocol: type = HttpToolsWithHeaderTimeout  # what uvicorn's "auto" would pick
 except ImportError:  # httptools is optional for uvicorn
-    DEFAULT_PROTOCOL = "fs_cli.server.protocol:H11WithHeaderTimeout"
+    ServingProtocol = H11WithHeaderTimeout
+
+# `fs serve` names it by import string (it imports nothing of the server; workers import it themselves).
+SERVING_PROTOCOL = "fs_cli.server.protocol:ServingProtocol"
