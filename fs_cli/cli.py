@@ -94,17 +94,27 @@ class FSGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):
-        from .errors import FeatureStoreError
+        from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, FeatureStoreError
 
         try:
             return super().invoke(ctx)
         except FeatureStoreError as e:
-            from .output import err_console
+            from .output import print_error
 
-            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False)
-            if e.fix:
-                err_console.print(f"  [bold]fix:[/] {e.fix}", highlight=False)
-            sys.exit(2)
+            print_error(e.message, e.fix, verbose=_verbose(ctx))
+            sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            from .output import print_error
+
+            print_error("interrupted", None)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug, not a user error: its own exit code, the traceback kept
+            from .output import print_internal_error
+
+            print_internal_error(e)
+            sys.exit(EXIT_INTERNAL)
 
 
 def _store_factory(project_dir: str | None, target: str | None):
@@ -116,13 +126,38 @@ def _store_factory(project_dir: str | None, target: str | None):
     return make
 
 
-@click.group(cls=FSGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _verbose(ctx: click.Context) -> bool:
+    return bool((ctx.find_root().obj or {}).get("verbose"))
+
+
+# Kept in step with fs_cli/errors.py (EXIT_*) and the README's exit-code table (tests/test_cli_messages.py).
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    success
+  1    it ran and found a problem: a failed feature group or check (run,
+       validate, model validate), drift or staleness (monitor, check,
+       model monitor), a breaking change (plan)
+  2    bad usage, or a problem to fix first: an unknown option or name, an
+       invalid declaration, nothing built yet, a locked warehouse (`fix:`
+       under the message says how)
+  3    internal error (a bug): the traceback is printed (and logged)
+  130  interrupted (Ctrl-C)
+"""
+
+
+@click.group(cls=FSGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+             epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, "--version", "-V", prog_name="fs", message="%(prog)s %(version)s")
 @click.option("--project-dir", type=click.Path(file_okay=False), envvar="FS_PROJECT_DIR",
               help="The dbt project (default: the nearest dbt_project.yml at or above the current directory).")
 @click.option("--target", envvar="FS_TARGET", help="dbt target from profiles.yml (default: duckdb).")
+@click.option("--verbose", "-v", is_flag=True, envvar="FS_VERBOSE",
+              help="More on stderr: every dbt node as it finishes, and the traceback behind an error.")
+@click.option("--log-file", type=click.Path(dir_okay=False), envvar="FS_LOG_FILE",
+              help="Append a log of this command (progress, warnings, errors with tracebacks, UTC timestamps).")
 @click.pass_context
-def main(ctx: click.Context, project_dir: str | None, target: str | None) -> None:
+def main(ctx: click.Context, project_dir: str | None, target: str | None, verbose: bool,
+         log_file: str | None) -> None:
     """A feature store that is a dbt project.
 
     \b
@@ -142,3 +177,8 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None) -> Non
     """
     ctx.obj = ctx.obj or {}
     ctx.obj.setdefault("factory", _store_factory(project_dir, target))
+    ctx.obj["verbose"] = verbose
+    if verbose or log_file:
+        from .output import configure_logging
+
+        configure_logging(verbose=verbose, log_file=log_file, argv=sys.argv[1:])

@@ -11,25 +11,30 @@ from .timeutil import format_ttl
 from .warehouse import store_exists
 
 
-def load(project: Project, refresh: bool = False) -> Catalog:
-    catalog = load_catalog(project.manifest(refresh=refresh), project.dir, project.vars)
-    _validate_transforms(catalog)
+def load(project: Project, refresh: bool = False, isolate: bool = False) -> Catalog:
+    """The catalog; any invalid declaration raises, unless `isolate` (read-only commands): then invalid groups and
+    views are left out, in `Catalog.broken`, and the others are served."""
+    catalog = load_catalog(project.manifest(refresh=refresh), project.dir, project.vars, isolate=isolate)
+    _validate_transforms(catalog, isolate)
     return catalog
 
 
-def _validate_transforms(catalog: Catalog) -> None:
+def _validate_transforms(catalog: Catalog, isolate: bool = False) -> None:
     """Feature views' transformations and on-demand features fail here, at declare time."""
     from .errors import DeclarationError
     from .transforms.view import validate_feature_view
 
     problems = []
-    for fv in catalog.feature_views.values():
+    for fv in list(catalog.feature_views.values()):
         if getattr(fv, "transformations", None) or getattr(fv, "on_demand", None):
             try:
                 validate_feature_view(catalog, fv)
             except DeclarationError as e:
                 problems += e.problems
-    if problems:
+                if isolate:
+                    catalog.broken[fv.name] = e.problems
+                    del catalog.feature_views[fv.name]
+    if problems and not isolate:
         raise DeclarationError(problems)
 
 
@@ -81,7 +86,7 @@ def _stats(project: Project, fgs: list[FeatureGroup]) -> dict[str, dict[str, Any
 
 
 def list_feature_groups(project: Project) -> list[dict[str, Any]]:
-    cat = load(project)
+    cat = load(project, isolate=True)
     fgs = sorted(cat.feature_groups.values(), key=lambda f: f.name)
     stats = _stats(project, fgs)
     rows = []
@@ -111,11 +116,14 @@ def list_feature_groups(project: Project) -> list[dict[str, Any]]:
             "features": len(fv.feature_columns),
             "description": fv.description,
         })
+    for name, problems in sorted(cat.broken.items()):  # listed, not hidden: what is wrong, in one line
+        rows.append({"name": name, "kind": "invalid", "entities": [], "features": None,
+                     "description": f"invalid declaration: {problems[0].message} (`fs describe {name}`)"})
     return rows
 
 
 def describe(project: Project, name: str) -> dict[str, Any]:
-    cat = load(project)
+    cat = load(project, isolate=True)
     if name in cat.feature_views:
         fv = cat.feature_views[name]
         return {"kind": "feature_view", "name": fv.name, "description": fv.description, "path": fv.path,
@@ -140,7 +148,7 @@ def describe(project: Project, name: str) -> dict[str, Any]:
 
 def search(project: Project, text: str) -> list[dict[str, Any]]:
     """Case-insensitive match over names, descriptions, tags, owners and feature names/descriptions."""
-    cat = load(project)
+    cat = load(project, isolate=True)
     q = text.lower().strip()
     hits = []
     for fg in sorted(cat.feature_groups.values(), key=lambda f: f.name):

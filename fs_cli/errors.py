@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# Exit codes of `fs` (documented in `fs --help` and the README's command reference).
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran and found a problem: failed checks, drift, staleness, a breaking change
+EXIT_USAGE = 2  # bad usage or a FeatureStoreError: a problem the user fixes before the command can run
+EXIT_INTERNAL = 3  # an unexpected exception (a bug)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
 
 class FeatureStoreError(Exception):
     """A problem the user can fix. `fix` is the concrete next step, shown under the message."""

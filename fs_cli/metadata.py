@@ -153,6 +153,9 @@ class FeatureView:
     # Parsed and validated declaration (see models/feature_views/_feature_views.yml for the format).
     spine_model: str = ""
     spine_relation: str | None = None
+    #: The spine is a dbt snapshot: read as of the training dataset's commit time like the feature groups (a later or
+    #: corrected label cannot change a reproduction); any other spine is read as it is when the dataset is built.
+    spine_versioned: bool = False
     spine_timestamp: str = ""
     labels: list[str] = field(default_factory=list)
     spine_extra: list[str] = field(default_factory=list)
@@ -195,7 +198,7 @@ class FeatureView:
         return {
             "name": self.name,
             "spine": {"relation": self.spine_relation, "timestamp": self.spine_timestamp,
-                      "columns": self.spine_columns},
+                      "columns": self.spine_columns, "versioned": self.spine_versioned},
             "feature_groups": [s.resolved() for s in self.selections],
             "boundary": self.boundary,
             "output_columns": self.output_columns,
@@ -208,10 +211,15 @@ class Catalog:
     feature_groups: dict[str, FeatureGroup]
     feature_views: dict[str, FeatureView]
     manifest: Any = None
+    #: With load_catalog(isolate=True): feature groups / views whose declaration is invalid, left out of the two maps
+    #: above (name -> its problems); asking for one by name raises its DeclarationError.
+    broken: dict[str, list[FeatureStoreError]] = field(default_factory=dict)
 
     def fg(self, name: str) -> FeatureGroup:
         if name in self.feature_groups:
             return self.feature_groups[name]
+        if name in self.broken:
+            raise DeclarationError(self.broken[name])
         close = [n for n in self.feature_groups if name.lower() in n.lower() or n.lower() in name.lower()]
         raise FeatureStoreError(
             f"unknown feature group {name!r}",
@@ -222,6 +230,8 @@ class Catalog:
     def fv(self, name: str) -> FeatureView:
         if name in self.feature_views:
             return self.feature_views[name]
+        if name in self.broken:
+            raise DeclarationError(self.broken[name])
         raise FeatureStoreError(
             f"unknown feature view {name!r}",
             fix=f"known feature views: {', '.join(sorted(self.feature_views)) or '(none)'}; see `fs list`",
@@ -268,10 +278,14 @@ def _is_feature_group(node) -> bool:
     return node.resource_type == "model" and (in_dir or (isinstance(fs, dict) and "feature_view" not in fs))
 
 
-def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None, strict: bool = True) -> Catalog:
-    """Read and validate every feature group and feature view in the manifest."""
+def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None, strict: bool = True,
+                 isolate: bool = False) -> Catalog:
+    """Read and validate every feature group and feature view in the manifest. `strict`: any invalid declaration
+    raises (before anything is written); `isolate`: an invalid one goes to `Catalog.broken` instead, and the others
+    are served (read-only commands: one broken group does not hide the rest)."""
     entities = load_entities(project_dir, vars)
     problems: list[FeatureStoreError] = []
+    broken: dict[str, list[FeatureStoreError]] = {}
     fgs: dict[str, FeatureGroup] = {}
     fvs: dict[str, FeatureView] = {}
     fv_nodes = []
@@ -288,15 +302,28 @@ def load_catalog(manifest, project_dir: Path, vars: dict[str, Any] | None = None
             continue
         fg, errs = _parse_fg(node, meta_fs, entities, snapshots.get(node.unique_id))
         problems.extend(errs)
+        if errs:
+            broken[_fg_name(node)] = errs
         if fg is not None:
             fgs[fg.name] = fg
     for node in fv_nodes:
         fv, errs = _parse_fv(node, node.config.meta["fs"]["feature_view"], fgs, entities, manifest)
         problems.extend(errs)
+        uses_broken = sorted({s.feature_group for s in fv.selections} & set(broken))
+        if uses_broken:
+            errs = [*errs, FeatureStoreError(
+                f"feature view {fv.name} uses feature group(s) {', '.join(uses_broken)}, whose declaration is invalid",
+                fix=f"fix {', '.join(uses_broken)} first (`fs describe {uses_broken[0]}` names the problem)")]
+        if errs:
+            broken[fv.name] = errs
         fvs[fv.name] = fv
-    if problems and strict:
+    if problems and strict and not isolate:
         raise DeclarationError(problems)
-    return Catalog(entities=entities, feature_groups=fgs, feature_views=fvs, manifest=manifest)
+    if isolate:
+        fgs = {n: fg for n, fg in fgs.items() if n not in broken}
+        fvs = {n: fv for n, fv in fvs.items() if n not in broken}
+    return Catalog(entities=entities, feature_groups=fgs, feature_views=fvs, manifest=manifest,
+                   broken=broken if isolate else {})
 
 
 def _check_cols_errors(where: str, snapshot: str, check_cols: Any, node: Any, columns: list[str]) -> list:
@@ -316,6 +343,12 @@ def _check_cols_errors(where: str, snapshot: str, check_cols: Any, node: Any, co
             f"{where}: snapshot {snapshot} has check_cols {cols}; an incremental group compares one ingestion column",
             fix=f"set `check_cols: all` or `check_cols: [<a timestamp column the model stamps>]` (columns: {', '.join(columns)})")]
     return []
+
+
+def _example_entity(entities: dict[str, Entity], columns: list[str]) -> str:
+    """The entity a group most likely means: the first whose join keys are all columns of the model."""
+    fits = [name for name, e in entities.items() if e.join_keys and set(e.join_keys) <= set(columns)]
+    return (fits or list(entities) or ["customer"])[0]
 
 
 def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[FeatureGroup | None, list]:
@@ -355,7 +388,8 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
     if isinstance(ents, str):
         ents = [ents]
     if not ents:
-        bad("entities", "is missing", f"name the entity, e.g. `entities: [{next(iter(entities), 'customer')}]`")
+        bad("entities", "is missing", f"name the entity, e.g. `entities: [{_example_entity(entities, colnames)}]`"
+            + ("" if entities else " after declaring it in dbt_project.yml vars.fs_entities"))
         ents = []
     join_keys: list[str] = []
     for e in ents:
@@ -388,6 +422,11 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
     if ct and colnames and ct not in colnames:
         bad("created_time", f"names column {ct!r}, which the model does not declare", f"use one of {', '.join(colnames)} or remove it")
 
+    # The snapshot's unique_key is checked against primary key + event_time (+ created_time) only when those name
+    # declared columns: a typo there is reported on its field, not copied into the snapshot key's fix.
+    keys_valid = not any(e.message.startswith(f"{where}: config.meta.fs.{k} ")
+                         for e in errs for k in ("entities", "primary_key", "event_time", "created_time"))
+
     ttl = None
     try:
         ttl = parse_ttl(meta_fs.get("ttl"), where=f"{where}: config.meta.fs.ttl")
@@ -402,6 +441,8 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
     tags = meta_fs.get("tags") or []
     if isinstance(tags, str):
         tags = [tags]
+    # dbt's own tags (`config: {tags: [...]}`, selectable as `dbt ls --select tag:x`) are the group's tags too.
+    tags = list(dict.fromkeys([*(str(t) for t in tags), *(str(t) for t in (getattr(node, "tags", None) or []))]))
 
     snap_name = f"{name}_snapshot"
     fg = FeatureGroup(
@@ -412,12 +453,13 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
         description=meta_fs.get("description") or node.description or "", policy=policy, columns=columns,
         meta=meta_fs, path=node.original_file_path, depends_on=list(node.depends_on.nodes), snapshot_name=snap_name,
     )
+    key_hint = fg.key_columns if keys_valid else "[<primary key columns>, <event_time column>]"
     if snapshot is None:
         errs.append(FeatureStoreError(
             f"{where}: no snapshot publishes this feature group",
             fix=f"add to snapshots/feature_groups.yml: `- name: {snap_name}` with `relation: ref('{node.name}'"
             + (f", v={node.version}" if node.version is not None else "") + ")` and config "
-            f"`unique_key: {fg.key_columns}`, `strategy: check`, `check_cols: all`, `hard_deletes: new_record`",
+            f"`unique_key: {key_hint}`, `strategy: check`, `check_cols: all`, `hard_deletes: new_record`",
         ))
     else:
         cfg = snapshot.config.to_dict()
@@ -425,7 +467,7 @@ def _parse_fg(node, meta_fs, entities: dict[str, Entity], snapshot) -> tuple[Fea
         uk = [uk] if isinstance(uk, str) else list(uk or [])
         if snapshot.name != snap_name:
             errs.append(FeatureStoreError(f"{where}: its snapshot is named {snapshot.name}", fix=f"rename it to {snap_name}"))
-        if set(uk) != set(fg.key_columns):
+        if keys_valid and set(uk) != set(fg.key_columns):
             errs.append(FeatureStoreError(
                 f"{where}: snapshot {snapshot.name} has unique_key {uk}",
                 fix=f"set `unique_key: {fg.key_columns}` (primary key + event_time + created_time)"))
@@ -498,6 +540,7 @@ def _parse_fv(node, decl, fgs: dict[str, FeatureGroup], entities: dict[str, Enti
         else:
             spine_node = candidates[0]
             fv.spine_model, fv.spine_relation = model, spine_node.relation_name
+            fv.spine_versioned = spine_node.resource_type == "snapshot"
     ts = spine.get("timestamp")
     if spine and (not isinstance(ts, str) or not IDENT.match(ts)):
         bad("spine.timestamp", "is missing or not a column name",

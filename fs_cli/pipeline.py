@@ -135,26 +135,18 @@ def run_pipeline(
     block a strict group), `post_publish` steps run after the snapshots (FeatureStore.run passes the validation gate,
     the link of its results to the new commits and materialization)."""
     catalog = load_catalog(project)  # validates every declaration before anything is written
+    _check_writable(project)  # a locked warehouse is one clear line here, not dbt's traceback later
     # A publish of an earlier run that died before logging it is its own commit, not part of this run's.
     sync_project(project, list(catalog.feature_groups.values()))
-    done = 0
-
-    def on_event(ev) -> None:
-        nonlocal done
-        name = ev.info.name
-        if progress is None:
-            return
-        if name == "NodeStart":
-            progress(f"building {ev.data.node_info.node_name}", done)
-        elif name == "NodeFinished":
-            done += 1
-            progress(f"finished {ev.data.node_info.node_name}", done)
+    on_event = DbtProgress(progress)
 
     build_args = ["build", "--quiet", "--exclude", "resource_type:snapshot", "path:models/feature_views"]
     if select:
         build_args += ["--select", *select]
+    on_event.phase("build")
     res = project.dbt(build_args, callbacks=[on_event])
     if res.exception is not None:
+        _raise_if_locked(project, res.exception)
         raise FeatureStoreError(f"dbt build failed to run: {res.exception}", fix="run `dbt build` to see the full error")
 
     outcomes, other = _read_build(res, catalog)
@@ -166,7 +158,7 @@ def run_pipeline(
     copies: dict[str, str] = {}  # feature group -> identifier of its audited copy (next to the candidate)
     run_id = None
     try:
-        unpublishable = _audit(project, catalog, outcomes, checks, copies)
+        unpublishable = _audit(project, catalog, outcomes, checks, copies, on_event)
         to_publish = _to_publish(catalog, outcomes, unpublishable)
         if to_publish:
             _run_test_writer(project)
@@ -178,6 +170,67 @@ def run_pipeline(
         step(project, catalog, outcomes)
     _refresh_commits(project, catalog, outcomes)
     return RunReport(outcomes=outcomes, other_failures=other, run_id=run_id)
+
+
+class DbtProgress:
+    """dbt's events as `progress(message, done)` calls, per dbt invocation (a phase: build, publish). A callback that
+    also takes a `total` keyword gets the number of nodes of the phase (dbt's "N of M"), once dbt knows it."""
+
+    def __init__(self, progress: Callable[..., None] | None):
+        self.progress = progress
+        self.with_total = progress is not None and _takes_total(progress)
+        self.name, self.done, self.total = "", 0, 0
+
+    def phase(self, name: str) -> None:
+        self.name, self.done, self.total = name, 0, 0
+
+    def __call__(self, ev) -> None:
+        if self.progress is None:
+            return
+        kind = ev.info.name
+        if kind == "LogStartLine":  # dbt's "N of M START ...": M is every node this invocation runs
+            self.total = max(self.total, int(getattr(ev.data, "total", 0) or 0))
+        elif kind == "NodeStart":
+            self._report(f"{self.name}: {ev.data.node_info.node_name}")
+        elif kind == "NodeFinished":
+            self.done += 1
+            status = getattr(ev.data.node_info, "node_status", "") or ""
+            self._report(f"{self.name}: {ev.data.node_info.node_name} {status}".rstrip())
+
+    def step(self, phase: str, message: str, done: int, total: int) -> None:
+        """Progress of work outside dbt (the audit of each candidate)."""
+        if self.progress is not None:
+            self.name, self.done, self.total = phase, done, total
+            self._report(f"{phase}: {message}")
+
+    def _report(self, message: str) -> None:
+        if self.with_total:
+            self.progress(message, self.done, total=self.total or None)
+        else:
+            self.progress(message, self.done)
+
+
+def _takes_total(f: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(f).parameters
+    except (TypeError, ValueError):
+        return False
+    return "total" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _check_writable(project: Project) -> None:
+    """Open the target for writing once before dbt does: a warehouse another process holds (a BI client on the
+    DuckDB file, another `fs run`) fails here with the warehouse layer's one-line message."""
+    with project.warehouse(read_only=False):
+        pass
+
+
+def _raise_if_locked(project: Project, exc: BaseException) -> None:
+    """dbt could not open the warehouse because another process took it after `_check_writable`: the same message."""
+    if "lock" in str(exc).lower():
+        _check_writable(project)
 
 
 def _read_build(res, catalog: Catalog) -> tuple[dict[str, FGOutcome], list[str]]:
@@ -222,7 +275,7 @@ def audited_copy_name(fg: FeatureGroup, tag: str) -> str:
 
 
 def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], checks: Sequence[CandidateCheck],
-           copies: dict[str, str]) -> set[str]:
+           copies: dict[str, str], on_event: DbtProgress | None = None) -> set[str]:
     """Copy every built candidate, run the checks on the copies; the names of the groups no policy may publish (a
     check could not run: `.errors` / `.blocking` of its result, or the copy could not be made)."""
     built = [name for name, o in outcomes.items() if o.built]
@@ -231,7 +284,9 @@ def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], c
         return unpublishable
     tag = uuid.uuid4().hex[:10]
     with project.warehouse() as wh:
-        for name in built:
+        for i, name in enumerate(built):
+            if on_event is not None:
+                on_event.step("audit", name, i, len(built))
             o, fg = outcomes[name], catalog.feature_groups[name]
             ident = audited_copy_name(fg, tag)
             try:
@@ -250,6 +305,8 @@ def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], c
                 o.warnings += warns
                 if getattr(result, "blocking", None) or getattr(result, "errors", None):
                     unpublishable.add(name)
+            if on_event is not None:
+                on_event.step("audit", f"{name} {'fail' if o.failures else 'pass'}", i + 1, len(built))
     return unpublishable
 
 
@@ -278,6 +335,8 @@ def _publish(project: Project, to_publish: list[FeatureGroup], outcomes: dict[st
                     "audited": {fg.unique_id: copies[fg.name] for fg in to_publish if fg.name in copies}}
     previous = os.environ.get(PUBLISH_ENV)
     os.environ[PUBLISH_ENV] = json.dumps(instructions)
+    if isinstance(on_event, DbtProgress):
+        on_event.phase("publish")
     try:
         snap = project.dbt(
             ["snapshot", "--quiet", "--select", *[fg.snapshot_name for fg in to_publish]], callbacks=[on_event]

@@ -139,6 +139,7 @@ class FeatureStore:
             raise FeatureStoreError(f"the warehouse {self.project.warehouse_path} does not exist yet",
                                     fix="build first: `fs run` (feature groups) or `dbt run --select <view>`")
         if name in catalog.feature_views:
+            self._build_view_if_missing(catalog.fv(name))
             with self.project.warehouse() as wh:
                 return validate_feature_view(self.project, wh, catalog.fv(name))
         fg = catalog.fg(name)
@@ -148,9 +149,23 @@ class FeatureStore:
                                         fix=f"run `dbt run --select {fg.model}` (or `fs run`) first")
             return validate_candidate(self.project, wh, fg, reference=reference)
 
+    def _build_view_if_missing(self, fv: Any) -> None:
+        """A feature view's relation is built by dbt (`fs run` publishes groups, not views): build it from the
+        published groups when it is missing, as `dbt run --select <view>` would."""
+        node = self.project.manifest().nodes[fv.unique_id]
+        with self.project.warehouse(read_only=True) as wh:
+            if wh.relation_exists(node.schema, node.alias):
+                return
+        res = self.project.dbt(["run", "--quiet", "--select", fv.name])
+        if res.exception is not None or not res.success:
+            raise FeatureStoreError(
+                f"feature view {fv.name} has not been built, and building it failed: "
+                f"{res.exception or 'see the dbt output above'}",
+                fix=f"publish its feature groups first (`fs run`), then `dbt run --select {fv.name}`")
+
     # -- history -----------------------------------------------------------------------------------------
     def commits(self, feature_group: str) -> list[Commit]:
-        fg = self.catalog.fg(feature_group)
+        fg = discovery.load(self.project, isolate=True).fg(feature_group)  # another group's broken YAML: not ours
         if not store_exists(self.project):
             return []
         sync_project(self.project, [fg])  # picks up publishes made by plain `dbt snapshot` or a killed run
@@ -165,7 +180,7 @@ class FeatureStore:
         format: Literal["pandas", "arrow"] = "pandas",
     ) -> pd.DataFrame | pa.Table:
         """The feature group as published at `as_of` (commit time) or at commit `commit`; now by default."""
-        fg = self.catalog.fg(feature_group)
+        fg = discovery.load(self.project, isolate=True).fg(feature_group)  # another group's broken YAML: not ours
         sync_project(self.project, [fg])  # commit ids / times a read resolves are the snapshot's, logged or not
         with self.project.warehouse(read_only=True) as wh:
             t = resolve_as_of(wh, fg, as_of, commit)

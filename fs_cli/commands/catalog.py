@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 
-from ..output import console, print_json, print_table
+from ..output import console, err_console, print_json, print_table
 from ._context import get_store
 from ._output import Listing, Output, output_options
 
@@ -21,9 +22,15 @@ def list_cmd(ctx: click.Context) -> Output:
     for r in rows:
         lc = r.get("latest_commit")
         shown.append({**r, "latest commit": f"#{lc['commit_id']} {lc['commit_time'][:19]}" if lc else ""})
+    invalid = [r for r in rows if r["kind"] == "invalid"]
+
+    def invalid_note() -> None:  # the others are listed; the broken ones say what is wrong
+        for r in invalid:
+            err_console.print(f"[yellow]WARN[/] {escape(r['name'])}: {escape(r['description'])}", highlight=False)
+
     return Listing(rows=rows, table_rows=shown, title="feature store catalog",
                    columns=["name", "kind", "entities", "features", "online", "ttl", "owner", "tags", "latest commit",
-                            "rows"])
+                            "rows"], after=invalid_note)
 
 
 @click.command()

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from ..output import console, err_console, print_table
+from ..output import console, err_console, log, print_table, progress_line
 from ._context import get_store
 from ._output import Output, machine_readable, output_options
 
@@ -56,15 +65,30 @@ def _dbt_log_level(level: str | None) -> Iterator[None]:
 def _run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool, quiet: bool):
     store = get_store(ctx)
     parsed = _parse_vars(vars_)
+    verbose = bool(ctx.find_root().obj.get("verbose"))
+    # A terminal gets a bar; elsewhere (CI, a pipe) or with --verbose, one line per dbt node as it finishes, on
+    # stderr. --json/--csv keep quiet unless --verbose. The log file (--log-file) gets the lines either way.
+    lines = verbose or (not quiet and not err_console.is_terminal)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
-                  TextColumn("{task.completed} nodes"), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=quiet or not err_console.is_terminal) as bar:
+                  MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=quiet or lines or not err_console.is_terminal) as bar:
         task = bar.add_task("parsing project", total=None)
+        started = time.monotonic()
 
-        def progress(msg: str, done: int) -> None:
-            bar.update(task, description=msg, completed=done)
+        def progress(msg: str, done: int, total: int | None = None) -> None:
+            bar.update(task, description=msg, completed=done, total=total)
+            counted = f"[{done}/{total}]" if total else f"[{done}]"
+            line = f"fs run {time.monotonic() - started:6.1f}s {counted} {msg}"
+            log.info(line)
+            if lines and (verbose or _finished(msg)):
+                progress_line(line)
 
         return store.run(select=select, materialize=not no_materialize, progress=progress, vars=parsed)
+
+
+def _finished(msg: str) -> bool:
+    """A node's last line (`phase: node status`): outside a terminal, one line per node, not two."""
+    return msg.rsplit(" ", 1)[-1] in {"success", "error", "fail", "pass", "warn", "skipped", "skip"}
 
 
 def _parse_vars(vars_: str | None) -> dict | None:
@@ -102,12 +126,12 @@ def _show_report(report) -> None:
         errors = o.errors  # checks that could not run: errors, not verdicts on the data
         for f in o.failures:
             if f in errors:
-                console.print(f"[red]ERROR[/] {o.feature_group}: {f.split(' ', 1)[1]}", highlight=False)
+                console.print(f"[red]ERROR[/] {escape(o.feature_group)}: {escape(f.split(' ', 1)[1])}", highlight=False)
             else:
-                console.print(f"[red]FAIL[/] {o.feature_group}: {f}", highlight=False)
+                console.print(f"[red]FAIL[/] {escape(o.feature_group)}: {escape(f)}", highlight=False)
         for w in o.warnings:
-            console.print(f"[yellow]WARN[/] {o.feature_group}: {w}", highlight=False)
+            console.print(f"[yellow]WARN[/] {escape(o.feature_group)}: {escape(w)}", highlight=False)
     for f in report.other_failures:
-        console.print(f"[red]FAIL[/] {f}", highlight=False)
+        console.print(f"[red]FAIL[/] {escape(f)}", highlight=False)
     if not report.outcomes and not report.other_failures:
         console.print("nothing selected: no feature group was built", style="yellow")

@@ -18,7 +18,9 @@ def training_dataset() -> None:
 
     \b
     fs training-dataset create fv_fraud_detection --split random:0.8,0.2:42
-    fs training-dataset create fv_fraud_detection --as-of "2026-01-15 00:00:00"   # as the store knew it then
+    fs training-dataset create fv_fraud_detection --as-of "$T"
+        # as the store knew it at commit time T: a commit_time from `fs commits FG`
+        # at full precision, e.g. "2026-12-01 10:00:00.123456" (not a date inside the data)
     fs training-dataset list [FV] [--json]
     fs training-dataset show fv_fraud_detection:1
     fs training-dataset export fv_fraud_detection:1 --out td.parquet [--split train]
@@ -35,7 +37,8 @@ def _summary(td) -> dict:
         "ref": td.ref, "created_at": td.created_at, "as_of": _exact(td.as_of), "read_at": _exact(td.read_at),
         "rows": td.rows, "splits": ", ".join(f"{k} {v}" for k, v in td.row_counts.items()),
         "split": td.split.get("spec"), "features": len(td.features),
-        "spine": f"{td.spine_start} .. {td.spine_end}",
+        "spine": f"{td.spine_start} .. {td.spine_end}, " + (
+            "read as of read_at (a snapshot)" if td.spine_read == "as_of" else "read live at created_at"),
         "fg_commits": ", ".join(f"{c['feature_group']}#{c['commit_id']}" for c in td.fg_commits),
         "content_hash": td.content_hash[:16], "description": td.description or "",
     }
@@ -43,7 +46,8 @@ def _summary(td) -> dict:
 
 @training_dataset.command()
 @click.argument("feature_view")
-@click.option("--as-of", help="Commit time (ISO 8601, UTC) to read the feature groups at; default: now.")
+@click.option("--as-of", help="Commit time (ISO 8601, UTC; see `fs commits FG`) to read the feature groups at, "
+              "not a date inside the data; default: now.")
 @click.option("--split", "split", help=f"How to split rows: {SPLIT_HELP}. Default: none (all train).")
 @click.option("--description", help="A note stored with the version.")
 @output_options(json_help="Print the new version's metadata as JSON.")

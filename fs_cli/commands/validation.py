@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.markup import escape
 
 from ..output import console, print_table
 from ._context import get_store
@@ -79,8 +80,8 @@ def validate(ctx: click.Context, name: str, reference: str | None) -> Output:
         print_table([r.to_dict() for r in report.results], ["check", "outcome", "message"],
                     title=f"validation of {report.feature_group} (candidate {report.candidate_id})")
         for r in report.failures:
-            console.print(f"[red]FAIL[/] {report.summary(r)}", highlight=False)
+            console.print(f"[red]FAIL[/] {escape(report.summary(r))}", highlight=False)
         for r in report.errors:  # the check could not run: not a verdict on the data
-            console.print(f"[magenta]ERROR[/] {report.summary(r)}", highlight=False)
+            console.print(f"[magenta]ERROR[/] {escape(report.summary(r))}", highlight=False)
 
     return Output(report.to_dict(), show=tables, exit_code=0 if report.passed else 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,14 +90,28 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 if "different configuration" not in str(e):
                     raise
             except duckdb.IOException as e:
-                raise FeatureStoreError(
-                    f"cannot open the warehouse {path}: {e}",
-                    fix="another process (a running `fs run` or a BI client with write access) holds the lock; "
-                    "wait for it to finish or close it",
-                ) from None
+                raise lock_error(path, e) from None
         if time.monotonic() > deadline:
             raise FeatureStoreError(
                 f"cannot open the warehouse {path}: this process holds it in another mode for more than 10 s",
                 fix="close the other connection to the warehouse in this process",
             )
         time.sleep(0.02)
+
+
+def lock_error(path: Path, e: Exception) -> FeatureStoreError:
+    """One line for a DuckDB file another process holds, naming that process when DuckDB reports it
+    ("Conflicting lock is held in /usr/bin/python3 (PID 123)")."""
+    held = re.search(r"held in (.+?) \(PID (\d+)\)", str(e))
+    if held is None:
+        return FeatureStoreError(
+            f"cannot open the warehouse {path}: {str(e).splitlines()[0]}",
+            fix="another process (a running `fs run` or a BI client with write access) holds the lock; "
+            "wait for it to finish or close it",
+        )
+    program, pid = held.group(1), held.group(2)
+    return FeatureStoreError(
+        f"the warehouse {path} is locked by another process: PID {pid} ({program})",
+        fix=f"close that process's connection to the file (a BI client, a notebook, another `fs`/`dbt` run) or wait "
+        f"for it to finish (`ps -p {pid}` shows it), then retry",
+    )
