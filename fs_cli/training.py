@@ -199,6 +199,7 @@ class TrainingDataset:
     read_at: datetime  # the commit time the feature groups were read at
     fg_commits: list[dict[str, Any]]  # [{feature_group, commit_id, commit_time}]
     spine_model: str
+    spine_read: str | None  # "as_of": a snapshot spine read at read_at; "live": read as it was at created_at
     spine_start: datetime | None
     spine_end: datetime | None
     split: dict[str, Any]
@@ -232,9 +233,10 @@ _META_COLUMNS = [
     ("as_of", "timestamp"), ("read_at", "timestamp"), ("fg_commits", "text"), ("spine_model", "text"),
     ("spine_start", "timestamp"), ("spine_end", "timestamp"), ("split", "text"), ("row_counts", "text"),
     ("rows", "bigint"), ("content_hash", "text"), ("features", "text"), ("labels", "text"), ("columns", "text"),
-    ("declaration", "text"), ("statistics", "text"), ("description", "text"),
+    ("declaration", "text"), ("statistics", "text"), ("description", "text"), ("spine_read", "text"),
 ]
-_NULLABLE = {"as_of", "spine_start", "spine_end", "statistics", "description"}
+# spine_read is NULL on versions made before it was recorded (their spine was read live).
+_NULLABLE = {"as_of", "spine_start", "spine_end", "statistics", "description", "spine_read"}
 _JSON = {"fg_commits", "split", "row_counts", "features", "labels", "columns", "declaration", "statistics"}
 
 
@@ -242,6 +244,10 @@ def ensure_td_meta(wh: Warehouse) -> None:
     wh.ensure_schema(META_SCHEMA)
     wh.ensure_schema(TD_SCHEMA)
     if wh.relation_exists(META_SCHEMA, "training_datasets"):
+        have = {n for n, _ in wh.describe(_td_meta(wh))}
+        for n, t in _META_COLUMNS:  # a table from an older release: add the columns recorded since (nullable)
+            if n not in have:
+                wh.add_column(_td_meta(wh), n, t)
         return
     cols = ",\n".join(f"{wh.quote(n)} {wh.type(t)}{'' if n in _NULLABLE else ' not null'}"
                       for n, t in _META_COLUMNS)
@@ -270,7 +276,7 @@ def _row_to_td(row: tuple, quote=quote_ident) -> TrainingDataset:
         feature_view=d["feature_view"], version=int(d["version"]),
         table=f"{TD_SCHEMA}.{quote(d['table_name'])}", created_at=d["created_at"], as_of=d["as_of"],
         read_at=d["read_at"], fg_commits=d["fg_commits"], spine_model=d["spine_model"],
-        spine_start=d["spine_start"], spine_end=d["spine_end"], split=d["split"], row_counts=d["row_counts"],
+        spine_read=d["spine_read"] or "live", spine_start=d["spine_start"], spine_end=d["spine_end"], split=d["split"], row_counts=d["row_counts"],
         rows=int(d["rows"]), content_hash=d["content_hash"], features=d["features"], labels=d["labels"],
         columns=d["columns"], declaration=d["declaration"], statistics=d["statistics"], description=d["description"],
     )
@@ -279,7 +285,8 @@ def _row_to_td(row: tuple, quote=quote_ident) -> TrainingDataset:
 def list_tds(wh: Warehouse, feature_view: str | None = None) -> list[TrainingDataset]:
     if not relation_exists(wh, META_SCHEMA, "training_datasets"):
         return []
-    names = ", ".join(wh.quote(n) for n, _ in _META_COLUMNS)  # Spark: "x" is a string, `x` a column
+    have = {n for n, _ in wh.describe(TD_META)}  # an older release's table lacks the newer (nullable) columns
+    names = ", ".join(wh.quote(n) if n in have else "null" for n, _ in _META_COLUMNS)  # Spark: `x` a column
     where, params = ("where feature_view = ?", [feature_view]) if feature_view else ("", [])
     rows = wh.execute(f"select {names} from {TD_META} {where} order by feature_view, version", params).fetchall()
     return [_row_to_td(r, wh.quote) for r in rows]
@@ -616,7 +623,8 @@ def create(project: Project, catalog: Catalog, feature_view: str, as_of: str | d
         _check_spine(wh, fv)
     sql = compile_feature_view(project, fv, read_at)  # dbt holds its own connection: ours is closed meanwhile
     meta = {"created_at": now, "as_of": asked, "read_at": read_at, "fg_commits": commits,
-            "spine_model": fv.spine_model, "declaration": fv.spec, "description": description}
+            "spine_model": fv.spine_model, "spine_read": "as_of" if fv.spine_versioned else "live",
+            "declaration": fv.spec, "description": description}
     with project.warehouse() as wh:
         return build(wh, fv, sql, meta, spec, steps)
 

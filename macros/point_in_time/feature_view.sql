@@ -104,8 +104,12 @@
             'prefix': g.prefix,
         }) -%}
     {%- endfor -%}
+    {#- A snapshot spine is read like the feature groups (its published rows, as of `as_of`): a late or corrected
+        label cannot change the reproduction of a training dataset. Any other spine is read as it is now. -#}
+    {%- set spine = feature_store.fs_fv_published(rv.spine.relation, as_of) if rv.spine.get('versioned')
+                    else rv.spine.relation -%}
     {%- set pit = feature_store.fs_point_in_time_join(
-        rv.spine.relation, fgs, rv.spine.timestamp, rv.boundary == 'inclusive', rv.spine.columns) -%}
+        spine, fgs, rv.spine.timestamp, rv.boundary == 'inclusive', rv.spine.columns) -%}
     {%- set on_demand = decl.get('on_demand') or [] -%}
     {%- if on_demand | length > 0 -%}
         {#- On-demand features (macros/transforms/on_demand.sql) are computed over the joined row. -#}
@@ -201,7 +205,7 @@ from (
     {{ return({
         'name': fv_name,
         'spine': {'relation': feature_store.fs_fv_relation(spine_node), 'timestamp': sp.get('timestamp'),
-                  'columns': spine_cols},
+                  'columns': spine_cols, 'versioned': spine_node.resource_type == 'snapshot'},
         'feature_groups': fgs,
         'boundary': boundary,
         'output_columns': spine_cols + outputs + od_names,
