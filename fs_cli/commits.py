@@ -234,20 +234,22 @@ def resolve_as_of(
     return t
 
 
-def published_query(fg: FeatureGroup, as_of: datetime | None, quote: Any = None) -> tuple[str, list]:
-    """SQL (and its parameters) for the feature group as published at `as_of` (None = now)."""
+def published_query(fg: FeatureGroup, as_of: datetime | None, quote: Any = None,
+                    ordered: bool = True) -> tuple[str, list]:
+    """SQL (and its parameters) for the feature group as published at `as_of` (None = now), in key order unless
+    not `ordered` (a subquery)."""
     from .warehouse import quote_ident
 
     q = quote or quote_ident
     cols = ", ".join(q(c) for c in fg.column_names)
-    order = ", ".join(q(c) for c in fg.key_columns)
+    order = "order by " + ", ".join(q(c) for c in fg.key_columns) if ordered else ""
     live = "coalesce(dbt_is_deleted, 'False') <> 'True'"
     if as_of is None:
-        return f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null and {live} order by {order}", []
+        return f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null and {live} {order}", []
     return (
         f"""select {cols} from {fg.snapshot_relation}
             where dbt_valid_from <= ? and (dbt_valid_to is null or dbt_valid_to > ?) and {live}
-            order by {order}""",
+            {order}""",
         [as_of, as_of],
     )
 

@@ -187,6 +187,17 @@ class FeatureStore:
             table = read_published(wh, fg, t)
         return table if format == "arrow" else table.to_pandas()
 
+    def distributions(self, feature_group: str) -> dict[str, dict[str, Any]]:
+        """Each feature's distribution over the group's current published rows (fs_cli/distributions.py):
+        histograms for numbers, top values for text, the range for times, missing values counted apart."""
+        from . import distributions
+
+        fg = discovery.load(self.project, isolate=True).fg(feature_group)
+        if not store_exists(self.project):
+            return {}
+        with self.project.warehouse(read_only=True) as wh:
+            return distributions.latest(wh, fg)
+
     # -- training datasets -------------------------------------------------------------------------------
     def create_training_dataset(
         self,

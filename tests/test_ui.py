@@ -165,6 +165,50 @@ def test_feature_group_page_and_its_json_twin(ui_project, client):
     assert f"c1: inserted {charts._fmt(log[0]['inserted'])}" in commit_chart
 
 
+def _oracle_distribution(values: list, kind: str, bins: int = 10, top: int = 10) -> dict:
+    """The distribution the page must show, from the published rows in plain Python."""
+    import math
+    from collections import Counter
+
+    present = [v for v in values if v is not None]
+    out = {"kind": kind, "rows": len(values), "missing": len(values) - len(present)}
+    if kind == "numeric":
+        xs = [float(v) for v in present]
+        lo, hi = min(xs), max(xs)
+        width = (hi - lo) / bins
+        counts = Counter(min(int(math.floor((x - lo) / width)), bins - 1) for x in xs)
+        return {**out, "counts": [counts.get(i, 0) for i in range(bins)], "from": lo, "to": hi}
+    counts = Counter(str(v).lower() if isinstance(v, bool) else str(v) for v in present)
+    return {**out, "values": counts, "top": sorted(counts.values(), reverse=True)[:top]}
+
+
+def test_feature_group_page_shows_each_features_distribution_of_the_latest_commit(ui_project, client):
+    _, d = ui_project
+    fs = FeatureStore(d)
+    data = client.get(f"/ui/feature-groups/{FG}.json").json()["distributions"]
+    features = fs.catalog.fg(FG).features
+    assert set(data) == {f.name for f in features}
+    rows = fs.read(FG, format="arrow")
+    kinds = set()
+    for f in features:
+        got = data[f.name]
+        kinds.add(got["kind"])
+        want = _oracle_distribution(rows.column(f.name).to_pylist(), got["kind"])
+        assert (got["rows"], got["missing"]) == (want["rows"], want["missing"]) == (rows.num_rows, want["missing"])
+        if got["kind"] == "numeric":
+            assert [b["count"] for b in got["bins"]] == want["counts"], f.name
+            assert got["bins"][0]["from"] == pytest.approx(want["from"]) and got["bins"][-1]["to"] == want["to"]
+        elif got["kind"] == "categorical":
+            assert [v["count"] for v in got["values"]] == want["top"], f.name  # most frequent first
+            assert all(want["values"][v["value"]] == v["count"] for v in got["values"]), f.name
+            assert got["other"] == sum(want["values"].values()) - sum(want["top"])
+    assert "numeric" in kinds  # the demo group has numbers to draw
+    html = client.get(f"/ui/feature-groups/{FG}").text
+    section = html.split('id="distributions"', 1)[1].split("</div>\n", 1)[0]
+    numeric = [f for f, g in data.items() if g["kind"] == "numeric" and g["bins"]]
+    assert section.count("<svg") >= len(numeric) and all(f"{f}: rows per bin" in section for f in numeric)
+
+
 def test_validation_runs_show_the_failing_expectation(ui_project, client):
     _, d = ui_project
     data = client.get(f"/ui/feature-groups/{FG}.json").json()

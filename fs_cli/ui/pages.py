@@ -218,6 +218,7 @@ def feature_group_page(fs: FeatureStore, name: str) -> dict[str, Any]:
         "page": "feature_group", "name": name, "describe": describe,
         "validation_runs": validation_runs(rows), "drift": drift_series(rows),
         "cost_history": costs, "impact": fs.models.impact(name),  # `fs impact NAME --json`
+        "distributions": fs.distributions(name),  # of the latest commit
     })
 
 

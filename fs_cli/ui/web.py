@@ -140,6 +140,8 @@ def chart_set(data: dict[str, Any]) -> dict[str, str]:
         out["rows"] = charts.lines("rows after each commit", labels, {"rows": [c["rows"] for c in log]})
         for feature, d in data["drift"].items():
             out[f"drift:{feature}"] = charts.lines(f"drift of {feature} per run", d["runs"], d["stats"])
+        for feature, dist in (data.get("distributions") or {}).items():
+            out[f"dist:{feature}"] = _distribution_chart(feature, dist)
         costs = list(reversed(data["cost_history"]))
         out["cost"] = charts.stacked_bars("seconds per run (build / test / validation)",
                                           [str(c["recorded_at"])[5:16] for c in costs], {
@@ -160,6 +162,20 @@ def chart_set(data: dict[str, Any]) -> dict[str, str]:
                 series = {stat: [pts.get(r) for r in d["runs"]] for stat, pts in f["points"].items()}
                 out[f"{fv}:{feature}"] = charts.lines(f"{fv}: {feature} drift per run", d["runs"], series)
     return {k: v for k, v in out.items() if v}
+
+
+def _distribution_chart(feature: str, dist: dict[str, Any]) -> str:
+    missing = f", {dist['missing']:,} missing" if dist.get("missing") else ""
+    if dist["kind"] == "numeric" and dist.get("bins"):
+        bins = dist["bins"]
+        labels = [_num(b["from"]) for b in bins]
+        return charts.stacked_bars(f"{feature}: rows per bin{missing}", labels, {"rows": [b["count"] for b in bins]})
+    if dist["kind"] == "categorical" and dist.get("values"):
+        items = [(str(v["value"]), v["count"]) for v in dist["values"]]
+        if dist.get("other"):
+            items.append(("(other)", dist["other"]))
+        return charts.hbars(f"{feature}: most frequent values{missing}", items)
+    return ""
 
 
 def ui_router(factory: Callable[[], FeatureStore]) -> APIRouter:
