@@ -235,6 +235,7 @@ def test_the_broken_group_is_reported_and_publishing_stays_strict(broken):
     res = invoke(broken, "describe", "fg_customer_profile")
     assert res.exit_code == 2, res.output
     assert "config.meta.fs.event_time names column 'profile_updated_att'" in res.stderr, res.stderr
+    assert "fix: did you mean profile_updated_at?" in res.stderr, res.stderr
     # the typo is reported on its field; no fix elsewhere copies it (e.g. into the snapshot's unique_key)
     assert [ln for ln in res.stderr.splitlines() if "profile_updated_att" in ln] == [
         ln for ln in res.stderr.splitlines() if "event_time names column 'profile_updated_att'" in ln], res.stderr
