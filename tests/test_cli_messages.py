@@ -81,6 +81,8 @@ def test_log_file_records_the_command_and_its_progress(published):
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO fs .*--log-file .* run$", log[0]), log[:2]
     logged = [ln for ln in log if "publish: fg_customer_profile_snapshot success" in ln]
     assert len(logged) == 1, log
+    outcomes = [ln for ln in log if re.search(r"INFO fs run: fg_\w+ ok \(policy \w+\): commit 1 \(\+\d+ ~0 -0", ln)]
+    assert len(outcomes) == 3, log
 
 
 # -- item 10: a locked warehouse ---------------------------------------------------------------------------------

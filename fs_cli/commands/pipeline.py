@@ -43,6 +43,7 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
     quiet = machine_readable()
     with _dbt_log_level("none" if quiet else None):  # programs read stdout: keep dbt's log lines out of it
         report = _run(ctx, select, vars_, no_materialize, quiet)
+    _log_report(report)
     return Output(report.to_dict(), show=lambda: _show_report(report), exit_code=0 if report.ok else 1)
 
 
@@ -89,6 +90,21 @@ def _run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mate
 def _finished(msg: str) -> bool:
     """A node's last line (`phase: node status`): outside a terminal, one line per node, not two."""
     return msg.rsplit(" ", 1)[-1] in {"success", "error", "fail", "pass", "warn", "skipped", "skip"}
+
+
+def _log_report(report) -> None:
+    """The outcome of each group, for --log-file (what the table shows, one line each)."""
+    for o in report.outcomes.values():
+        c = o.commit
+        commit = f"commit {c.commit_id} (+{c.inserted} ~{c.updated} -{c.deleted}, {c.rows} rows)" if c else (
+            "unchanged" if o.published else "not published")
+        log.info("fs run: %s %s (policy %s): %s", o.feature_group, o.status, o.policy, commit)
+        for f in o.failures:
+            log.warning("fs run: %s: %s", o.feature_group, f)
+        for w in o.warnings:
+            log.warning("fs run: %s: %s", o.feature_group, w)
+    for f in report.other_failures:
+        log.warning("fs run: %s", f)
 
 
 def _parse_vars(vars_: str | None) -> dict | None:
