@@ -129,7 +129,8 @@ def run_pipeline(
     checks: Sequence[CandidateCheck] = (),
     post_publish: Sequence[PostPublishStep] = (),
 ) -> RunReport:
-    """Run the feature pipeline; `progress(message, nodes_done)` is called as dbt finishes nodes.
+    """Run the feature pipeline; `progress(message, nodes_done)` is called as dbt starts and finishes nodes and as
+    each candidate is audited (a callback with a `total` keyword also gets the phase's node count: DbtProgress).
 
     The caller composes the audit and the after-publish work: `checks` run on every built candidate (their failures
     block a strict group), `post_publish` steps run after the snapshots (FeatureStore.run passes the validation gate,
