@@ -175,6 +175,7 @@ def test_a_tree_model_needs_its_tree_type_trusted(proj, df, tmp_path):
     assert json.loads(res.stdout)["model"]["artifact_trust"]["trusted_types"] == [TREE]
     test = df[df.split == "test"]
     assert np.array_equal(reg.get("tree:1").predict_proba(test), tree.predict_proba(test[["x1", "x2"]]))
+    assert reg.register("tree", path, "fv_test:1", trusted_types=TREE).artifact_trust["trusted_types"] == [TREE]
 
 
 def test_an_untrusted_type_in_a_skops_file_is_refused_at_registration(proj, df, tmp_path):

@@ -69,6 +69,8 @@ def trust_for(fmt: str, data: bytes, where: str, trust_pickle: bool = False,
                 "--trust-pickle (SDK: register(..., trust_pickle=True))",
             )
         return {"format": fmt, "executes_code": True, "trust_pickle": True}
+    if isinstance(trusted_types, str):  # one type name, not its characters
+        trusted_types = [trusted_types]
     found = set(untrusted_types(data, where))
     refused = sorted(found - SAFE_EXTRA_TYPES - {str(t) for t in trusted_types or ()})
     if refused:
