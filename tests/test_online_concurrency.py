@@ -272,3 +272,67 @@ def test_racing_publishes_in_reverse_order(store):
     assert all(results[t] == "refused" for t in range(1, n)), results
     assert served(store) == dict.fromkeys(range(N_KEYS), n)
     served_through_reader(store)
+
+
+# -- through `fs materialize` (the warehouse path) ------------------------------------------------------------------
+
+PROFILE = "fg_customer_profile"
+CLOCK = datetime(2026, 1, 20, 12, 0)
+
+
+def _all_rows(store, fg: str) -> list:
+    return [None if v is None else unpack_row(v) for v in store.read([(fg, [str(k) for k in range(1000)])])[0].values]
+
+
+def test_fs_materialize_plans_again_after_a_concurrent_schema_change_and_refuses_older_runs(
+        store, demo_project, tmp_path, monkeypatch):
+    """On the demo (DuckDB): a clock run plans an incremental update; before it publishes, another writer publishes
+    the group under another schema. The run must plan again (a full rewrite) and serve exactly what a clean
+    materialization serves. Then a run on an earlier clock (a concurrent run that read earlier and publishes later)
+    is refused with a warning and writes nothing; an explicit --end (a backfill) is published on purpose."""
+    from fs_cli import FeatureStore
+    from fs_cli.online import from_warehouse
+
+    fs = FeatureStore(demo_project)
+
+    def run(clock: datetime, target=store, **kw):
+        monkeypatch.setattr(from_warehouse, "utcnow", lambda: clock)
+        return from_warehouse.materialize_project(fs.project, fs.catalog, [PROFILE], store=target, **kw)
+
+    run(CLOCK)
+    spec = store.pointers()[PROFILE].spec
+    other = FGSpec(name=PROFILE, keys=spec.keys, key_types=spec.key_types, event_time=spec.event_time,
+                   features=(FeatureSpec("other", "varchar"),))
+    original = store.apply_incremental
+    calls = []
+
+    def schema_change_first(*args, **kw):
+        if not calls:  # once: the other writer lands between this run's plan and its publish
+            calls.append(1)
+            table = pa.table({spec.keys[0]: pa.array(range(1, 400), pa.int64()),
+                              spec.event_time: [CLOCK - timedelta(days=1)] * 399, "other": ["other:1"] * 399})
+            served_commit = store.pointers()[PROFILE].meta["watermark"]  # same data, not older: not refused
+            materialize(store, other, table, CLOCK + timedelta(minutes=30), watermark=served_commit)
+        return original(*args, **kw)
+
+    store.apply_incremental = schema_change_first
+    results, warnings = run(CLOCK + timedelta(hours=1))
+    store.apply_incremental = original
+    assert calls, "the run did not plan an incremental update"
+    reference, _, _ = make_store("sqlite", tmp_path)
+    try:
+        run(CLOCK + timedelta(hours=1), target=reference)
+        assert store.pointers()[PROFILE].spec == spec
+        want = _all_rows(reference, PROFILE)
+        assert sum(v is not None for v in want) > 100 and _all_rows(store, PROFILE) == want
+    finally:
+        cleanup(reference)
+    assert [r.mode for r in results] == ["full"] and not warnings, (results, warnings)  # planned again
+    before = store.pointers()[PROFILE]
+    results, warnings = run(CLOCK - timedelta(hours=1))  # read earlier, publishes later: refused
+    assert results == [] and any("already serves newer data" in w for w in warnings), warnings
+    after = store.pointers()[PROFILE]
+    assert (after.gen, after.version, after.meta["now"]) == (before.gen, before.version, before.meta["now"])
+    results, warnings = run(CLOCK, now=CLOCK - timedelta(days=3))  # a backfill: served on purpose
+    assert [r.mode for r in results] == ["full"], warnings
+    assert store.pointers()[PROFILE].meta["now"] == (CLOCK - timedelta(days=3)).isoformat()

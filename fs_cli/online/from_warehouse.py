@@ -210,6 +210,7 @@ def materialize_project(
     own = store is None
     store = store or open_store(default_store_url(project))
     rewind = now is not None or start is not None  # a backfill to a chosen time, not a run on the clock
+    full = full or rewind  # an incremental update only moves forward from the serving version
     now = now or utcnow()
     results: list[MaterializeResult] = []
     refused = False
