@@ -263,6 +263,17 @@ def read_published(wh: Warehouse, fg: FeatureGroup, as_of: datetime | None = Non
     return wh.arrow(sql, params)
 
 
+def _any_unlogged(project: Any, fgs: list[FeatureGroup]) -> bool:
+    """Whether a snapshot holds a publish the commit log has not yet (read-only)."""
+    with project.warehouse(read_only=True) as wh:
+        if not any(is_published(wh, fg) for fg in fgs):
+            return False
+        schema, _, table = COMMITS.partition(".")
+        if not wh.relation_exists(schema, table):
+            return True
+        return any(is_published(wh, fg) and _snapshot_commits(wh, fg, _last_logged(wh, fg)[1]) for fg in fgs)
+
+
 def sync_project(project: Any, fgs: list[FeatureGroup]) -> bool:
     """Log every publish the snapshots hold and the commit log not yet (plain `dbt snapshot`, or an `fs run` killed
     between its snapshot and its log write), before anything reads the log. Skipped -- returning False -- when the
@@ -272,6 +283,8 @@ def sync_project(project: Any, fgs: list[FeatureGroup]) -> bool:
 
     if not store_exists(project):
         return False
+    if project.reading_shared and not _any_unlogged(project, fgs):
+        return True  # checked on the block's read-only session: no read-write open (and no lock) for nothing
     try:
         wh = project.warehouse(read_only=False)
     except FeatureStoreError:

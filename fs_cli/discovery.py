@@ -14,6 +14,12 @@ from .warehouse import store_exists
 def load(project: Project, refresh: bool = False, isolate: bool = False) -> Catalog:
     """The catalog; any invalid declaration raises, unless `isolate` (read-only commands): then invalid groups and
     views are left out, in `Catalog.broken`, and the others are served."""
+    if refresh:
+        return _load(project, True, isolate)
+    return project.memo(("catalog", isolate), lambda: _load(project, False, isolate))
+
+
+def _load(project: Project, refresh: bool, isolate: bool) -> Catalog:
     catalog = load_catalog(project.manifest(refresh=refresh), project.dir, project.vars, isolate=isolate)
     _validate_transforms(catalog, isolate)
     return catalog

@@ -40,13 +40,21 @@ def latest(wh: Warehouse, fg: FeatureGroup, bins: int = BINS, top: int = TOP_VAL
     sql, params = published_query(fg, None, wh.quote, ordered=False)
     base = f"({sql}) as __fs_latest"
     types = dict(wh.describe(fg.snapshot_relation))
-    return {f.name: _distribution(wh, base, params, wh.quote(f.name), _kind(types.get(f.name, "")), bins, top)
-            for f in fg.features if f.name in types}
+    names = [f.name for f in fg.features if f.name in types]
+    if not names:
+        return {}
+    # count, min and max of every feature in one scan
+    cols = [wh.quote(n) for n in names]
+    stats = wh.fetchone("select count(*), " + ", ".join(f"count({c}), min({c}), max({c})" for c in cols)
+                        + f" from {base}", params)
+    rows = int(stats[0])
+    return {n: _distribution(wh, base, params, c, _kind(types[n]), rows, *stats[1 + 3 * i: 4 + 3 * i], bins, top)
+            for i, (n, c) in enumerate(zip(names, cols, strict=True))}
 
 
-def _distribution(wh: Warehouse, base: str, params: list, col: str, kind: str, bins: int, top: int) -> dict[str, Any]:
-    rows, present, lo, hi = wh.fetchone(f"select count(*), count({col}), min({col}), max({col}) from {base}", params)
-    out: dict[str, Any] = {"kind": kind, "rows": int(rows), "missing": int(rows) - int(present)}
+def _distribution(wh: Warehouse, base: str, params: list, col: str, kind: str, rows: int, present: int, lo: Any,
+                  hi: Any, bins: int, top: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": kind, "rows": rows, "missing": rows - int(present)}
     if kind == "time":
         return {**out, "min": lo, "max": hi}
     if kind == "numeric":

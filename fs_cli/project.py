@@ -100,6 +100,8 @@ class Project:
         self._manifest = None
         self._manifest_fp: str | None = None  # fingerprint of the project files the parsed manifest was parsed from
         self._target_config: dict[str, Any] | None = None
+        self._shared_reads: list[Any] | None = None  # inside reading(): [the borrowed session, or None until first use]
+        self._memo: dict[Any, Any] | None = None  # inside reading(): values computed once per block (the catalog)
 
     # -- paths -------------------------------------------------------------------------------------------
     @property
@@ -227,10 +229,53 @@ class Project:
         return str(self.target_config().get("type"))
 
     def warehouse(self, read_only: bool = False):
-        """A session on the target warehouse (context manager): see fs_cli/warehouse."""
+        """A session on the target warehouse (context manager): see fs_cli/warehouse. Inside `reading()`, read-only
+        sessions are one borrowed session."""
+        from contextlib import nullcontext
+
         from .warehouse import open_warehouse
 
+        shared = self._shared_reads
+        if shared is not None:
+            if read_only:
+                if shared[0] is None:
+                    shared[0] = open_warehouse(self, read_only=True)
+                return nullcontext(shared[0])  # closed when reading() ends
+            self._close_shared_reads()  # an embedded file takes one read-write or read-only connection at a time
         return open_warehouse(self, read_only=read_only)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every read-only warehouse session opened in this block is one session, opened on first use and closed at
+        the end: a page or report that reads through many SDK calls opens the warehouse once (an open costs a
+        connection, or an embedded file's catalog load) instead of once per call. Single-threaded use."""
+        if self._shared_reads is not None:  # nested: the outer block owns the session
+            yield
+            return
+        self._shared_reads, self._memo = [None], {}
+        try:
+            yield
+        finally:
+            self._close_shared_reads()
+            self._shared_reads, self._memo = None, None
+
+    @property
+    def reading_shared(self) -> bool:
+        """Inside `reading()`: read-only sessions are shared."""
+        return self._shared_reads is not None
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()`, once per key inside `reading()` (the project cannot change under a read-only block)."""
+        if self._memo is None:
+            return compute()
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def _close_shared_reads(self) -> None:
+        if self._shared_reads and self._shared_reads[0] is not None:
+            self._shared_reads[0].close()
+            self._shared_reads[0] = None
 
     # -- dbt ---------------------------------------------------------------------------------------------
     def _base_args(self) -> list[str]:

@@ -102,7 +102,8 @@ class StoreHolder:
             hit = self._cache.get(key)
             if stamp is not None and hit is not None and hit[0] == stamp:
                 return hit[1]
-            data = page(self._fs, *args)
+            with self._fs.project.reading():  # one warehouse session for the whole page
+                data = page(self._fs, *args)
             if stamp is not None:
                 if len(self._cache) >= self.MAX_CACHED:
                     self._cache.clear()
