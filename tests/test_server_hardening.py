@@ -104,6 +104,36 @@ def test_content_length_over_the_limit_is_413_json_on_every_route(store, path):
         assert small.status_code in (400, 404, 422) and "exceeds" not in small.json()["error"]
 
 
+def test_a_stalled_body_answers_408_in_process(store):
+    """The app's own body deadline (not the server's): a client that stops sending mid-body gets a 408 JSON answer,
+    and the next request on the same app is served normally."""
+    app = app_for(store, body_timeout=0.5)
+    sent: list[dict] = []
+    calls = [0]
+
+    async def receive() -> dict:
+        calls[0] += 1
+        if calls[0] == 1:
+            return {"type": "http.request", "body": b'{"entities": [', "more_body": True}
+        await asyncio.sleep(3600)  # never sends the rest
+
+    async def send(msg: dict) -> None:
+        sent.append(msg)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/feature-views/customer_v1/vectors", "raw_path": b"/feature-views/customer_v1/vectors",
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+             "headers": [(b"host", b"t"), (b"x-api-key", KEY.encode()), (b"content-length", b"100")]}
+    t0 = time.monotonic()
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
+    assert sent[0]["status"] == 408 and 0.4 < time.monotonic() - t0 < 10
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert "not received within 0.5 s" in orjson.loads(sent[1]["body"])["error"]
+    with TestClient(app, headers={"x-api-key": KEY}) as client:
+        r = client.post("/feature-views/customer_v1/vectors", json={"entities": [{"customer_id": 1}]})
+        assert r.status_code == 200, r.text
+
+
 def test_body_read_by_the_edge_reaches_every_handler(store):
     """The body is read once, before routing; handlers still get it whole (also when sent chunked)."""
     with TestClient(app_for(store), headers={"x-api-key": KEY}) as client:
@@ -325,6 +355,36 @@ def _read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, floa
     except TimeoutError:
         pytest.fail(f"the server still held the connection after {limit_s} s (got {data!r})")
     return data, time.monotonic() - t0
+
+
+def test_server_logs_its_5xx_with_the_request_id(tmp_path):
+    """The service's logger reaches the real server's stderr (it had no handler): a store with nothing materialized
+    answers /ready 503, logged with the request id."""
+    st, url, _ = make_store("sqlite", tmp_path)
+    port = free_port()
+    out = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "FS_API_KEYS"}
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "fs_cli", "serve", "--store", url, "--port", str(port),
+                                 "--no-log"], cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_DEADLINE_S
+        while True:  # alive (not ready: nothing is materialized)
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.2)
+        r = httpx.get(f"{base}/ready", headers={"x-request-id": "probe-503-a"})
+        assert r.status_code == 503 and r.headers["x-request-id"] == "probe-503-a"
+        assert "probe-503-a" in _wait_for_text(out, "probe-503-a")
+    finally:
+        stop(proc)
+        cleanup(st)
 
 
 def test_slow_headers_are_cut_off(server):

@@ -153,6 +153,7 @@ class _Edge:
                  body_timeout: float = DEFAULT_BODY_TIMEOUT):
         self.app, self.keys, self.metrics, self.hot = app, keys, metrics, hot
         self.open_routes, self.max_body, self.body_timeout = open_routes, max_body, body_timeout
+        self._watch: _BodyDeadlines | None = None
 
     async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Callable
                          ) -> tuple[bytes | None, tuple[int, str, str | None] | None]:
@@ -165,46 +166,63 @@ class _Edge:
                 expects_continue = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout
-        fix = f"send at most {self.max_body} bytes per request (split the batch)"
         if declared is not None and declared > self.max_body:
             # With Expect: 100-continue the client has not sent the body yet and never will: nothing to drain.
             if not expects_continue and declared <= DRAIN_LIMIT:
                 await self._drain(receive, deadline, 0)
-            return None, (413, f"request body of {declared} bytes exceeds {self.max_body} bytes", fix)
+            return None, (413, f"request body of {declared} bytes exceeds {self.max_body} bytes", self._fix())
         chunks, size = [], 0
+        deadlines = self._deadlines(loop)
+        entry = deadlines.watch(deadline)
         try:
-            async with asyncio.timeout_at(deadline):
-                while True:
-                    msg = await receive()
-                    if msg["type"] == "http.disconnect":
-                        raise _ClientGone
-                    chunk = msg.get("body", b"")
-                    size += len(chunk)
-                    more = msg.get("more_body", False)
-                    if size > self.max_body:
-                        break
-                    chunks.append(chunk)
-                    if not more:
-                        return b"".join(chunks) if len(chunks) != 1 else chunks[0], None
-        except TimeoutError:
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    raise _ClientGone
+                chunk = msg.get("body", b"")
+                size += len(chunk)
+                more = msg.get("more_body", False)
+                if size > self.max_body:
+                    break
+                chunks.append(chunk)
+                if not more:
+                    return b"".join(chunks) if len(chunks) != 1 else chunks[0], None
+        except asyncio.CancelledError:
+            if not entry[1]:
+                raise
+            entry[2].uncancel()
             return None, (408, f"request body not received within {self.body_timeout:g} s",
                           "send the whole body promptly")
+        finally:
+            deadlines.unwatch(entry)
         if more:
             await self._drain(receive, deadline, size)
-        return None, (413, f"request body exceeds {self.max_body} bytes", fix)
+        return None, (413, f"request body exceeds {self.max_body} bytes", self._fix())
 
-    @staticmethod
-    async def _drain(receive: Callable, deadline: float, seen: int) -> None:
+    def _fix(self) -> str:
+        return f"send at most {self.max_body} bytes per request (split the batch)"
+
+    def _deadlines(self, loop: asyncio.AbstractEventLoop) -> _BodyDeadlines:
+        if self._watch is None or self._watch.loop is not loop:  # one per event loop (tests start several)
+            self._watch = _BodyDeadlines(loop)
+        return self._watch
+
+    async def _drain(self, receive: Callable, deadline: float, seen: int) -> None:
         """Read and discard the rest of a rejected body (bounded in bytes and time; nothing is kept)."""
+        deadlines = self._deadlines(asyncio.get_running_loop())
+        entry = deadlines.watch(deadline)
         try:
-            async with asyncio.timeout_at(deadline):
-                while seen <= DRAIN_LIMIT:
-                    msg = await receive()
-                    seen += len(msg.get("body", b""))
-                    if msg["type"] == "http.disconnect" or not msg.get("more_body", False):
-                        return
-        except TimeoutError:
-            return
+            while seen <= DRAIN_LIMIT:
+                msg = await receive()
+                seen += len(msg.get("body", b""))
+                if msg["type"] == "http.disconnect" or not msg.get("more_body", False):
+                    return
+        except asyncio.CancelledError:
+            if not entry[1]:
+                raise
+            entry[2].uncancel()
+        finally:
+            deadlines.unwatch(entry)
 
     @staticmethod
     async def _answer(send: Callable, status: int, body: bytes, rid: str,
@@ -308,6 +326,43 @@ class _Edge:
             if status[0] >= 500 and not state.get("logged_5xx"):
                 logger.error("%s %s answered %d (request id %s)", scope["method"], path, status[0], rid)
             self.metrics.observe(scope["method"], _route_of(path), status[0], time.perf_counter() - t0)
+
+
+class _BodyDeadlines:
+    """Body-read deadlines of the requests waiting on one event loop, checked by one coarse timer (every WATCH_S,
+    only while some request waits). Per request that is a dict insert and delete: a loop timer per request
+    (asyncio.timeout_at, loop.call_at) cost ~5-10 us on this path, a few % of a whole lookup.
+
+    `watch(deadline)` -> entry [deadline, expired, task] and `unwatch(entry)` bracket the one `await receive()` of
+    a body read, so an expired task is cancelled while it waits there (the check runs on the loop, i.e. only while
+    the task is suspended); the caller tells that from a cancellation of its own by `entry[1]` and uncancels.
+    Deadlines are kept to within WATCH_S."""
+
+    WATCH_S = 0.25
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.waiting: dict[asyncio.Task, list] = {}  # task -> [deadline, expired]
+        self.timer: asyncio.TimerHandle | None = None
+
+    def watch(self, deadline: float) -> list:
+        task = asyncio.current_task()
+        entry = [deadline, False, task]
+        self.waiting[task] = entry
+        if self.timer is None:
+            self.timer = self.loop.call_later(self.WATCH_S, self._check)
+        return entry
+
+    def unwatch(self, entry: list) -> None:
+        self.waiting.pop(entry[2], None)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        for task, entry in list(self.waiting.items()):
+            if entry[0] <= now and not entry[1]:
+                entry[1] = True
+                task.cancel()
+        self.timer = self.loop.call_later(self.WATCH_S, self._check) if self.waiting else None
 
 
 class _ClientGone(Exception):
