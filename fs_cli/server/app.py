@@ -342,7 +342,7 @@ class _BodyDeadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.waiting: dict[asyncio.Task, list] = {}  # task -> [deadline, expired]
+        self.waiting: dict[asyncio.Task, list] = {}  # task -> [deadline, expired, task]
         self.timer: asyncio.TimerHandle | None = None
 
     def watch(self, deadline: float) -> list:
