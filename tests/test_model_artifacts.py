@@ -232,6 +232,8 @@ def test_an_older_registry_is_migrated_and_its_pickles_still_load(proj_on_engine
         wh.execute(f"alter table {schema.VERSIONS} drop column artifact_trust")
         wh.execute(new_view.replace(", v.artifact_format", ""))
         assert "artifact_format" not in {c for c, _ in wh.describe(schema.REGISTRY_VIEW)}
+    # before any write: read-only commands work on the old registry (the missing column reads as NULL)
+    assert [m.ref for m in fs.models.list()] == ["fraud:1"] and fs.models.info("fraud:1").artifact_trust is None
     fs.models.register("fraud", train_pipeline(df, tmp_path / "new.skops"), "fv_test:1")  # migrates
     with fs.project.warehouse(read_only=True) as wh:
         assert wh.fetchall(f"select version, artifact_format from {schema.REGISTRY_VIEW} order by version") == [

@@ -314,7 +314,11 @@ class ModelRegistry:
 
     # -- read ----------------------------------------------------------------------------------------------
     def _rows(self, con, where: str, params: list) -> list[ModelVersion]:
-        rows = con.execute(f"select {_VERSION_COLS} from {VERSIONS} where {where} order by name, version",
+        # A registry written by an older release lacks the columns added since (they are added by the next write):
+        # read them as NULL, so read-only commands keep working on it.
+        have = {c for c, _ in con.describe(VERSIONS)}
+        cols = ", ".join(c if c in have else f"null as {c}" for c in (x.strip() for x in _VERSION_COLS.split(",")))
+        rows = con.execute(f"select {cols} from {VERSIONS} where {where} order by name, version",
                            params).fetchall()
         tomb = {(n, v): (t, r) for n, v, t, r in con.execute(
             f"select name, version, deleted_at, reason from {TOMBSTONES}").fetchall()}
