@@ -336,3 +336,36 @@ def test_fs_materialize_plans_again_after_a_concurrent_schema_change_and_refuses
     results, warnings = run(CLOCK, now=CLOCK - timedelta(days=3))  # a backfill: served on purpose
     assert [r.mode for r in results] == ["full"], warnings
     assert store.pointers()[PROFILE].meta["now"] == (CLOCK - timedelta(days=3)).isoformat()
+
+
+# -- push ingestion across a schema change -------------------------------------------------------------------------
+
+def test_a_push_packed_for_the_old_schema_is_not_written_after_a_schema_change(store, tmp_path):
+    """The push service checked and packed rows with the push specs it loaded ((v, w)); a materialization flipped
+    the group to (x, v, w) before the write (its push specs are published after the flip): the push is refused
+    with a 409 to retry, nothing is written online, and the next push is checked against the new schema."""
+    import orjson
+
+    from fs_cli.online.push import ColumnRule, PushLog, PushRequestError, PushService, PushSpec
+
+    def push_specs(spec: FGSpec) -> bytes:
+        rules = {"customer_id": ColumnRule("customer_id", "int", True),
+                 "event_time": ColumnRule("event_time", "timestamp", True),
+                 **{f: ColumnRule(f, "str") for f in spec.feature_names}}
+        return orjson.dumps({FG: PushSpec(spec, rules).to_dict()})
+
+    publish(store, SPEC_VW, 1)
+    store.put_document("push_specs", push_specs(SPEC_VW))
+    service = PushService(store, PushLog(tmp_path / "push"), clock=lambda: (NOW - datetime(1970, 1, 1)).total_seconds())
+    when = (NOW - timedelta(seconds=30)).isoformat()
+    service.push(FG, {"customer_id": [0], "event_time": [when], "v": ["v:2"], "w": ["w:2"]})
+    assert served(store)[0] == 2
+    publish(store, SPEC_XVW, 3)  # the schema change; the service still holds the (v, w) push specs
+    with pytest.raises(PushRequestError) as err:
+        service.push(FG, {"customer_id": [1], "event_time": [when], "v": ["v:4"], "w": ["w:4"]})
+    assert err.value.status == 409
+    assert served(store) == dict.fromkeys(range(N_KEYS), 3)
+    served_through_reader(store)
+    store.put_document("push_specs", push_specs(SPEC_XVW))  # what `fs materialize` publishes after the flip
+    service.push(FG, {"customer_id": [1], "event_time": [when], "x": ["x:5"], "v": ["v:5"], "w": ["w:5"]})
+    assert served(store)[1] == 5

@@ -29,7 +29,7 @@ import orjson
 from ..errors import FeatureStoreError
 from .push_log import PushLog
 from .specs import FGSpec, type_kind
-from .store import OnlineStore, encode_key, pack_row
+from .store import OnlineStore, SupersededError, encode_key, pack_row
 
 PUSH_DOC = "push_specs"
 PUSH_MODES = ("online", "offline", "online_and_offline")
@@ -351,5 +351,11 @@ class PushService:
                                   for i, r in enumerate(rows)])
         written = skipped = 0
         if to != "offline":
-            written, skipped = self.store.upsert_if_newer(ps.name, online_items(ps, rows))
+            try:
+                written, skipped = self.store.upsert_if_newer(ps.name, online_items(ps, rows), spec=ps.spec.to_dict())
+            except SupersededError as e:  # a materialization changed the schema since the specs were read
+                self._loaded = -math.inf  # re-read them on the next request
+                raise PushRequestError(e.message, fix="retry the push: it is checked against the new schema (the "
+                                                      "copy already logged collapses with the retry's)",
+                                       status=409) from None
         return PushResult(ps.name, len(rows), written, skipped, len(rows))

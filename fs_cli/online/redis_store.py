@@ -36,6 +36,7 @@ from .store import (
     ReadResult,
     SupersededError,
     data_version_of,
+    schema_changed_error,
     spec_id,
     stale_error,
 )
@@ -143,16 +144,23 @@ if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], '@views', ARGV[5]) end
 return {version, tonumber(g), rows}
 """
 
-# Push ingestion. KEYS: gen hash. ARGV: data key prefix, fg, then (key, event_us, packed row) triples. Each row is
-# written only if its event time is >= the served one (the packed row starts with "[<event_us>,"); one script, so a
-# request is applied whole or not at all and readers never see half of it.
+# Push ingestion. KEYS: gen hash, meta hash. ARGV: data key prefix, fg, spec id the rows were packed for (or ''),
+# then (key, event_us, packed row) triples. Each row is written only if its event time is >= the served one (the
+# packed row starts with "[<event_us>,"); one script, so a request is applied whole or not at all, readers never see
+# half of it, and it is refused ({-4}) if the serving version has another spec (a version published before spec ids
+# were recorded is not checked).
 _UPSERT_NEWER = """
 local cur = redis.call('HGET', KEYS[1], ARGV[2])
 if not cur then return {-2, 0} end
+if ARGV[3] ~= '' then
+  local m = redis.call('HGET', KEYS[2], ARGV[2])
+  local ok, d = pcall(cjson.decode, m or '{}')
+  if ok and type(d) == 'table' and d['spec_id'] and d['spec_id'] ~= ARGV[3] then return {-4, 0} end
+end
 local g = string.match(cur, '^(%d+)')
 local key = ARGV[1] .. ARGV[2] .. ':' .. g
 local written, skipped = 0, 0
-local i = 3
+local i = 4
 while i <= #ARGV do
   local old = redis.call('HGET', key, ARGV[i])
   local newer = true
@@ -247,14 +255,17 @@ class RedisStore(OnlineStore):
         meta_out["rows"] = int(rows)
         return Pointer(fg, int(g), int(version), meta_out)
 
-    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
-        args: list[Any] = [self.k_data, fg]
+    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]], *,
+                        spec: dict[str, Any] | None = None) -> tuple[int, int]:
+        args: list[Any] = [self.k_data, fg, "" if spec is None else spec_id(spec)]
         for k, event_us, v in items:
             args += [k, event_us, v]
-        written, skipped = self._upsert_newer(keys=[self.k_gen], args=args)
+        written, skipped = self._upsert_newer(keys=[self.k_gen, self.k_meta], args=args)
         if written == -2:
             raise FeatureStoreError(f"feature group {fg} is not online yet",
                                     fix="publish and materialize it once (`fs run` / `fs materialize`)")
+        if written == -4:
+            raise schema_changed_error(fg)
         return int(written), int(skipped)
 
     def put_document(self, name: str, blob: bytes) -> None:

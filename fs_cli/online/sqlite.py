@@ -29,6 +29,7 @@ from .store import (
     ReadResult,
     SupersededError,
     data_version_of,
+    schema_changed_error,
     spec_id,
     stale_error,
 )
@@ -172,15 +173,18 @@ class SQLiteStore(OnlineStore):
             con.execute("rollback")
             raise
 
-    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
+    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]], *,
+                        spec: dict[str, Any] | None = None) -> tuple[int, int]:
         con = self._con()
         con.execute("begin immediate")  # one write transaction: the whole request or none of it
         try:
-            row = con.execute("select gen from fs_pointer where fg = ?", (fg,)).fetchone()
+            row = con.execute("select gen, meta from fs_pointer where fg = ?", (fg,)).fetchone()
             if row is None:
                 raise FeatureStoreError(f"feature group {fg} is not online yet",
                                         fix="publish and materialize it once (`fs run` / `fs materialize`)")
             gen = row[0]
+            if spec is not None and orjson.loads(row[1]).get("spec") != spec:
+                raise schema_changed_error(fg)
             served: dict[str, int] = {}
             keys = list(dict.fromkeys(k for k, _, _ in items))
             for i in range(0, len(keys), _MAX_VARS):

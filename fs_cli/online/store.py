@@ -75,6 +75,12 @@ def _version_text(dv: Sequence[int]) -> str:
     return f"commit {commit}, now {(_EPOCH + timedelta(microseconds=int(dv[1]))).isoformat(sep=' ')}"
 
 
+def schema_changed_error(fg: str) -> SupersededError:
+    return SupersededError(f"feature group {fg}: the rows were packed for another schema than the serving version's "
+                           f"(a materialization changed it meanwhile); nothing was written",
+                           fix="retry: the request is checked against the new schema")
+
+
 def stale_error(fg: str, mine: Sequence[int], serving: Sequence[int]) -> StaleVersionError:
     return StaleVersionError(
         f"feature group {fg}: not published, the online store already serves newer data "
@@ -172,11 +178,13 @@ class OnlineStore(ABC):
     def read(self, lookups: Sequence[tuple[str, Sequence[str]]]) -> list[ReadResult | None]:
         """Values for (fg, keys) pairs from ONE consistent snapshot; None for an FG never materialized."""
 
-    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]]) -> tuple[int, int]:
+    def upsert_if_newer(self, fg: str, items: Sequence[tuple[str, int, bytes]], *,
+                        spec: dict[str, Any] | None = None) -> tuple[int, int]:
         """Push ingestion (fs_cli.online.push): write (key, event_us, packed row) into the FG's current row set,
         each only if its event time is >= the one served for that key, all in ONE atomic step. The version is not
         bumped (the schema is unchanged). Returns (written, skipped as older). Raises FeatureStoreError if the FG
-        has no online version."""
+        has no online version, SupersededError (nothing written) if `spec` (the spec the rows were packed for) is
+        not the serving version's."""
         raise NotImplementedError
 
     def put_document(self, name: str, blob: bytes) -> None:
