@@ -251,17 +251,19 @@ def test_racing_publishes_in_reverse_order(store):
     publish(store, SPEC_VW, 0)
     n = 6
     results: dict[int, str] = {}
-    start = threading.Barrier(n)
+    done = {t: threading.Event() for t in range(1, n + 2)}
+    done[n + 1].set()
 
     def run(tag: int) -> None:
-        start.wait()
-        time.sleep((n - tag) * 0.05)  # the newest data publishes first
         try:
+            done[tag + 1].wait(60)  # the newest data publishes first, then the next older, ...
             spec = SPEC_XVW if tag % 2 else SPEC_VW
             publish(store, spec, tag)
             results[tag] = "published"
         except StaleVersionError:
             results[tag] = "refused"
+        finally:
+            done[tag].set()
 
     threads = [threading.Thread(target=run, args=(t,)) for t in range(1, n + 1)]
     for t in threads:
