@@ -12,7 +12,10 @@ Publishing is exact and atomic per run:
 - every snapshot of one run stamps the same commit time (macros/publish/snapshot_clock.sql), so an as-of at a run's
   commit time reads all of its groups;
 - a check that could not run (an errored dbt test or gate check) and NULL/duplicate snapshot keys block the publish
-  under every policy, `warn` included.
+  under every policy, `warn` included;
+- an incremental group (a dbt `incremental` model whose snapshot compares one ingestion column) is published from its
+  new batch: the audited copy holds only the rows ingested after the published watermark, the gate audits that batch
+  and the snapshot reads it (`_incremental_batch`, macros/publish/publish_batch.sql), so a publish costs the change.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from .commits import Commit, claim_run, list_commits, sync_commits, sync_project
+from .commits import Commit, claim_run, is_published, list_commits, sync_commits, sync_project
 from .discovery import load as load_catalog
 from .errors import FeatureStoreError
 from .metadata import Catalog, FeatureGroup
@@ -157,13 +161,15 @@ def run_pipeline(
     # The publish reads the copy (the snapshot's pre-hook puts exactly its rows into the candidate, under a lock
     # where the engine has one): rows written into the candidate after the audit are never published.
     copies: dict[str, str] = {}  # feature group -> identifier of its audited copy (next to the candidate)
+    batches: dict[str, dict[str, Any]] = {}  # incremental group -> its batch (ingestion column, watermark, rows)
     run_id = None
     try:
-        unpublishable = _audit(project, catalog, outcomes, checks, copies, on_event)
-        to_publish = _to_publish(catalog, outcomes, unpublishable)
+        unpublishable = _audit(project, catalog, outcomes, checks, copies, on_event, batches)
+        to_publish = [fg for fg in _to_publish(catalog, outcomes, unpublishable)
+                      if batches.get(fg.name, {}).get("rows") != 0]  # nothing ingested since the last publish
         if to_publish:
             _run_test_writer(project)
-            run_id = _publish(project, to_publish, outcomes, copies, on_event)
+            run_id = _publish(project, to_publish, outcomes, copies, on_event, batches)
     finally:
         _drop_copies(project, catalog, copies)
     finish_pushed_rows(project, catalog, outcomes, pushed)  # published pushes: marked, their log consumed
@@ -276,9 +282,13 @@ def audited_copy_name(fg: FeatureGroup, tag: str) -> str:
 
 
 def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], checks: Sequence[CandidateCheck],
-           copies: dict[str, str], on_event: DbtProgress | None = None) -> set[str]:
+           copies: dict[str, str], on_event: DbtProgress | None = None,
+           batches: dict[str, dict[str, Any]] | None = None) -> set[str]:
     """Copy every built candidate, run the checks on the copies; the names of the groups no policy may publish (a
-    check could not run: `.errors` / `.blocking` of its result, or the copy could not be made)."""
+    check could not run: `.errors` / `.blocking` of its result, or the copy could not be made).
+
+    An incremental group's copy is its new batch (`_incremental_batch`, recorded in `batches` with its row count): the
+    checks audit the batch, and an empty batch is not audited (nothing to publish)."""
     built = [name for name, o in outcomes.items() if o.built]
     unpublishable = {name for name, o in outcomes.items() if o.blocking}
     if not built:
@@ -291,13 +301,20 @@ def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], c
             o, fg = outcomes[name], catalog.feature_groups[name]
             ident = audited_copy_name(fg, tag)
             try:
+                batch = _incremental_batch(wh, catalog, fg)
+                where = "" if batch is None else f" where {_batch_predicate(wh, batch)}"
                 wh.drop_table(wh.relation(fg.schema, ident))
-                wh.execute(f"create table {wh.relation(fg.schema, ident)} as select * from {fg.relation}")
+                wh.execute(f"create table {wh.relation(fg.schema, ident)} as select * from {fg.relation}{where}")
+                if batch is not None and batches is not None:
+                    batch["rows"] = int(wh.scalar(f"select count(*) from {wh.relation(fg.schema, ident)}"))
+                    batches[name] = batch
             except Exception as e:  # noqa: BLE001 - no audited copy, no publish
                 o.failures.append(f"{ERROR_PREFIX}audited copy of the candidate failed: {type(e).__name__}: {e}")
                 unpublishable.add(name)
                 continue
             copies[name] = ident
+            if batch is not None and batch["rows"] == 0:
+                continue  # nothing ingested after the published watermark: no audit, no commit
             audited = replace(fg, relation=wh.relation(fg.schema, ident), identifier=ident)
             for check in checks:
                 result = check(project, wh, audited)
@@ -309,6 +326,54 @@ def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], c
             if on_event is not None:
                 on_event.step("audit", f"{name} {'fail' if o.failures else 'pass'}", i + 1, len(built))
     return unpublishable
+
+
+def _incremental_batch(wh: Warehouse, catalog: Catalog, fg: FeatureGroup) -> dict[str, Any] | None:
+    """{"column": ingestion column, "after": SQL literal of the published watermark or None} for an incremental
+    group, None for a table group (published from a copy of its whole candidate).
+
+    Incremental: a dbt `incremental` model whose snapshot compares one column (`check_cols: [ingested_at]`; the
+    catalog allows that only for incremental models). Such a model never deletes a key and stamps every (re)ingested
+    row, so the rows that can change the published state are exactly those ingested after the published watermark:
+    the greatest ingestion time among the snapshot's current rows. The watermark is read from the snapshot itself,
+    not from the candidate: a batch that was blocked (strict policy) is still after it, and is audited again with
+    the next one. Rows with no ingestion time are always in the batch (never older than the watermark)."""
+    nodes = getattr(catalog.manifest, "nodes", None) or {}
+    model, snapshot = nodes.get(fg.unique_id), nodes.get(fg.snapshot_unique_id or "")
+    if model is None or snapshot is None or getattr(model.config, "materialized", None) != "incremental":
+        return None
+    check_cols = snapshot.config.to_dict().get("check_cols")
+    if isinstance(check_cols, str) or not check_cols or len(check_cols) != 1:
+        return None  # `check_cols: all`: no ingestion column to select a batch by
+    column = check_cols[0]
+    if not is_published(wh, fg):
+        return {"column": column, "after": None}
+    watermark = wh.scalar(f"select max({wh.quote(column)}) from {fg.snapshot_relation} where dbt_valid_to is null")
+    after = _sql_literal(watermark)
+    if watermark is not None and after is None:
+        return None  # an ingestion column of another type: publish from the whole candidate, as a table group
+    return {"column": column, "after": after}
+
+
+def _sql_literal(value: Any) -> str | None:
+    """A watermark as a SQL literal every engine reads (timestamp, date or number); None for other types."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return f"cast('{value.isoformat(sep=' ', timespec='microseconds')}' as timestamp)"
+    if isinstance(value, date):
+        return f"cast('{value.isoformat()}' as date)"
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _batch_predicate(wh: Warehouse, batch: dict[str, Any]) -> str:
+    """The rows of a batch (the same predicate as fs_publish_batch_predicate in macros/publish/publish_batch.sql)."""
+    if batch["after"] is None:
+        return "1 = 1"
+    col = wh.quote(batch["column"])
+    return f"({col} > {batch['after']} or {col} is null)"
 
 
 def _to_publish(catalog: Catalog, outcomes: dict[str, FGOutcome], unpublishable: set[str]) -> list[FeatureGroup]:
@@ -327,13 +392,16 @@ def _to_publish(catalog: Catalog, outcomes: dict[str, FGOutcome], unpublishable:
 
 
 def _publish(project: Project, to_publish: list[FeatureGroup], outcomes: dict[str, FGOutcome],
-             copies: dict[str, str], on_event) -> str | None:
-    """Snapshot the audited copies, all at one commit time; log the commits. Returns the snapshot's invocation id."""
+             copies: dict[str, str], on_event, batches: dict[str, dict[str, Any]] | None = None) -> str | None:
+    """Snapshot the audited copies, all at one commit time; log the commits. Returns the snapshot's invocation id.
+    An incremental group's snapshot reads its batch (macros/publish/publish_batch.sql)."""
     with project.warehouse() as wh:
         logged_before = {fg.name: _last_commit_id(wh, fg) for fg in to_publish}
         publish_time = _publish_time(wh, to_publish)
     instructions = {"time": publish_time.isoformat(sep=" ", timespec="microseconds"),
-                    "audited": {fg.unique_id: copies[fg.name] for fg in to_publish if fg.name in copies}}
+                    "audited": {fg.unique_id: copies[fg.name] for fg in to_publish if fg.name in copies},
+                    "batches": {fg.unique_id: {"column": b["column"], "after": b["after"]}
+                                for fg in to_publish if (b := (batches or {}).get(fg.name)) and fg.name in copies}}
     previous = os.environ.get(PUBLISH_ENV)
     os.environ[PUBLISH_ENV] = json.dumps(instructions)
     if isinstance(on_event, DbtProgress):

@@ -79,6 +79,12 @@
 {% macro fs_publish_audited_copy(fg_node, audited_identifier) %}
     {%- set candidate = api.Relation.create(database=fg_node.database, schema=fg_node.schema,
                                             identifier=fg_node.alias) -%}
+    {%- set batch = fs_publish_batch(model) -%}
+    {%- if batch is not none -%}
+        {#- an incremental group: the audited copy holds its new batch only (publish_batch.sql) -#}
+        {%- do fs_publish_replace_batch(candidate, batch) -%}
+        {{ return('') }}
+    {%- endif -%}
     {%- set audited = api.Relation.create(database=fg_node.database, schema=fg_node.schema,
                                           identifier=audited_identifier) -%}
     {%- do adapter.dispatch('fs_publish_replace_rows', 'feature_store')(candidate, audited) -%}

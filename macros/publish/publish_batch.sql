@@ -1,0 +1,108 @@
+{#-
+  The publish of an incremental feature group reads its new batch, not its table (README "Incremental feature groups").
+
+  An incremental group (a dbt `incremental` model, delete+insert on its key, whose snapshot compares one ingestion
+  column: `check_cols: [ingested_at]`) only ever adds rows or replaces a key's row by a newer ingestion: it never
+  deletes. `fs run` (fs_cli/pipeline.py) therefore audits only the rows ingested after the group's published watermark
+  (max ingestion time among the snapshot's current rows) in its audited copy, and asks this snapshot to read that
+  copy: fs_publish_request().batches = {model unique id: {"column": ingestion column, "after": SQL literal of the
+  watermark, or null on the first publish}}.
+
+  Why the result equals a snapshot of the whole table (the route is dbt's own snapshot, fed a smaller query):
+    - dbt's staging query (snapshot_staging_table) joins the source query to the snapshot's current rows on the
+      unique key: a source row with no current row is an insert, one whose check column differs closes the current
+      row and inserts a new version. Rows of the table outside the batch have ingestion times <= the watermark, so
+      their current versions already carry exactly those values: a full-table source would find them unchanged and
+      write nothing for them either.
+    - the only thing a full-table source adds is deletion detection (`hard_deletes`: keys absent from the source).
+      Over a batch, absence means "not re-ingested", not "deleted", so the batch is staged with dbt's
+      `hard_deletes: ignore` semantics (dbt docs, resource-configs/hard-deletes: with `ignore`, the default, rows
+      no longer in the source are left as they are). On the full table of an incremental model no key ever
+      disappears (delete+insert re-inserts every key it deletes), so `new_record` would record nothing either.
+    - a snapshot table made with `new_record` has the `dbt_is_deleted` column: the batch's new versions get 'False'
+      there, as new_record would write, so a later full-table snapshot sees them as live rows.
+  Commit counts stay exact (fs counts versions per snapshot instant) and the commit time is the run's one instant.
+-#}
+
+{#- The batch request of the feature group `snapshot` publishes ({"relation", "column", "after"}), or none. -#}
+{% macro fs_publish_batch(snapshot) %}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set fg_node = fs_publish_feature_group_node(snapshot) -%}
+    {%- if fg_node is none -%}{{ return(none) }}{%- endif -%}
+    {%- set request = fs_publish_request() -%}
+    {%- set batch = request.get('batches', {}).get(fg_node.unique_id) -%}
+    {%- set audited = request.get('audited', {}).get(fg_node.unique_id) -%}
+    {%- if not batch or not audited -%}{{ return(none) }}{%- endif -%}
+    {%- set after = batch.get('after') -%}
+    {%- if after is not none and not modules.re.match(
+            "^(cast\\('[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?)?' as (timestamp|date)\\)|-?[0-9]+(\\.[0-9]+)?)$",
+            after) -%}
+        {%- do exceptions.raise_compiler_error('fs: batch watermark ' ~ after ~ ' is not a timestamp, date or number') -%}
+    {%- endif -%}
+    {%- set relation = api.Relation.create(database=fg_node.database, schema=fg_node.schema, identifier=audited) -%}
+    {{ return({'relation': relation, 'column': batch['column'], 'after': after}) }}
+{% endmacro %}
+
+
+{#- The rows of a batch: ingested after the watermark (or with no ingestion time: never older than it). -#}
+{% macro fs_publish_batch_predicate(batch) %}
+    {%- if batch['after'] is none -%}{{ return('1 = 1') }}{%- endif -%}
+    {%- set col = adapter.quote(batch['column']) -%}
+    {{ return('(' ~ col ~ ' > ' ~ batch['after'] ~ ' or ' ~ col ~ ' is null)') }}
+{% endmacro %}
+
+
+{#-
+  Pre-hook part for an incremental group under `fs run`: the candidate's batch rows become exactly the audited batch
+  (inside the snapshot's transaction, under a lock on Postgres), so the candidate holds what is published, like
+  fs_publish_replace_rows does for a table group, at the cost of the batch.
+-#}
+{% macro fs_publish_replace_batch(candidate, batch) %}
+    {%- do adapter.dispatch('fs_publish_replace_batch', 'feature_store')(candidate, batch) -%}
+{% endmacro %}
+
+{% macro default__fs_publish_replace_batch(candidate, batch) %}
+    {%- do run_query('delete from ' ~ candidate ~ ' where ' ~ fs_publish_batch_predicate(batch)) -%}
+    {%- do run_query('insert into ' ~ candidate ~ ' select * from ' ~ batch['relation']) -%}
+{% endmacro %}
+
+{% macro postgres__fs_publish_replace_batch(candidate, batch) %}
+    {%- do run_query('lock table ' ~ candidate ~ ' in exclusive mode') -%}
+    {%- do default__fs_publish_replace_batch(candidate, batch) -%}
+{% endmacro %}
+
+
+{#-
+  dbt's snapshot staging query (the `dbt` namespace searches the root project first, as snapshot_clock.sql relies on),
+  fed the audited batch instead of the whole relation when `fs run` asked for it; otherwise dbt's own, unchanged.
+-#}
+{% macro fs_snapshot_staging_table(strategy, source_sql, target_relation) %}
+    {%- set batch = fs_publish_batch(model) -%}
+    {%- if batch is none -%}
+        {{ return(dbt.default__snapshot_staging_table(strategy, source_sql, target_relation)) }}
+    {%- endif -%}
+    {%- set ignoring = {} -%}
+    {%- do ignoring.update(strategy) -%}
+    {%- do ignoring.update({'hard_deletes': 'ignore', 'invalidate_hard_deletes': false}) -%}
+    {%- set columns = config.get('snapshot_table_column_names') or get_snapshot_table_column_names() -%}
+    {%- set existing = adapter.get_columns_in_relation(target_relation) | map(attribute='name') | map('lower') | list -%}
+    {%- set staged = dbt.default__snapshot_staging_table(ignoring, 'select * from ' ~ batch['relation'],
+                                                         target_relation) -%}
+    {%- if columns.dbt_is_deleted | lower in existing -%}
+        {{ return('select fs_batch_staged.*, ' ~ dbt.string_literal('False') ~ ' as ' ~ columns.dbt_is_deleted
+                  ~ ' from (' ~ staged ~ ') fs_batch_staged') }}
+    {%- endif -%}
+    {{ return(staged) }}
+{% endmacro %}
+
+{% macro duckdb__snapshot_staging_table(strategy, source_sql, target_relation) -%}
+    {{ return(fs_snapshot_staging_table(strategy, source_sql, target_relation)) }}
+{%- endmacro %}
+
+{% macro postgres__snapshot_staging_table(strategy, source_sql, target_relation) -%}
+    {{ return(fs_snapshot_staging_table(strategy, source_sql, target_relation)) }}
+{%- endmacro %}
+
+{% macro spark__snapshot_staging_table(strategy, source_sql, target_relation) -%}
+    {{ return(fs_snapshot_staging_table(strategy, source_sql, target_relation)) }}
+{%- endmacro %}
