@@ -305,17 +305,22 @@ def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], c
                 where = "" if batch is None else f" where {_batch_predicate(wh, batch)}"
                 wh.drop_table(wh.relation(fg.schema, ident))
                 wh.execute(f"create table {wh.relation(fg.schema, ident)} as select * from {fg.relation}{where}")
-                if batch is not None and batches is not None:
+                if batch is not None:
                     batch["rows"] = int(wh.scalar(f"select count(*) from {wh.relation(fg.schema, ident)}"))
-                    batches[name] = batch
+                    if batches is not None:
+                        batches[name] = batch
             except Exception as e:  # noqa: BLE001 - no audited copy, no publish
                 o.failures.append(f"{ERROR_PREFIX}audited copy of the candidate failed: {type(e).__name__}: {e}")
                 unpublishable.add(name)
                 continue
             copies[name] = ident
-            if batch is not None and batch["rows"] == 0:
-                continue  # nothing ingested after the published watermark: no audit, no commit
+            if batch is not None and batch["rows"] == 0:  # nothing ingested after the published watermark
+                if on_event is not None:
+                    on_event.step("audit", f"{name} nothing new", i + 1, len(built))
+                continue
             audited = replace(fg, relation=wh.relation(fg.schema, ident), identifier=ident)
+            if batch is not None:
+                audited = _as_batch(audited, batch)
             for check in checks:
                 result = check(project, wh, audited)
                 fails, warns = result
@@ -353,6 +358,27 @@ def _incremental_batch(wh: Warehouse, catalog: Catalog, fg: FeatureGroup) -> dic
     if watermark is not None and after is None:
         return None  # an ingestion column of another type: publish from the whole candidate, as a table group
     return {"column": column, "after": after}
+
+
+def _as_batch(audited: FeatureGroup, batch: dict[str, Any]) -> FeatureGroup:
+    """The declaration the gate audits an incremental batch against. Per-row checks (range, not-null, allowed values,
+    PII, future event times) and the key's uniqueness hold for the batch as declared: the published current rows are
+    unique per key (NULL or duplicate keys are refused under every policy), and publishing the batch replaces the
+    current version of every key it holds, so the published rows stay unique iff the batch is. Two dataset-level
+    checks change:
+    - min_rows (after the first publish): an incremental group never deletes a key, so its row count only grows; the
+      published count met min_rows when it was audited, so the next one does;
+    - drift of the ingestion column: a batch is, by definition, the rows ingested after everything published."""
+    meta = dict(audited.meta)
+    if batch["after"] is not None:
+        meta["expectations"] = {**(meta.get("expectations") or {}), "min_rows": 0}
+    columns = []
+    for c in audited.columns:
+        if c.name == batch["column"]:
+            fs = {**((c.meta or {}).get("fs") or {}), "drift": False}
+            c = replace(c, meta={**(c.meta or {}), "fs": fs})
+        columns.append(c)
+    return replace(audited, meta=meta, columns=columns)
 
 
 def _sql_literal(value: Any) -> str | None:

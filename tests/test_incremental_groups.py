@@ -43,7 +43,8 @@ models:
     description: Items, built incrementally.
     config:
       meta:
-        fs: {entities: [item], event_time: event_time, online: false, ttl: null, owner: tests, policy: strict}
+        fs: {entities: [item], event_time: event_time, online: false, ttl: null, owner: tests, policy: strict,
+             expectations: {min_rows: 5}}  # a dataset check: on the first publish only (later batches are smaller)
     columns:
       - {name: item_id, data_type: bigint, description: the item}
       - {name: event_time, data_type: timestamp, description: when}

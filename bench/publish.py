@@ -1,0 +1,220 @@
+"""Publish cost of a feature group: the table route vs the incremental route, same data, same run (DuckDB).
+
+A throw-away project (this repo's dbt_project.yml, profiles.yml and macros/) holds two feature groups over one seeded
+source table `bench_raw.items` (item_id, event_time, value, ingested_at; N rows):
+  fg_bench_table  a table model: the whole source, snapshot `check_cols: all` (the default route)
+  fg_bench_incr   a dbt incremental model (delete+insert on the key) reading rows ingested after max(ingested_at) of
+                  itself, snapshot `check_cols: [ingested_at]`: published from its batch (README "Incremental
+                  feature groups")
+Both are published once (not measured). Then, per change fraction (0.1%, 1%, 10% by default), the source gets that
+many changed rows (half corrections of existing keys, half new keys; one new ingestion time) and each group is run
+on its own (`fs run --select <group>`, no materialization): build, then the publish = audit (copy + the validation
+gate: Soda contract, drift, PII) + snapshot + commit log. The publish is timed from the end of the build to the end
+of the run: wall clock and the process's CPU time (dbt and DuckDB run in this process). Before timing, each route's
+result is checked: both groups publish the same rows and the same commit counts.
+
+    .venv/bin/python bench/publish.py                  # 10M rows
+    .venv/bin/python bench/publish.py --rows 1000000   # quicker
+    .venv/bin/python bench/publish.py --rows 20000 --fractions 0.01   # smoke
+
+Everything runs in this process (dbt in-process, DuckDB embedded): nothing to end but the process itself; the project
+lives in a temporary directory removed at the end (--keep keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+for _var in ("FS_DUCKDB_PATH", "FS_PROJECT_DIR", "FS_TARGET", "FS_ONLINE_STORE", "FS_PROFILES_DIR"):
+    os.environ.pop(_var, None)
+
+SOURCE = "bench_raw.items"
+T0 = "2026-01-01 00:00:00"
+
+INCREMENTAL_MODEL = f"""
+{{{{ config(materialized='incremental', unique_key=['item_id', 'event_time'], incremental_strategy='delete+insert') }}}}
+select item_id, event_time, value, ingested_at from {SOURCE}
+{{% if is_incremental() %}} where ingested_at > (select max(ingested_at) from {{{{ this }}}}) {{% endif %}}
+"""
+TABLE_MODEL = f"select item_id, event_time, value, ingested_at from {SOURCE}"
+
+GROUP_YAML = """
+  - name: {name}
+    description: bench group ({route} route)
+    config:
+      meta:
+        fs: {{entities: [item], event_time: event_time, online: false, ttl: null, owner: bench, policy: strict}}
+    columns:
+      - {{name: item_id, data_type: bigint, description: the item}}
+      - {{name: event_time, data_type: timestamp, description: when}}
+      - {{name: value, data_type: double, description: a value, config: {{meta: {{fs: {{range: [0, 1000000]}}}}}}}}
+      - {{name: ingested_at, data_type: timestamp, description: ingestion time}}
+"""
+SNAPSHOTS_YAML = """
+snapshots:
+  - name: fg_bench_table_snapshot
+    relation: ref('fg_bench_table')
+    config: {unique_key: [item_id, event_time]}
+  - name: fg_bench_incr_snapshot
+    relation: ref('fg_bench_incr')
+    config: {unique_key: [item_id, event_time], check_cols: [ingested_at]}
+"""
+
+
+def make_project(d: Path) -> Path:
+    for f in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(ROOT / f, d / f)
+    shutil.copytree(ROOT / "macros", d / "macros")
+    (d / "models" / "feature_groups").mkdir(parents=True)
+    (d / "snapshots").mkdir()
+    (d / "seeds").mkdir()
+    fg = d / "models" / "feature_groups"
+    (fg / "fg_bench_incr.sql").write_text(INCREMENTAL_MODEL)
+    (fg / "fg_bench_table.sql").write_text(TABLE_MODEL)
+    (fg / "_bench.yml").write_text("version: 2\nmodels:" + GROUP_YAML.format(name="fg_bench_table", route="table")
+                                   + GROUP_YAML.format(name="fg_bench_incr", route="incremental"))
+    (d / "snapshots" / "bench.yml").write_text(SNAPSHOTS_YAML)
+    text = (d / "dbt_project.yml").read_text()
+    (d / "dbt_project.yml").write_text(text.replace(
+        "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
+    return d
+
+
+def seed_source(fs, rows: int, seed: int) -> None:
+    """N rows, deterministic in (row, seed): item i, an event time spread over 30 days, a value in [0, 1000)."""
+    with fs.project.warehouse() as wh:
+        wh.ensure_schema("bench_raw")
+        wh.execute(f"drop table if exists {SOURCE}")
+        wh.execute(f"""
+            create table {SOURCE} as
+            select cast(i as bigint) as item_id,
+                   cast('{T0}' as timestamp) - to_seconds(cast(hash(i, {seed}) % (30 * 86400) as bigint)) as event_time,
+                   cast(hash(i, {seed}, 1) % 1000000 as double) / 1000 as value,
+                   cast('{T0}' as timestamp) as ingested_at
+            from range({rows}) t(i)""")
+
+
+def change_source(fs, rows: int, fraction: float, step: int, seed: int) -> int:
+    """`fraction` of N rows changed at ingestion time T0 + step hours: half corrections of existing keys (a new
+    value), half new keys. Returns the number of changed rows."""
+    changed = max(2, int(rows * fraction))
+    ingested = f"cast('{T0}' as timestamp) + to_hours({step})"
+    with fs.project.warehouse() as wh:
+        n_items = int(wh.scalar(f"select count(*) from {SOURCE}"))
+        updates, inserts = changed // 2, changed - changed // 2
+        # Corrections: a deterministic pseudo-random set of existing items (the modulus picks every k-th row).
+        stride = max(1, n_items // updates)
+        wh.execute(f"""
+            update {SOURCE} set value = cast(hash(item_id, {seed}, {step}) % 1000000 as double) / 1000,
+                               ingested_at = {ingested}
+            where (item_id + {step}) % {stride} = 0 and item_id < {updates * stride}""")
+        wh.execute(f"""
+            insert into {SOURCE}
+            select cast({n_items} + i as bigint),
+                   cast('{T0}' as timestamp) - to_seconds(cast(hash(i, {seed}, {step}) % (30 * 86400) as bigint)),
+                   cast(hash(i, {seed}, {step}, 2) % 1000000 as double) / 1000, {ingested}
+            from range({inserts}) t(i)""")
+        return int(wh.scalar(f"select count(*) from {SOURCE} where ingested_at = {ingested}"))
+
+
+def timed_run(fs, group: str) -> dict:
+    """`fs run --select group` without materialization; wall and CPU of the publish (after the build) and of the run."""
+    from fs_cli.pipeline import run_pipeline
+    from fs_cli.validation import pipeline_check, post_publish_link
+
+    marks: dict[str, tuple[float, float]] = {}
+
+    def progress(message: str, done: int, total: int | None = None) -> None:
+        if not message.startswith("build") and "publish_start" not in marks:
+            marks["publish_start"] = (time.perf_counter(), time.process_time())
+
+    start = (time.perf_counter(), time.process_time())
+    report = run_pipeline(fs.project, select=(group,), progress=progress, checks=[pipeline_check],
+                          post_publish=[post_publish_link])
+    end = (time.perf_counter(), time.process_time())
+    if not report.ok:
+        raise SystemExit(f"{group}: run failed: {json.dumps(report.to_dict(), default=str)[:2000]}")
+    p0 = marks.get("publish_start", end)
+    commit = report.outcomes[group].commit
+    return {"publish_wall": end[0] - p0[0], "publish_cpu": end[1] - p0[1],
+            "run_wall": end[0] - start[0], "run_cpu": end[1] - start[1],
+            "commit": None if commit is None else (commit.inserted, commit.updated, commit.deleted, commit.rows)}
+
+
+def same_published_rows(fs) -> bool:
+    with fs.project.warehouse(read_only=True) as wh:
+        rels = [fs.catalog.fg(g).snapshot_relation for g in ("fg_bench_table", "fg_bench_incr")]
+        cols = "item_id, event_time, value, ingested_at"
+        live = "dbt_valid_to is null and coalesce(dbt_is_deleted, 'False') <> 'True'"
+        diff = wh.scalar(f"select count(*) from ((select {cols} from {rels[0]} where {live} except all "
+                         f"select {cols} from {rels[1]} where {live}) union all (select {cols} from {rels[1]} "
+                         f"where {live} except all select {cols} from {rels[0]} where {live})) d")
+    return diff == 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--fractions", default="0.001,0.01,0.1", help="comma-separated changed fractions")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--results", type=Path, help="write the results as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the throw-away project")
+    args = ap.parse_args()
+
+    from fs_cli import FeatureStore
+
+    tmp = Path(tempfile.mkdtemp(prefix="fs_publish_bench_"))
+    try:
+        fs = FeatureStore(make_project(tmp))
+        t = time.perf_counter()
+        seed_source(fs, args.rows, args.seed)
+        print(f"source: {args.rows:,} rows seeded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+        for group in ("fg_bench_table", "fg_bench_incr"):  # the first publish: the whole table on both routes
+            first = timed_run(fs, group)
+            print(f"first publish {group}: {first}", file=sys.stderr)
+        results = []
+        for step, fraction in enumerate(float(f) for f in args.fractions.split(",")):
+            changed = change_source(fs, args.rows, fraction, step + 1, args.seed)
+            table = timed_run(fs, "fg_bench_table")
+            incr = timed_run(fs, "fg_bench_incr")
+            if table["commit"] != incr["commit"] or not same_published_rows(fs):
+                raise SystemExit(f"routes disagree at {fraction}: table {table['commit']}, incremental {incr['commit']}")
+            results.append({"rows": args.rows, "fraction": fraction, "changed": changed, "table": table,
+                            "incremental": incr})
+            print(f"{fraction:.1%} done: commit {incr['commit']}", file=sys.stderr)
+        print_table(results)
+        if args.results:
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(results, indent=2))
+    finally:
+        if args.keep:
+            print(f"project kept in {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"{'rows':>11} {'changed':>8} {'rows chg':>9} | {'table wall':>10} {'cpu':>7} | {'incr wall':>9} {'cpu':>7} |"
+          f" {'wall ratio':>10} {'cpu ratio':>9}")
+    for r in results:
+        t, i = r["table"], r["incremental"]
+        print(f"{r['rows']:>11,} {r['fraction']:>8.1%} {r['changed']:>9,} | {t['publish_wall']:>9.2f}s "
+              f"{t['publish_cpu']:>6.2f}s | {i['publish_wall']:>8.2f}s {i['publish_cpu']:>6.2f}s | "
+              f"{t['publish_wall'] / i['publish_wall']:>9.1f}x {t['publish_cpu'] / max(i['publish_cpu'], 1e-9):>8.1f}x")
+
+
+if __name__ == "__main__":
+    main()
