@@ -98,10 +98,31 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
-    table = Table(title=title, show_lines=False, header_style="bold")
+def fitting_columns(rows: Sequence[dict[str, Any]], columns: Sequence[str], width: int) -> list[str]:
+    """The leading `columns` (callers list them most important first) whose table fits `width` characters without
+    wrapping a cell; at least the first two. Rich would otherwise squeeze every column of a wide table into a narrow
+    terminal and wrap each cell over several lines."""
+    kept: list[str] = []
+    used = 1  # the table's left border
     for c in columns:
+        need = max([len(c), *(max((len(x) for x in _cell(r.get(c)).splitlines()), default=0) for r in rows)]) + 3
+        if used + need > width and len(kept) >= 2:
+            break
+        kept.append(c)
+        used += need
+    return kept
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    # A terminal shows the columns that fit; piped output (200 wide, for programs and logs) keeps them all.
+    shown = fitting_columns(rows, columns, console.width) if console.is_terminal else list(columns)
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for c in shown:
         table.add_column(c)
     for r in rows:
-        table.add_row(*[_cell(r.get(c)) for c in columns])
+        table.add_row(*[_cell(r.get(c)) for c in shown])
     console.print(table)
+    hidden = [c for c in columns if c not in shown]
+    if hidden:
+        err_console.print(f"({len(hidden)} column{'s' if len(hidden) > 1 else ''} not shown at this width: "
+                          f"{', '.join(hidden)}; widen the terminal, or use --json)", style="dim", highlight=False)
