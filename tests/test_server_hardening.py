@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from online_support import NOW, SPEC, cleanup, make_rows, make_store
-from test_server_process import READY_DEADLINE_S, datetime_utcnow, free_port, stop
+from test_server_process import READY_DEADLINE_S, datetime_utcnow, free_port, stop, wait_ready
 
 from fs_cli.online import FVSpec, materialize
 from fs_cli.server import create_app
@@ -264,27 +264,11 @@ def server(tmp_path_factory):
             cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, proc, out)
+        wait_ready(base, proc, output=lambda: out.read_text()[-3000:])
         yield proc, base, port, out
     finally:
         stop(proc)
         cleanup(st)
-
-
-def _wait_ready(base: str, proc: subprocess.Popen, out: Path) -> None:
-    """Poll /ready (generous deadline, never a fixed sleep); fail early, with the server's output, if it exits."""
-    deadline = time.monotonic() + READY_DEADLINE_S
-    while True:
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"fs serve exited ({proc.returncode}) before it was ready: {out.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"fs serve was not ready after {READY_DEADLINE_S} s: {out.read_text()[-3000:]}")
-        time.sleep(0.2)
 
 
 def _wait_for_text(path: Path, text: str, deadline_s: float = 30) -> str:

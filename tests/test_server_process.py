@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -68,8 +69,11 @@ def test_fs_serve_process(backend, workers, tmp_path):
 READY_DEADLINE_S = 120  # a loaded CI machine can take long to import and fork workers; never a fixed sleep
 
 
-def wait_ready(base: str, proc: subprocess.Popen, headers: dict | None = None) -> None:
-    """Poll /ready until it answers 200; fail early if the process exits, or at the deadline."""
+def wait_ready(base: str, proc: subprocess.Popen, headers: dict | None = None,
+               output: Callable[[], str] | None = None) -> None:
+    """Poll /ready until it answers 200; fail early if the process exits, or at the deadline (never a fixed sleep),
+    with the server's output (`output()`, default: its stdout pipe)."""
+    said = output or (lambda: proc.stdout.read() if proc.poll() is not None else "")
     deadline = time.monotonic() + READY_DEADLINE_S
     while True:
         try:
@@ -78,9 +82,9 @@ def wait_ready(base: str, proc: subprocess.Popen, headers: dict | None = None) -
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            pytest.fail(f"fs serve exited ({proc.returncode}) before it was ready: {proc.stdout.read()}")
+            pytest.fail(f"fs serve exited ({proc.returncode}) before it was ready: {said()}")
         if time.monotonic() > deadline:
-            pytest.fail(f"fs serve was not ready after {READY_DEADLINE_S} s")
+            pytest.fail(f"fs serve was not ready after {READY_DEADLINE_S} s: {said()}")
         time.sleep(0.2)
 
 
