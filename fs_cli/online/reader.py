@@ -68,17 +68,6 @@ def _check_key(value: Any, kind: str, column: str) -> Any:
     return value
 
 
-def parse_query_key(text: str, kind: str, column: str) -> Any:
-    """A key from a URL query string (always text) -> typed value."""
-    if kind == "int":
-        t = text.strip()
-        if t.lstrip("-").isdigit() and len(t) < 20:
-            return int(t)
-        raise RequestError(f"entity key {column} must be an integer, got {text!r:.60}",
-                           fix=f"e.g. ?{column}=42")
-    return text
-
-
 @dataclass
 class _Plan:
     """A resolved request: which FG features, in which output order, needing which key columns."""
