@@ -266,12 +266,13 @@ def read_published(wh: Warehouse, fg: FeatureGroup, as_of: datetime | None = Non
 def _any_unlogged(project: Any, fgs: list[FeatureGroup]) -> bool:
     """Whether a snapshot holds a publish the commit log has not yet (read-only)."""
     with project.warehouse(read_only=True) as wh:
-        if not any(is_published(wh, fg) for fg in fgs):
+        published = [fg for fg in fgs if is_published(wh, fg)]
+        if not published:
             return False
         schema, _, table = COMMITS.partition(".")
         if not wh.relation_exists(schema, table):
             return True
-        return any(is_published(wh, fg) and _snapshot_commits(wh, fg, _last_logged(wh, fg)[1]) for fg in fgs)
+        return any(_snapshot_commits(wh, fg, _last_logged(wh, fg)[1]) for fg in published)
 
 
 def sync_project(project: Any, fgs: list[FeatureGroup]) -> bool:

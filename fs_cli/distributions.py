@@ -1,6 +1,7 @@
 """Per-feature distributions of a feature group as published now: what the UI's feature-group page draws.
 
-Computed in the warehouse (one aggregate query per feature, no rows fetched): numeric features as a histogram of
+Computed in the warehouse (no rows fetched: one scan for every feature's count, minimum and maximum, then one
+aggregate query per feature): numeric features as a histogram of
 equal-width bins between their minimum and maximum, text and boolean features as their most frequent values plus
 an "other" count, time features as their range. Every distribution counts the missing values apart.
 
@@ -10,11 +11,10 @@ histogram convention), computed in double precision on every engine.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from .commits import is_published, published_query
-from .transforms.spec import INTEGER, NUMERIC, type_kind
+from .training import logical_type
 
 if TYPE_CHECKING:
     from .metadata import FeatureGroup
@@ -25,12 +25,11 @@ TOP_VALUES = 10
 
 
 def _kind(type_name: str) -> str:
-    t = re.sub(r"\(.*\)$", "", (type_name or "").strip().lower()).strip()
-    if type_kind(t) in (NUMERIC, INTEGER):
+    """How a column of this engine type is drawn (the training datasets' reading of engine types)."""
+    logical = logical_type(type_name)
+    if logical == "number":
         return "numeric"
-    if t.startswith(("timestamp", "datetime", "date")):
-        return "time"
-    return "categorical"
+    return "time" if logical in ("timestamp", "date") else "categorical"
 
 
 def latest(wh: Warehouse, fg: FeatureGroup, bins: int = BINS, top: int = TOP_VALUES) -> dict[str, dict[str, Any]]:
