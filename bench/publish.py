@@ -130,8 +130,9 @@ def change_source(fs, rows: int, fraction: float, step: int, seed: int) -> int:
         return int(wh.scalar(f"select count(*) from {SOURCE} where ingested_at = {ingested}"))
 
 
-def timed_run(fs, group: str) -> dict:
-    """`fs run --select group` without materialization; wall and CPU of the publish (after the build) and of the run."""
+def timed_run(fs, group: str, profile: Path | None = None) -> dict:
+    """`fs run --select group` without materialization; wall and CPU of the publish (after the build) and of the run.
+    `profile`: write the run's cProfile stats there (pstats format; the timings then include the profiler's cost)."""
     from fs_cli.pipeline import run_pipeline
     from fs_cli.validation import pipeline_check, post_publish_link
 
@@ -141,10 +142,20 @@ def timed_run(fs, group: str) -> dict:
         if not message.startswith("build") and "publish_start" not in marks:
             marks["publish_start"] = (time.perf_counter(), time.process_time())
 
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     start = (time.perf_counter(), time.process_time())
     report = run_pipeline(fs.project, select=(group,), progress=progress, checks=[pipeline_check],
                           post_publish=[post_publish_link])
     end = (time.perf_counter(), time.process_time())
+    if profiler is not None:
+        profiler.disable()
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(profile)
     if not report.ok:
         raise SystemExit(f"{group}: run failed: {json.dumps(report.to_dict(), default=str)[:2000]}")
     p0 = marks.get("publish_start", end)
@@ -172,6 +183,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--results", type=Path, help="write the results as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the throw-away project")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="write cProfile stats of each incremental publish to DIR/incr-<fraction>.pstats")
     args = ap.parse_args()
 
     from fs_cli import FeatureStore
@@ -189,7 +202,8 @@ def main() -> None:
         for step, fraction in enumerate(float(f) for f in args.fractions.split(",")):
             changed = change_source(fs, args.rows, fraction, step + 1, args.seed)
             table = timed_run(fs, "fg_bench_table")
-            incr = timed_run(fs, "fg_bench_incr")
+            incr = timed_run(fs, "fg_bench_incr",
+                             None if args.profile is None else args.profile / f"incr-{fraction:g}.pstats")
             if table["commit"] != incr["commit"] or not same_published_rows(fs):
                 raise SystemExit(f"routes disagree at {fraction}: table {table['commit']}, incremental {incr['commit']}")
             results.append({"rows": args.rows, "fraction": fraction, "changed": changed, "table": table,

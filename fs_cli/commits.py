@@ -80,12 +80,27 @@ def is_published(wh: Warehouse, fg: FeatureGroup) -> bool:
     return fg.snapshot_schema is not None and wh.relation_exists(fg.snapshot_schema, fg.snapshot_name)
 
 
-def _snapshot_commits(wh: Warehouse, fg: FeatureGroup, after: datetime) -> list[tuple]:
-    """(time, inserted, updated, deleted, live rows) of every snapshot instant after `after`, in order."""
+_DELETED = "coalesce(dbt_is_deleted, 'False') = 'True'"
+
+
+def _snapshot_commits(wh: Warehouse, fg: FeatureGroup, after: datetime,
+                      prev_rows: int | None = None) -> list[tuple]:
+    """(time, inserted, updated, deleted, live rows) of every snapshot instant after `after`, in order.
+
+    With `prev_rows` (the live rows logged at `after`, the last logged commit) only the versions a later instant
+    opened or closed are read (_new_commits); without it every version is (_recount_commits: the first log, and the
+    oracle the incremental count is tested against)."""
+    if prev_rows is None:
+        return _recount_commits(wh, fg, after)
+    return _new_commits(wh, fg, after, prev_rows)
+
+
+def _recount_commits(wh: Warehouse, fg: FeatureGroup, after: datetime) -> list[tuple]:
+    """The full recount: classify every version of the snapshot and count the live rows at each new instant."""
     q = wh.quote
     key_list = ", ".join(q(k) for k in fg.key_columns)
     snap = fg.snapshot_relation
-    deleted = "coalesce(dbt_is_deleted, 'False') = 'True'"
+    deleted = _DELETED
     # A key's versions follow each other in dbt_valid_from order, so the version a new row replaced is its
     # predecessor (lag over the key): an update when that one was live and closed at the same instant. Window
     # functions sort once; a correlated EXISTS on `is not distinct from` keys is quadratic on Postgres.
@@ -124,6 +139,79 @@ def _snapshot_commits(wh: Warehouse, fg: FeatureGroup, after: datetime) -> list[
     )
 
 
+def _new_commits(wh: Warehouse, fg: FeatureGroup, after: datetime, prev_rows: int) -> list[tuple]:
+    """The commits after `after` from the versions opened or closed after it, and the live rows logged at `after`.
+
+    Why this equals the recount (tests/test_commit_log_incremental.py checks it against _recount_commits):
+    - classification: the version a new row replaced is its key's predecessor. A predecessor closed at the new
+      row's instant was closed after `after`, so it is among the versions read here, and the versions of a key
+      never overlap in time (a snapshot closes one before it opens the next), so no version left out sits between
+      them. A predecessor left out was closed at or before `after`: not at the new row's instant, so the row is an
+      insert either way.
+    - live rows: live(t) = live(after) + live versions opened in (after, t] - live versions closed in (after, t];
+      a version opened and closed in that interval counts once each way. Closes without a new version at the same
+      instant (`hard_deletes: invalidate`) count at the next instant, as in the recount.
+    Reading the versions opened or closed after `after` is a filter on the snapshot, not a window over all of it."""
+    q = wh.quote
+    key_cols = [q(k) for k in fg.key_columns]
+    key_list = ", ".join(key_cols)
+    snap = fg.snapshot_relation
+    deleted = _DELETED
+    rows = wh.fetchall(
+        f"""
+        with touched as (
+            select {key_list}, dbt_valid_from, dbt_valid_to, case when {deleted} then 1 else 0 end as is_del
+            from {snap}
+            where dbt_valid_from > ? or dbt_valid_to > ?
+        ),
+        versions as (
+            select dbt_valid_from as t, is_del,
+                   lag(dbt_valid_to) over (partition by {key_list} order by dbt_valid_from) as prev_to,
+                   lag(is_del) over (partition by {key_list} order by dbt_valid_from) as prev_del
+            from touched
+        ),
+        classified as (
+            select t, is_del, case when prev_to = t and prev_del = 0 then 1 else 0 end as had_live
+            from versions
+            where t > ?
+        ),
+        per_commit as (
+            select t,
+                   sum(case when is_del = 0 and had_live = 0 then 1 else 0 end) as inserted,
+                   sum(case when is_del = 0 and had_live = 1 then 1 else 0 end) as updated,
+                   sum(is_del) as deleted
+            from classified
+            group by t
+        ),
+        live_changes as (
+            select dbt_valid_from as at_time, 1 as delta from touched where is_del = 0 and dbt_valid_from > ?
+            union all
+            select dbt_valid_to as at_time, -1 as delta from touched where is_del = 0 and dbt_valid_to > ?
+        )
+        select p.t, p.inserted, p.updated, p.deleted,
+               (select coalesce(sum(c.delta), 0) from live_changes c where c.at_time <= p.t) as net
+        from per_commit p
+        order by p.t
+        """,
+        [after, after, after, after, after],
+    )
+    return [(t, ins, upd, dele, prev_rows + int(net)) for t, ins, upd, dele, net in rows]
+
+
+def _last_logged_rows(wh: Warehouse, fg: FeatureGroup, commit_id: int) -> int | None:
+    """The live rows logged with commit `commit_id` (None: nothing logged yet)."""
+    if not commit_id:
+        return None
+    value = wh.scalar(f"select rows from {COMMITS} where feature_group = ? and commit_id = ?", [fg.name, commit_id])
+    return None if value is None else int(value)
+
+
+def _has_unlogged(wh: Warehouse, fg: FeatureGroup, after: datetime) -> bool:
+    """Whether the snapshot holds a version opened after `after` (a commit the log has not yet)."""
+    newest = wh.scalar(f"select max(dbt_valid_from) from {fg.snapshot_relation}")
+    return newest is not None and newest > after
+
+
 def _last_logged(wh: Warehouse, fg: FeatureGroup) -> tuple[int, datetime]:
     row = wh.fetchone(f"select max(commit_id), max(commit_time) from {COMMITS} where feature_group = ?", [fg.name])
     return (row[0] or 0) if row else 0, (row[1] if row and row[1] else _EPOCH)
@@ -138,7 +226,9 @@ def sync_commits(wh: Warehouse, fg: FeatureGroup, run_id: str | None = None) -> 
         return []
     ensure_meta(wh)
     last_id, last_time = _last_logged(wh, fg)
-    rows = _snapshot_commits(wh, fg, last_time)
+    if not _has_unlogged(wh, fg, last_time):
+        return []
+    rows = _snapshot_commits(wh, fg, last_time, _last_logged_rows(wh, fg, last_id))
     if not rows:
         return []
     now = utcnow()
@@ -272,7 +362,7 @@ def _any_unlogged(project: Any, fgs: list[FeatureGroup]) -> bool:
         schema, _, table = COMMITS.partition(".")
         if not wh.relation_exists(schema, table):
             return True
-        return any(_snapshot_commits(wh, fg, _last_logged(wh, fg)[1]) for fg in published)
+        return any(_has_unlogged(wh, fg, _last_logged(wh, fg)[1]) for fg in published)
 
 
 def sync_project(project: Any, fgs: list[FeatureGroup]) -> bool:
@@ -286,8 +376,11 @@ def sync_project(project: Any, fgs: list[FeatureGroup]) -> bool:
         return False
     if project.reading_shared and not _any_unlogged(project, fgs):
         return True  # checked on the block's read-only session: no read-write open (and no lock) for nothing
+    from .warehouse.lock import no_wait
+
     try:
-        wh = project.warehouse(read_only=False)
+        with no_wait():  # optional: a busy warehouse skips the logging, it does not delay the read
+            wh = project.warehouse(read_only=False)
     except FeatureStoreError:
         return False
     with wh:
