@@ -197,3 +197,52 @@ class ManifestView:
         self.metadata = data.get("metadata") or {}
         self.nodes = {uid: _deep(n) for uid, n in (data.get("nodes") or {}).items()}
         self.sources = {uid: _deep(n) for uid, n in (data.get("sources") or {}).items()}
+
+
+# -- compiled feature views: `dbt compile` of a feature view costs dbt's start-up and a parse (~8 s on the demo) for
+# -- SQL that changes only with the project, its target and the declaration. It is compiled once with a sentinel
+# -- read time and kept under a key of those; the real read time replaces the sentinel's literal afterwards.
+COMPILED_FILE = "fs_compiled_views.json"
+#: What the macro formats into `cast('...' as timestamp)` for var fs_as_of; never a real commit time.
+AS_OF_SENTINEL = "1111-11-11 11:11:11.111111"
+_COMPILED_KEPT = 32
+
+
+def _tool_versions() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("dbt-core", "dbt-duckdb", "dbt-postgres", "dbt-spark"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def compiled_key(project: Project, name: str, extra_vars: dict[str, Any]) -> str:
+    """Everything a compiled feature view depends on: the project's files, profile, target, vars and environment
+    (`fingerprint`), the view, the extra vars of the compile (its resolved declaration) and dbt's versions."""
+    payload = json.dumps([fingerprint(project), name, extra_vars, _tool_versions()], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _compiled_entries(project: Project) -> dict[str, str]:
+    try:
+        data = json.loads((project.target_dir / COMPILED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def cached_compiled(project: Project, key: str) -> str | None:
+    sql = _compiled_entries(project).get(key)
+    return sql if isinstance(sql, str) else None
+
+
+def store_compiled(project: Project, key: str, sql: str) -> None:
+    entries = _compiled_entries(project)
+    entries.pop(key, None)
+    entries[key] = sql  # most recent last
+    _write(project.target_dir / COMPILED_FILE, {"entries": dict(list(entries.items())[-_COMPILED_KEPT:])})

@@ -344,18 +344,39 @@ def _commits_read(wh: Warehouse, catalog: Catalog, fv: FeatureView, read_at: dat
 
 
 def compile_feature_view(project: Project, fv: FeatureView, read_at: datetime | None) -> str:
-    """The feature view's SQL as dbt compiles it (the macro), reading the feature groups as of `read_at`."""
-    extra: dict = {"fs_as_of": read_at.isoformat(sep=" ")} if read_at is not None else {}
+    """The feature view's SQL as dbt compiles it (the macro), reading the feature groups as of `read_at`.
+
+    dbt compiles it once per project state (fs_cli/manifest_cache.py `compiled_key`: files, profile, target, vars,
+    declaration, dbt's versions) with a sentinel read time; later calls put the read time into the sentinel's
+    literal without starting dbt."""
+    from . import manifest_cache
+
+    extra: dict = {}
     if "fs_resolved_views" not in project.vars:  # the macro joins what fs resolved, not a second reading of the YAML
         extra["fs_resolved_views"] = {fv.name: fv.resolved()}
+    sentinel = f"'{manifest_cache.AS_OF_SENTINEL}'"
+    key = manifest_cache.compiled_key(project, fv.name, {**extra, "fs_as_of": read_at is not None})
+    sql = manifest_cache.cached_compiled(project, key)
+    if sql is None:
+        as_of = {"fs_as_of": manifest_cache.AS_OF_SENTINEL} if read_at is not None else {}
+        sql = _dbt_compile(project, fv, {**extra, **as_of})
+        if read_at is None or sentinel in sql:
+            manifest_cache.store_compiled(project, key, sql)
+    if read_at is None:
+        return sql
+    if sentinel not in sql:  # a macro that formats the time otherwise: compile with the real one
+        return _dbt_compile(project, fv, {**extra, "fs_as_of": read_at.isoformat(sep=" ")})
+    return sql.replace(sentinel, f"'{read_at.isoformat(sep=' ')}'")
+
+
+def _dbt_compile(project: Project, fv: FeatureView, extra: dict[str, Any]) -> str:
     res = project.with_vars(extra).dbt(["compile", "--log-level", "none", "--select", fv.name])
     node = next((r.node for r in res.results if r.node.unique_id == fv.unique_id), None)
     if not res.success or node is None or not node.compiled_code:
         why = res.exception or next((r.message for r in res.results if r.message), None) or "no compiled SQL"
         raise FeatureStoreError(f"dbt could not compile feature view {fv.name}: {str(why).strip()}",
                                 fix=f"run `dbt compile --select {fv.name}` to see the full error")
-    sql = node.compiled_code
-    return sql.strip().rstrip(";")
+    return node.compiled_code.strip().rstrip(";")
 
 
 def _check_spine(wh: Warehouse, fv: FeatureView) -> None:
