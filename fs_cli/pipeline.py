@@ -37,6 +37,7 @@ from .project import Project
 from .push_publish import finish_pushed_rows, merge_pushed_rows
 from .timeutil import utcnow
 from .warehouse import Warehouse
+from .warehouse.lock import writer_lock
 
 
 @dataclass
@@ -138,8 +139,18 @@ def run_pipeline(
 
     The caller composes the audit and the after-publish work: `checks` run on every built candidate (their failures
     block a strict group), `post_publish` steps run after the snapshots (FeatureStore.run passes the validation gate,
-    the link of its results to the new commits and materialization)."""
-    catalog = load_catalog(project)  # validates every declaration before anything is written
+    the link of its results to the new commits and materialization).
+
+    One writer at a time: the run holds the project's writer lock (fs_cli/warehouse/lock.py) throughout, so a second
+    `fs run` waits for it (bounded by FS_LOCK_TIMEOUT) instead of failing inside dbt on the DuckDB file."""
+    with writer_lock(project):  # also around dbt's parse: two runs do not write target/ at once
+        catalog = load_catalog(project)  # validates every declaration before anything is written
+        return _run_locked(project, catalog, select, progress, checks, post_publish)
+
+
+def _run_locked(project: Project, catalog: Catalog, select: tuple[str, ...],
+                progress: Callable[[str, int], None] | None, checks: Sequence[CandidateCheck],
+                post_publish: Sequence[PostPublishStep]) -> RunReport:
     _check_writable(project)  # a locked warehouse is one clear line here, not dbt's traceback later
     # A publish of an earlier run that died before logging it is its own commit, not part of this run's.
     sync_project(project, list(catalog.feature_groups.values()))

@@ -212,17 +212,19 @@ class FeatureStore:
         """
         from . import training
         from .training_transforms import fit_training_dataset
+        from .warehouse.lock import writer_lock
 
         catalog = self.catalog
-        # build steps composed here, explicitly: fitting the view's transformations (a no-op without them)
-        td = training.create(self.project, catalog, feature_view, as_of=as_of, split=split, description=description,
-                             steps=[fit_training_dataset])
-        if td.statistics:  # fitted transformations / on-demand features: servable for ?training_dataset_version=N
-            from .online.publish_views import publish_if_online
+        with writer_lock(self.project):  # one writer at a time (waits, bounded, for another one)
+            # build steps composed here, explicitly: fitting the view's transformations (a no-op without them)
+            td = training.create(self.project, catalog, feature_view, as_of=as_of, split=split,
+                                 description=description, steps=[fit_training_dataset])
+            if td.statistics:  # fitted transformations / on-demand features: servable for ?training_dataset_version=N
+                from .online.publish_views import publish_if_online
 
-            warning = publish_if_online(self.project, catalog)
-            if warning:
-                td.extra.setdefault("warnings", []).append(warning)
+                warning = publish_if_online(self.project, catalog)
+                if warning:
+                    td.extra.setdefault("warnings", []).append(warning)
         return td
 
     def training_datasets(self, feature_view: str | None = None) -> list:
@@ -335,12 +337,15 @@ class FeatureStore:
     def materialize(self, feature_groups: Sequence[str] = (), full: bool = False, store_url: str | None = None,
                     progress_factory: Callable[[str], Callable[[int, int], None] | None] | None = None,
                     start: str | datetime | None = None, end: str | datetime | None = None,
-                    ) -> tuple[str, list, list[str]]:
+                    allow_unvalidated: bool = False) -> tuple[str, list, list[str]]:
         """Write the latest value per entity (within TTL) of online feature groups (default: all) into the online
         store, atomically; incremental unless `full`. Returns (store URL, results, warnings).
         `end` / `start` (ISO text or naive UTC datetimes), as Feast's materialize(start_date, end_date): serve per
         entity the latest row with max(start, end - ttl) <= event_time <= end (end defaults to now); a range is a
-        full rewrite (backfills and demos on historical data)."""
+        full rewrite (backfills and demos on historical data).
+        A strict group whose published rows no passing validation run covers (published by plain `dbt build`) is
+        withheld, with a warning naming its commits, unless `allow_unvalidated` (served and recorded with the online
+        version); fs_cli/online/withhold.py."""
         from .online.backends import open_store
         from .online.from_warehouse import materialize_project
         from .online.materialize import check_range
@@ -356,7 +361,7 @@ class FeatureStore:
         try:
             results, warnings = materialize_project(self.project, self.catalog, tuple(feature_groups), store=store,
                                                     full=full, progress_factory=progress_factory, now=end_t,
-                                                    start=start_t)
+                                                    start=start_t, allow_unvalidated=allow_unvalidated)
         finally:
             store.close()
         return store.url, results, warnings

@@ -94,8 +94,9 @@ time.sleep(600)
 """
 
 
-def test_a_locked_warehouse_is_one_clear_line_naming_the_holder(published):
+def test_a_locked_warehouse_is_one_clear_line_naming_the_holder(published, monkeypatch):
     d = published["dir"]
+    monkeypatch.setenv("FS_LOCK_TIMEOUT", "0")  # fail at once (waiting is tests/test_writer_lock.py's)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(d / ".fs" / "feature_store.duckdb")],
                               stdout=subprocess.PIPE, text=True)
     try:

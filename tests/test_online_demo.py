@@ -44,15 +44,16 @@ def published(request, tmp_path_factory) -> dict:
         day1 = FeatureStore(d, vars={"demo_data_cutoff": "2026-01-15 00:00:00"})
         assert day1.project.engine == engine
         assert day1.project.dbt(["build"]).success
-        results, warnings = materialize_project(day1.project, day1.catalog, now=DAY1_NOW)
-        assert results and not warnings, warnings
+        # published by plain dbt build (no gate run): served on purpose (issue 17.2 withholds it otherwise)
+        results, warnings = materialize_project(day1.project, day1.catalog, now=DAY1_NOW, allow_unvalidated=True)
+        assert results and all("served although" in w for w in warnings), warnings
         with open_store(default_store_url(day1.project)) as store:
             first = store.pointers()
         fs = FeatureStore(d)
         assert fs.project.dbt(["build"]).success
         online = [n for n, fg in fs.catalog.feature_groups.items() if fg.online]
         outcomes = {n: SimpleNamespace(published=True, warnings=[], materialized=None) for n in online}
-        post_publish_materialize(fs.project, fs.catalog, outcomes)
+        post_publish_materialize(fs.project, fs.catalog, outcomes, allow_unvalidated=True)
         yield {"dir": d, "engine": engine, "fs": fs, "first": first, "first_results": results, "outcomes": outcomes}
 
 
@@ -99,7 +100,7 @@ def _check_served_values(published: dict, backend: str, tmp_path: Path) -> None:
     now = max(max(t[online[n].event_time].to_pylist()) for n, t in tables.items()) + timedelta(minutes=1)
     store, _, _ = make_store(backend, tmp_path)
     try:
-        results, warnings = materialize_project(fs.project, catalog, store=store, now=now)
+        results, warnings = materialize_project(fs.project, catalog, store=store, now=now, allow_unvalidated=True)
         assert {r.feature_group for r in results} == set(online), warnings
         assert all(r.mode == "full" for r in results)
         client = TestClient(create_app(store, clock=lambda: _epoch(now), log_dir=None))
@@ -132,7 +133,8 @@ def _check_incremental_update(published: dict) -> None:
     fs, first, outcomes = published["fs"], published["first"], published["outcomes"]
     assert first and all(p.meta["mode"] == "full" for p in first.values())
     assert {r.feature_group for r in published["first_results"]} == set(first)
-    assert all(o.materialized is not None and not o.warnings for o in outcomes.values()), outcomes
+    assert all(o.materialized is not None and all("served although" in w for w in o.warnings)
+               for o in outcomes.values()), outcomes
     assert Path(default_store_url(fs.project)[len("sqlite:///"):]).parent == published["dir"] / ".fs"
     with open_store(default_store_url(fs.project)) as store:
         after = store.pointers()

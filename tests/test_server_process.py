@@ -109,7 +109,8 @@ def test_fs_serve_on_a_postgres_project(project_copy, tmp_path):
     spec = FGSpec.from_feature_group(fg)
     env = {k: v for k, v in os.environ.items() if k not in ("FS_ONLINE_STORE", "FS_SERVED_LOG_DIR", "FS_TARGET")}
     env["PYTHONPATH"] = str(REPO)
-    mat = subprocess.run([sys.executable, "-m", "fs_cli", "materialize", "fg_customer_profile", "--json"],
+    mat = subprocess.run([sys.executable, "-m", "fs_cli", "materialize", "fg_customer_profile", "--json",
+                          "--allow-unvalidated"],
                          cwd=d, env=env, capture_output=True, text=True, timeout=600)
     assert mat.returncode == 0, mat.stderr
     with fs.project.warehouse(read_only=True) as wh:

@@ -178,7 +178,8 @@ def test_http_service_serves_transformed_vectors(demo, tmp_path):
     fs, td = demo["fs"], demo["td"]
     store = open_store(default_store_url(fs.project))  # where `fs materialize` / `fs serve` look
     try:
-        _, warnings = materialize_project(fs.project, fs.catalog, store=store)
+        # published by plain dbt build (no gate run): served on purpose (issue 17.2 withholds it otherwise)
+        _, warnings = materialize_project(fs.project, fs.catalog, store=store, allow_unvalidated=True)
         assert not [w for w in warnings if "transformations" in w], warnings
         client = TestClient(create_app(store, api_keys="", log_dir=None))
         raw = client.get(f"/feature-views/{FV}/vector", params={"customer_id": 7, "amount": 42.5, "transformed": "false"})

@@ -26,10 +26,13 @@ BIG = 50_000  # rows: show a progress bar above this
               help="Also ignore rows with event_time before T, like Feast's materialize START_TS. Implies --full.")
 @click.option("--store", "store_url", envvar="FS_ONLINE_STORE",
               help="Online store URL: sqlite:///path or redis://host:6379/0 (default: .fs/online_store.sqlite).")
+@click.option("--allow-unvalidated", is_flag=True,
+              help="Also serve a strict group's commits that carry no passing validation run (published by plain "
+                   "`dbt build`); recorded with the online version.")
 @output_options(json_help="Print the results as JSON.")
 @click.pass_context
 def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool, end: str | None, start: str | None,
-                store_url: str | None) -> Output:
+                store_url: str | None, allow_unvalidated: bool) -> Output:
     """Write the latest value per entity (within TTL) of online feature groups into the online store.
 
     \b
@@ -38,6 +41,10 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
     rewritten. Also publishes the feature view definitions the service needs. Default: all online FGs.
     Backfills and demos on historical data: `fs materialize --end 2026-01-15` serves what was current then
     (per entity the latest row with max(--start, --end - ttl) <= event_time <= --end).
+    Only validated data is served from a strict group: commits published by plain `dbt build` (no PII,
+    future-time or drift check ran) are withheld with a WARN line naming them -- the store keeps serving
+    its previous version -- until `fs run` validates the group, or --allow-unvalidated. Warn groups are
+    served with a warning. Waits (FS_LOCK_TIMEOUT, default 60 s) for another writer on the project.
     """
     fs = get_store(ctx)
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None), TaskProgressColumn(),
@@ -59,7 +66,8 @@ def materialize(ctx: click.Context, feature_groups: tuple[str, ...], full: bool,
             return progress
 
         url, results, warnings = fs.materialize(feature_groups, full=full, store_url=store_url,
-                                                progress_factory=factory, start=start, end=end)
+                                                progress_factory=factory, start=start, end=end,
+                                                allow_unvalidated=allow_unvalidated)
 
     def tables() -> None:
         rows = [{"feature group": r.feature_group, "mode": r.mode, "input rows": r.input_rows, "written": r.written,

@@ -39,6 +39,9 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
     4. every publish that changed data becomes a commit (inserted/updated/deleted counts);
     5. online feature groups are materialized into the online store.
     Exits 1 if any feature group failed, naming the failing checks; the previous commit stays published.
+    One writer at a time: a second `fs run` (or materialize, training-dataset create, model register) on the
+    project waits for the first, up to FS_LOCK_TIMEOUT seconds (default 60; one line on stderr names the
+    holder), then fails with a clear error.
     """
     quiet = machine_readable()
     with _dbt_log_level("none" if quiet else None):  # programs read stdout: keep dbt's log lines out of it

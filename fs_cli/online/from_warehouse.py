@@ -17,15 +17,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..commits import is_published, published_query
+from ..commits import is_published, published_query, sync_project
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
 from ..warehouse import Warehouse
+from ..warehouse.lock import writer_lock
 from .backends import DEFAULT_SQLITE_NAME, default_url, open_store
 from .materialize import MaterializeResult, Progress, keys_of, materialize
 from .push import publish_push_specs
 from .specs import FGSpec, FVSpec
 from .store import OnlineStore, StaleVersionError, SupersededError
+from .withhold import Unvalidated, unvalidated_commits
 
 FULL_IF_CHANGED_SHARE = 0.5
 
@@ -122,6 +124,7 @@ _PLAN_ATTEMPTS = 4
 def materialize_feature_group(
     wh: Warehouse, fg: Any, store: OnlineStore, now: datetime, views: dict[str, FVSpec] | None,
     full: bool = False, progress: Progress | None = None, start: datetime | None = None, rewind: bool = False,
+    unvalidated: dict[str, Any] | None = None,
 ) -> MaterializeResult:
     """Materialize one published FG: incrementally when the online version has the same schema and the change
     since its watermark is small, else a full rewrite. Reads one row per key from the warehouse (as Arrow).
@@ -130,10 +133,12 @@ def materialize_feature_group(
 
     Concurrent runs: if another materialization published between our plan and our publish (the store refuses the
     publish atomically: SupersededError, nothing written), plan again from the new serving version; if the serving
-    version has newer data than ours, StaleVersionError propagates (nothing written; `rewind` publishes anyway)."""
+    version has newer data than ours, StaleVersionError propagates (nothing written; `rewind` publishes anyway).
+    `unvalidated`: served although no passing validation run covers these commits (recorded in the version's
+    meta["note"]["unvalidated"], fs_cli/online/withhold.py)."""
     for attempt in range(_PLAN_ATTEMPTS):
         try:
-            return _materialize_once(wh, fg, store, now, views, full, progress, start, rewind)
+            return _materialize_once(wh, fg, store, now, views, full, progress, start, rewind, unvalidated)
         except StaleVersionError:
             raise
         except (SupersededError, _WarehouseMoved):
@@ -148,10 +153,11 @@ class _WarehouseMoved(SupersededError):
 
 def _materialize_once(wh: Warehouse, fg: Any, store: OnlineStore, now: datetime, views: dict[str, FVSpec] | None,
                       full: bool, progress: Progress | None, start: datetime | None,
-                      rewind: bool) -> MaterializeResult:
+                      rewind: bool, unvalidated: dict[str, Any] | None = None) -> MaterializeResult:
     spec = FGSpec.from_feature_group(fg)
     wm = _watermark(wh, fg)
     watermark = {"commit_time": wm.isoformat() if wm and start is None else None}
+    note = {"unvalidated": unvalidated} if unvalidated else None  # served without a passing validation run
     published_rows = _published_count(wh, fg)  # what a full run considers (the report's input rows)
     ptr = store.pointers().get(spec.name)
     prev = (ptr.meta.get("watermark") or {}).get("commit_time") if ptr else None
@@ -167,11 +173,12 @@ def _materialize_once(wh: Warehouse, fg: Any, store: OnlineStore, now: datetime,
             rows = wh.arrow(*latest_query(wh, fg, spec, now, only_keys=changed_query))
             _check_watermark_still(wh, fg, wm)
             return materialize(store, spec, rows, now, views=views, changed=keys_of(spec, changed),
-                               watermark=watermark, progress=progress, input_rows=changed.num_rows, base=ptr)
+                               watermark=watermark, progress=progress, input_rows=changed.num_rows, base=ptr,
+                               note=note)
     rows = wh.arrow(*latest_query(wh, fg, spec, now, start=start))
     _check_watermark_still(wh, fg, wm)
     return materialize(store, spec, rows, now, views=views, watermark=watermark, progress=progress,
-                       input_rows=published_rows, start=start, rewind=rewind)
+                       input_rows=published_rows, start=start, rewind=rewind, note=note)
 
 
 def _check_watermark_still(wh: Warehouse, fg: Any, before: datetime | None) -> None:
@@ -191,6 +198,7 @@ def materialize_project(
     now: datetime | None = None,
     progress_factory: Callable[[str], Progress | None] | None = None,
     start: datetime | None = None,
+    allow_unvalidated: bool = False,
 ) -> tuple[list[MaterializeResult], list[str]]:
     """Materialize the named online FGs (default: all online FGs) from the project's warehouse (its dbt target,
     whichever engine). Returns results + warnings. `now` is the end of the range (default: the clock), `start` its
@@ -199,7 +207,13 @@ def materialize_project(
 
     Ordering: a run on the clock (`now` not given) never replaces a version with newer data (a concurrent run that
     published first): it is refused, nothing is written, and a warning says so. An explicit `now`/`start` is a
-    deliberate backfill: it replaces the serving version even when that one is newer (until the next run)."""
+    deliberate backfill: it replaces the serving version even when that one is newer (until the next run).
+
+    Validation (fs_cli/online/withhold.py): a `strict` group whose published rows no passing validation run covers
+    (published by plain `dbt build` / `dbt snapshot`) is withheld -- the store keeps serving its previous version, or
+    nothing -- with a warning naming the commits and the fix, unless `allow_unvalidated` (then served, and the
+    commits are recorded with the version: meta["note"]); a `warn` group is served with a warning.
+    One writer at a time: runs under the project's writer lock (fs_cli/warehouse/lock.py)."""
     fgs, views, warnings = online_specs(catalog)
     selected = list(names) or sorted(fgs)
     for n in selected:
@@ -211,31 +225,68 @@ def materialize_project(
     store = store or open_store(default_store_url(project))
     rewind = now is not None or start is not None  # a backfill to a chosen time, not a run on the clock
     full = full or rewind  # an incremental update only moves forward from the serving version
-    now = now or utcnow()
     results: list[MaterializeResult] = []
-    refused = False
     try:
-        with project.warehouse(read_only=True) as wh:
-            views = _with_transforms(wh, catalog, views, warnings)
-            for n in selected:
-                fg = catalog.fg(n)
-                if not is_published(wh, fg):
-                    warnings.append(f"{n} has never been published: nothing to materialize (run `fs run`)")
-                    continue
-                progress = progress_factory(n) if progress_factory else None
-                try:
-                    results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress,
-                                                             start=start, rewind=rewind))
-                except StaleVersionError as e:
-                    refused = True  # nothing written for it, nor the views below: newer ones are serving
-                    warnings.append(f"{n}: {e.message.removeprefix(f'feature group {n}: ')}")
-        if not results and not refused:
-            store.publish_views(views)
-        publish_push_specs(store, catalog)  # what the service checks pushed rows against (fs_cli/online/push.py)
+        with writer_lock(project):
+            now = now or utcnow()  # after any wait for the lock
+            _materialize_selected(project, catalog, selected, store, views, warnings, results, now, full,
+                                  progress_factory, start, rewind, allow_unvalidated)
     finally:
         if own:
             store.close()
     return results, warnings
+
+
+def _materialize_selected(project: Any, catalog: Any, selected: list[str], store: OnlineStore,
+                          views: dict[str, FVSpec], warnings: list[str], results: list[MaterializeResult],
+                          now: datetime, full: bool, progress_factory: Callable[[str], Progress | None] | None,
+                          start: datetime | None, rewind: bool, allow_unvalidated: bool) -> bool:
+    """The body of materialize_project, under the writer lock (appends to `results` and `warnings`); whether a
+    publish was refused as stale."""
+    refused = False
+    sync_project(project, [catalog.fg(n) for n in selected])  # a plain-dbt publish gets its commit id first
+    with project.warehouse(read_only=True) as wh:
+        views = _with_transforms(wh, catalog, views, warnings)
+        for n in selected:
+            fg = catalog.fg(n)
+            if not is_published(wh, fg):
+                warnings.append(f"{n} has never been published: nothing to materialize (run `fs run`)")
+                continue
+            unvalidated = unvalidated_commits(wh, catalog, fg)
+            if unvalidated is not None and fg.policy == "strict" and not allow_unvalidated:
+                warnings.append(_withheld_message(store, fg, unvalidated))
+                continue
+            note = None
+            if unvalidated is not None:
+                note = {**unvalidated.to_dict(), "allowed": bool(allow_unvalidated)}
+                warnings.append(f"{n}: served although no passing validation run covers {unvalidated.names} "
+                                + ("(--allow-unvalidated, recorded with the online version)"
+                                   if fg.policy == "strict" else "(policy warn)"))
+            progress = progress_factory(n) if progress_factory else None
+            try:
+                results.append(materialize_feature_group(wh, fg, store, now, views, full=full, progress=progress,
+                                                         start=start, rewind=rewind, unvalidated=note))
+            except StaleVersionError as e:
+                refused = True  # nothing written for it, nor the views below: newer ones are serving
+                warnings.append(f"{n}: {e.message.removeprefix(f'feature group {n}: ')}")
+    if not results and not refused:
+        store.publish_views(views)
+    publish_push_specs(store, catalog)  # what the service checks pushed rows against (fs_cli/online/push.py)
+    return refused
+
+
+def _withheld_message(store: OnlineStore, fg: Any, unvalidated: Unvalidated) -> str:
+    """Which group and commits were withheld, why, what keeps serving, and the fix (one warning line)."""
+    ptr = store.pointers().get(fg.name)
+    serving = "nothing" if ptr is None else (
+        f"its previous version {ptr.version} (data up to commit time "
+        f"{(ptr.meta.get('watermark') or {}).get('commit_time') or 'unknown'})")
+    how = ("`fs run` audits only the new batches of an incremental group: re-ingest those rows through `fs run`"
+           if unvalidated.incremental else f"`fs run --select {fg.model}` validates and publishes the group")
+    return (f"{fg.name}: withheld from serving: no passing validation run covers {unvalidated.names} of this "
+            "strict group (published by plain `dbt build` / `dbt snapshot`: the future-time, PII and drift checks "
+            f"never ran); the online store keeps serving {serving}. Fix: {how}, or "
+            f"`fs materialize --allow-unvalidated {fg.name}` serves it anyway (recorded with the online version)")
 
 
 def _with_transforms(wh: Warehouse, catalog: Any, views: dict[str, FVSpec], warnings: list[str]) -> dict[str, FVSpec]:
@@ -250,14 +301,16 @@ def _with_transforms(wh: Warehouse, catalog: Any, views: dict[str, FVSpec], warn
         return views
 
 
-def post_publish_materialize(project: Any, catalog: Any, outcomes: dict[str, Any]) -> None:
+def post_publish_materialize(project: Any, catalog: Any, outcomes: dict[str, Any],
+                             allow_unvalidated: bool = False) -> None:
     """`fs run` hook: materialize every online FG that was just published; a failure is a warning, not a rollback
-    (the publish stands; the online store keeps serving its previous version)."""
+    (the publish stands; the online store keeps serving its previous version). `allow_unvalidated`: as in
+    materialize_project (`fs run` links its validation first, so its own commits are covered)."""
     names = [n for n, o in outcomes.items() if o.published and catalog.feature_groups[n].online]
     if not names:
         return
     try:
-        results, warnings = materialize_project(project, catalog, names)
+        results, warnings = materialize_project(project, catalog, names, allow_unvalidated=allow_unvalidated)
     except Exception as e:  # noqa: BLE001 - reported on every published FG, the run itself succeeded
         for n in names:
             outcomes[n].warnings.append(f"online materialization failed: {e}")

@@ -259,6 +259,7 @@ def materialize(
     start: datetime | None = None,
     base: Pointer | None = None,
     rewind: bool = False,
+    note: dict[str, Any] | None = None,
 ) -> MaterializeResult:
     """Write the latest row per entity of `rows` into `store` as a new version of `spec.name`.
 
@@ -267,6 +268,7 @@ def materialize(
     can compute the next incremental change set. `input_rows`: how many rows the caller narrowed down to `rows`
     (reported instead of len(rows), e.g. the published rows the warehouse picked the latest of).
     `start`: serve only rows with event_time >= start (a range materialization [start, now]; full only).
+    `note`: recorded with the version (meta["note"]), e.g. the unvalidated commits it serves (online/withhold.py).
 
     Ordering: the version carries ``data_version`` = (watermark["commit_time"], now); the store refuses to publish it
     over a serving version with newer data (StaleVersionError, nothing written) unless `rewind` (a deliberate
@@ -289,6 +291,8 @@ def materialize(
                                 fix="drop `changed`/`deleted`, or drop `start`/`rewind`")
     if start is not None:
         meta["start"] = start.isoformat()
+    if note:
+        meta["note"] = note
     ptr: Pointer
     if incremental:
         current = base or store.pointers().get(spec.name)

@@ -7,13 +7,15 @@ every change is appended to fs_meta.alias_history.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,7 @@ import pandas as pd
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
 from ..warehouse import META_SCHEMA, Warehouse, relation_exists, store_exists
+from ..warehouse.lock import writer_lock
 from . import artifact
 from .blobs import BlobStore
 from .config import RegistryConfig, check_alias, check_name, check_required_meta
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from .validate import ValidationReport
 
 RESERVED_ALIASES = {"latest"}
+T = TypeVar("T")
 
 
 def current_user() -> str:
@@ -182,6 +186,18 @@ class LoadedModel:
         return np.asarray(self.estimator.predict_proba(self.frame(df)))
 
 
+def _one_writer(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a registry write under the project's writer lock: concurrent registrations (processes or threads) wait
+    for each other (bounded by FS_LOCK_TIMEOUT) instead of failing to open the warehouse."""
+
+    @functools.wraps(method)
+    def locked(self: ModelRegistry, *args: Any, **kwargs: Any) -> T:
+        with writer_lock(self.project):
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class ModelRegistry:
     """`FeatureStore(...).models`: register, get, list, alias, validate, lineage of models."""
 
@@ -208,6 +224,7 @@ class ModelRegistry:
         return relation_exists(wh, META_SCHEMA, "model_versions")
 
     # -- register ------------------------------------------------------------------------------------------
+    @_one_writer
     def register(
         self,
         name: str,

@@ -29,12 +29,23 @@ def __getattr__(name: str) -> Any:
 
 def post_publish_link(project, catalog, outcomes) -> None:
     """POST_PUBLISH step of fs_cli.pipeline: record which commit published each validated candidate (in the
-    target warehouse's fs_meta.validation_results)."""
+    target warehouse's fs_meta.validation_results).
+
+    A candidate whose snapshot changed nothing (it equals the published state: e.g. `fs run` after a plain
+    `dbt build` published the same rows) validated the latest commit: its results are linked to that commit when no
+    passing run covers it yet, so `fs commits` shows it validated and materialization serves it
+    (fs_cli/online/withhold.py)."""
     published = {name: o.commit.commit_id for name, o in outcomes.items() if o.published and o.commit}
-    if not published:
+    unchanged = [name for name, o in outcomes.items() if o.published and o.commit is None]
+    if not published and not unchanged:
         return
+    from ..commits import list_commits
     from .gate import link_published
 
     with project.warehouse() as wh:
         for name, commit_id in published.items():
             link_published(project, wh, name, commit_id)
+        for name in unchanged:
+            log = list_commits(wh, catalog.feature_groups[name])
+            if log and log[-1].validation != "passed":
+                link_published(project, wh, name, log[-1].commit_id)

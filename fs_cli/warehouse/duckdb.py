@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -14,6 +13,7 @@ import duckdb
 
 from ..errors import FeatureStoreError
 from .base import Result, Warehouse
+from .lock import announce_wait, lock_timeout
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -78,11 +78,17 @@ class DuckDBWarehouse(Warehouse):
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    # DuckDB refuses two configurations (read-only / read-write) of one file inside a process. Threads of one
-    # process may briefly hold the other configuration, so try the other mode and retry until it is released.
-    deadline = time.monotonic() + float(os.environ.get("FS_LOCK_TIMEOUT", "10"))
+    """Connect, waiting (bounded by FS_LOCK_TIMEOUT, fs_cli/warehouse/lock.py) for a lock another process holds,
+    with one line on stderr naming it; after the deadline, `lock_error`'s one clear line.
+
+    DuckDB also refuses two configurations (read-only / read-write) of one file inside a process. Threads of one
+    process may briefly hold the other configuration, so try the other mode and retry until it is released."""
+    timeout = lock_timeout()
+    start = time.monotonic()
     modes = [read_only, not read_only] if read_only else [False]
+    announced = False
     while True:
+        held_elsewhere: Exception | None = None
         for mode in modes:
             try:
                 return duckdb.connect(str(path), read_only=mode)
@@ -90,13 +96,27 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 if "different configuration" not in str(e):
                     raise
             except duckdb.IOException as e:
-                raise lock_error(path, e) from None
-        if time.monotonic() > deadline:
+                if "lock" not in str(e).lower():
+                    raise lock_error(path, e) from None
+                held_elsewhere = e
+        waited = time.monotonic() - start
+        if held_elsewhere is not None:
+            if waited >= timeout:
+                raise lock_error(path, held_elsewhere) from None
+            if not announced:
+                announce_wait(_holder(held_elsewhere), timeout)
+                announced = True
+        elif waited > max(timeout, 1.0):
             raise FeatureStoreError(
-                f"cannot open the warehouse {path}: this process holds it in another mode for more than 10 s",
+                f"cannot open the warehouse {path}: this process holds it in another mode for more than {timeout:g} s",
                 fix="close the other connection to the warehouse in this process",
             )
-        time.sleep(0.02)
+        time.sleep(0.02 if held_elsewhere is None else 0.1)
+
+
+def _holder(e: Exception) -> str:
+    held = re.search(r"held in (.+?) \(PID (\d+)\)", str(e))
+    return f"PID {held.group(2)} ({held.group(1)})" if held else "another process"
 
 
 def lock_error(path: Path, e: Exception) -> FeatureStoreError:
