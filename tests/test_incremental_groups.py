@@ -9,11 +9,15 @@ table group publishes over the same data."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import drop_demo_models
+from conftest import ENGINES, copy_project, drop_demo_models, use_engine
+from services import pg_database
 
 from fs_cli import FeatureStore
 from fs_cli.pipeline import RunReport, run_pipeline
@@ -90,22 +94,15 @@ snapshots:
 """
 
 
-def write_rows(project: Path, rows: list[tuple]) -> None:
+def write_rows(project: Path, rows: list[tuple], seed: str = "test_items") -> None:
     lines = ["item_id,event_time,value,ingested_at"] + [",".join(map(str, r)) for r in rows]
-    (project / "seeds" / "test_items.csv").write_text("\n".join(lines) + "\n")
+    (project / "seeds" / f"{seed}.csv").write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture
-def incremental_project(project_copy, engine: str) -> Path:
-    d = project_copy("incr", with_seeds=False, engine=engine)
-    (d / "models" / "feature_groups" / "fg_test_items.sql").write_text(MODEL)
-    (d / "models" / "feature_groups" / "_test_items.yml").write_text(FG_YAML)
-    (d / "snapshots" / "test_items.yml").write_text(SNAPSHOT_YAML)
-    drop_demo_models(d)
+def add_entity_item(d: Path) -> None:
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
-    return d
 
 
 def as_rows(df: pd.DataFrame) -> list[tuple]:
@@ -121,38 +118,10 @@ def latest(rows: list[tuple]) -> list[tuple]:
     return sorted((k[0], k[1], v[0]) for k, v in best.items())
 
 
-def test_incremental_group_publishes_exact_commits(incremental_project: Path):
-    d = incremental_project
-    fs = FeatureStore(d)
-    write_rows(d, V1)
-    assert fs.catalog.fg("fg_test_items")  # the declaration (incremental model, check on ingested_at) is accepted
-    assert fs.run(materialize=False).ok
-    write_rows(d, V1 + B2)
-    r2 = fs.run(materialize=False)
-    assert r2.ok, r2.to_dict()
-    r3 = fs.run(materialize=False)  # nothing new ingested: no commit
-    assert r3.ok and r3.outcomes["fg_test_items"].commit is None
-
-    log = fs.commits("fg_test_items")
-    assert [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows) for c in log] == [(1, 6, 0, 0, 6), (2, 3, 2, 0, 9)]
-    assert as_rows(fs.read("fg_test_items", commit=1)) == latest(V1)
-    assert as_rows(fs.read("fg_test_items")) == latest(V1 + B2)
-    between = log[0].commit_time + (log[1].commit_time - log[0].commit_time) / 2
-    assert as_rows(fs.read("fg_test_items", as_of=between)) == latest(V1)
-
-    # The candidate is incremental: it reads only the new batch, here the whole source (a table model would publish
-    # 8 deletes), and a re-ingested item 3 with the same value is an update (the ingestion column is the marker).
-    b3 = [(3, "2026-01-03 00:00:00", 3.0, T3)]
-    write_rows(d, b3)
-    assert fs.run(materialize=False).ok
-    c3 = fs.commits("fg_test_items")[-1]
-    assert (c3.commit_id, c3.inserted, c3.updated, c3.deleted, c3.rows) == (3, 0, 1, 0, 9)
-    assert as_rows(fs.read("fg_test_items")) == latest(V1 + B2 + b3)
-
-
 def run_counting_audited_rows(fs: FeatureStore) -> tuple[RunReport, dict[str, int]]:
-    """`fs run` (no materialization) with one more candidate check that counts the rows of each audited copy: what
-    the gate audits and the snapshot publishes from."""
+    """`fs run` (no materialization: FeatureStore.run(materialize=False) composes the same check and post-publish
+    step) with one more candidate check that counts the rows of each audited copy: what the gate audits and the
+    snapshot publishes from."""
     from fs_cli.validation import pipeline_check, post_publish_link
 
     audited: dict[str, int] = {}
@@ -181,70 +150,155 @@ T4 = "2026-02-04 00:00:00"
 # Batch 3: item 3 re-ingested with its value, a correction of item 7, a new item 10; batch 4: item 1 again, item 10.
 B3 = [(3, "2026-01-03 00:00:00", 3.0, T3), (7, "2026-01-07 00:00:00", 70.0, T3), (10, "2026-01-10 00:00:00", 10.0, T3)]
 B4 = [(1, "2026-01-01 00:00:00", 100.0, T4), (10, "2026-01-10 00:00:00", 11.0, T4)]
+# The strict-policy scenario: a batch with a row out of the declared range, then the batch that fixes it.
+BAD = [(2, "2026-01-02 00:00:00", -5.0, T2), (7, "2026-01-07 00:00:00", 7.0, T2)]
+FIXED = [(2, "2026-01-02 00:00:00", 20.0, T3), (8, "2026-01-08 00:00:00", 8.0, T3)]
+# The replaced-source scenario's last batch: the source now holds only item 3, re-ingested with the same value.
+ONLY_B3 = [(3, "2026-01-03 00:00:00", 3.0, T3)]
+
+#: The groups of the module's project, one scenario each (they run side by side in the same `fs run`s: dbt's start,
+#: parse, build and snapshot are paid once per run for all of them; each reads its own seed).
+APPEND = "fg_test_items"  # incremental, append-only source test_items: compared with TABLE over the same seed
+TABLE = "fg_test_items_full"  # a table group over test_items
+REPLACED = "fg_replaced_items"  # incremental, seed replaced_items: exact commits, a source replaced by its new batch
+BLOCKED = "fg_bad_items"  # incremental, seed bad_items: a bad row in a later batch is blocked (strict policy)
+#: What each seed holds at each of the module's five runs (None: unchanged).
+SEEDS = {
+    "test_items": [V1, V1 + B2, V1 + B2 + B3, V1 + B2 + B3 + B4, None],
+    "replaced_items": [V1, V1 + B2, None, ONLY_B3, None],
+    "bad_items": [V1, V1 + BAD, V1 + BAD + FIXED, None, None],
+}
 
 
-def test_incremental_publish_equals_a_table_group_and_reads_only_the_batch(incremental_project: Path):
+def _group_ok(report: RunReport, name: str) -> bool:
+    """What `report.ok` says for one group (the module's runs hold several groups; one of them is blocked once)."""
+    return not report.other_failures and report.outcomes[name].status in ("ok", "warn")
+
+
+def _make_project(d: Path) -> Path:
+    """The repo's project without the demo's models (nor its monitoring views): the four groups of the module."""
+    drop_demo_models(d)
+    shutil.rmtree(d / "models" / "monitoring")  # views over the online logs: nothing here reads them
+    fgs = d / "models" / "feature_groups"
+    for name, seed in ((APPEND, "test_items"), (REPLACED, "replaced_items"), (BLOCKED, "bad_items")):
+        (fgs / f"{name}.sql").write_text(MODEL.replace("ref('test_items')", f"ref('{seed}')"))
+        (fgs / f"_{name}.yml").write_text(FG_YAML.replace("fg_test_items", name))
+        (d / "snapshots" / f"{name}.yml").write_text(SNAPSHOT_YAML.replace("fg_test_items", name))
+    (fgs / f"{TABLE}.sql").write_text(TABLE_MODEL)
+    (fgs / f"_{TABLE}.yml").write_text(
+        FG_YAML.replace("fg_test_items", TABLE).replace("built incrementally", "recomputed in full"))
+    (d / "snapshots" / f"{TABLE}.yml").write_text(TABLE_SNAPSHOT_YAML)
+    add_entity_item(d)
+    return d
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def timeline(request, tmp_path_factory) -> Iterator[dict]:
+    """One project per engine and five runs shared by the module's scenarios (each test asserts its own group's
+    story): what each run reported and audited, and what the tests read between runs, as it was at that moment."""
+    engine = request.param
+    with ExitStack() as stack:
+        db = stack.enter_context(pg_database()) if engine == "postgres" else None
+        d = _make_project(use_engine(copy_project(tmp_path_factory.mktemp(f"incr_{engine}") / "proj",
+                                                  with_seeds=False), engine, db))
+        fs = FeatureStore(d)
+        runs: list[tuple[RunReport, dict[str, int]]] = []
+        seen: dict[str, object] = {}
+        for i in range(5):
+            for seed, states in SEEDS.items():
+                if states[i] is not None:
+                    write_rows(d, states[i], seed)
+            if i == 0:  # the declaration (incremental model, check on ingested_at) is accepted
+                seen["declared"] = fs.catalog.fg(REPLACED)
+            if i == 2:  # an old row vanishes from the candidate behind fs's back: not the snapshot's business
+                with fs.project.warehouse() as wh:
+                    wh.execute(f"delete from {fs.catalog.fg(BLOCKED).relation} where item_id = 5")
+            runs.append(run_counting_audited_rows(fs))
+            if i == 1:
+                seen["blocked_commits"] = [c.commit_id for c in fs.commits(BLOCKED)]
+                seen["blocked_read"] = as_rows(fs.read(BLOCKED))
+            if i == 2:
+                seen["replaced_log"] = fs.commits(REPLACED)
+                seen["replaced_read"] = as_rows(fs.read(REPLACED))
+                seen["blocked_last"] = fs.commits(BLOCKED)[-1]
+                seen["blocked_read_fixed"] = as_rows(fs.read(BLOCKED))
+            if i == 3:
+                seen["replaced_last"] = fs.commits(REPLACED)[-1]
+                seen["replaced_read_b3"] = as_rows(fs.read(REPLACED))
+        yield {"engine": engine, "fs": fs, "runs": runs, **seen}
+
+
+def test_incremental_group_publishes_exact_commits(timeline):
+    fs, runs, name = timeline["fs"], timeline["runs"], REPLACED
+    assert timeline["declared"]
+    assert _group_ok(runs[0][0], name), runs[0][0].to_dict()
+    assert _group_ok(runs[1][0], name), runs[1][0].to_dict()
+    r3 = runs[2][0]  # nothing new ingested: no commit
+    assert _group_ok(r3, name) and r3.outcomes[name].commit is None, r3.to_dict()
+
+    log = timeline["replaced_log"]
+    assert [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows) for c in log] == [(1, 6, 0, 0, 6), (2, 3, 2, 0, 9)]
+    assert as_rows(fs.read(name, commit=1)) == latest(V1)
+    assert timeline["replaced_read"] == latest(V1 + B2)
+    between = log[0].commit_time + (log[1].commit_time - log[0].commit_time) / 2
+    assert as_rows(fs.read(name, as_of=between)) == latest(V1)
+
+    # The candidate is incremental: it reads only the new batch, here the whole source (a table model would publish
+    # 8 deletes), and a re-ingested item 3 with the same value is an update (the ingestion column is the marker).
+    assert _group_ok(runs[3][0], name), runs[3][0].to_dict()
+    c3 = timeline["replaced_last"]
+    assert (c3.commit_id, c3.inserted, c3.updated, c3.deleted, c3.rows) == (3, 0, 1, 0, 9)
+    assert timeline["replaced_read_b3"] == latest(V1 + B2 + ONLY_B3)
+
+
+def test_incremental_publish_equals_a_table_group_and_reads_only_the_batch(timeline):
     """Over an append-only source, the incremental group (published from its batch) and a table group (published from
     its whole table) write the same versions in the same commits; each incremental audit holds exactly the batch."""
-    d = incremental_project
-    (d / "models" / "feature_groups" / "fg_test_items_full.sql").write_text(TABLE_MODEL)
-    (d / "models" / "feature_groups" / "_test_items_full.yml").write_text(
-        FG_YAML.replace("fg_test_items", "fg_test_items_full").replace("built incrementally", "recomputed in full"))
-    (d / "snapshots" / "test_items_full.yml").write_text(TABLE_SNAPSHOT_YAML)
-    fs = FeatureStore(d)
+    fs, runs = timeline["fs"], timeline["runs"]
     source: list[tuple] = []
-    for batch in (V1, B2, B3, B4):
+    for (report, audited), batch in zip(runs[:4], (V1, B2, B3, B4), strict=True):
         source += batch
-        write_rows(d, source)
-        report, audited = run_counting_audited_rows(fs)
-        assert report.ok, report.to_dict()
-        assert audited["fg_test_items"] == len(batch)  # the batch: rows ingested after the published watermark
-        assert audited["fg_test_items_full"] == len(latest(source))  # a table group audits its whole table
-    report, audited = run_counting_audited_rows(fs)  # nothing new: the incremental group is not even audited
-    assert report.ok and report.outcomes["fg_test_items"].commit is None
-    assert "fg_test_items" not in audited and report.outcomes["fg_test_items_full"].commit is None
+        assert _group_ok(report, APPEND) and _group_ok(report, TABLE), report.to_dict()
+        assert audited[APPEND] == len(batch)  # the batch: rows ingested after the published watermark
+        assert audited[TABLE] == len(latest(source))  # a table group audits its whole table
+    report, audited = runs[4]  # nothing new: the incremental group is not even audited
+    assert _group_ok(report, APPEND) and report.outcomes[APPEND].commit is None
+    assert APPEND not in audited and report.outcomes[TABLE].commit is None
 
-    incremental, table = fs.commits("fg_test_items"), fs.commits("fg_test_items_full")
+    incremental, table = fs.commits(APPEND), fs.commits(TABLE)
     counts = [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows) for c in incremental]
     assert counts == [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows) for c in table]
     assert counts == [(1, 6, 0, 0, 6), (2, 3, 2, 0, 9), (3, 1, 2, 0, 10), (4, 0, 2, 0, 10)]
     assert [c.commit_time for c in incremental] == [c.commit_time for c in table]
-    assert versions(fs, "fg_test_items") == versions(fs, "fg_test_items_full")
+    assert versions(fs, APPEND) == versions(fs, TABLE)
     for c in incremental:  # time travel: every commit reads what the oracle says
         upto = [r for r in source if r[3] <= (T1, T2, T3, T4)[c.commit_id - 1]]
-        assert as_rows(fs.read("fg_test_items", commit=c.commit_id)) == latest(upto)
-        assert as_rows(fs.read("fg_test_items_full", commit=c.commit_id)) == latest(upto)
+        assert as_rows(fs.read(APPEND, commit=c.commit_id)) == latest(upto)
+        assert as_rows(fs.read(TABLE, commit=c.commit_id)) == latest(upto)
 
 
-def test_a_bad_row_in_a_later_batch_is_blocked(incremental_project: Path):
+def test_a_bad_row_in_a_later_batch_is_blocked(timeline):
     """Strict policy: a batch with a row out of its declared range is not published; the next batch that fixes the
     row (a later ingestion of its key) is published together with the blocked batch's good rows. The snapshot reads
-    only the batch: a row removed from the candidate behind fs's back is not recorded as a deletion."""
-    d = incremental_project
-    fs = FeatureStore(d)
-    write_rows(d, V1)
-    assert fs.run(materialize=False).ok
-    bad = [(2, "2026-01-02 00:00:00", -5.0, T2), (7, "2026-01-07 00:00:00", 7.0, T2)]
-    write_rows(d, V1 + bad)
-    report, audited = run_counting_audited_rows(fs)
-    o = report.outcomes["fg_test_items"]
+    only the batch: a row removed from the candidate behind fs's back is not recorded as a deletion. The other
+    groups of the same runs publish as usual (the block is the group's, not the run's)."""
+    runs, name = timeline["runs"], BLOCKED
+    assert _group_ok(runs[0][0], name), runs[0][0].to_dict()
+    report, audited = runs[1]
+    o = report.outcomes[name]
     assert not report.ok and o.status == "blocked" and not o.published, o.to_dict()
     assert any("value" in f and "range" in f for f in o.failures), o.failures
-    assert audited["fg_test_items"] == 2
-    assert [c.commit_id for c in fs.commits("fg_test_items")] == [1]
-    assert as_rows(fs.read("fg_test_items")) == latest(V1)
+    assert audited[name] == 2
+    assert timeline["blocked_commits"] == [1]
+    assert timeline["blocked_read"] == latest(V1)
+    assert [n for n, other in report.outcomes.items() if other.status not in ("ok", "warn")] == [name]
 
-    fixed = [(2, "2026-01-02 00:00:00", 20.0, T3), (8, "2026-01-08 00:00:00", 8.0, T3)]
-    write_rows(d, V1 + bad + fixed)
-    fg = fs.catalog.fg("fg_test_items")
-    with fs.project.warehouse() as wh:  # an old row vanishes from the candidate: not the snapshot's business
-        wh.execute(f"delete from {fg.relation} where item_id = 5")
-    report, audited = run_counting_audited_rows(fs)
-    assert report.ok, report.to_dict()
-    assert audited["fg_test_items"] == 3  # items 2 (fixed), 7 (blocked before, good) and 8: the batch since T1
-    c = fs.commits("fg_test_items")[-1]
+    report, audited = runs[2]  # the fix, after item 5 was deleted from the candidate
+    assert _group_ok(report, name), report.to_dict()
+    assert audited[name] == 3  # items 2 (fixed), 7 (blocked before, good) and 8: the batch since T1
+    c = timeline["blocked_last"]
     assert (c.commit_id, c.inserted, c.updated, c.deleted, c.rows) == (2, 2, 1, 0, 8)
-    assert as_rows(fs.read("fg_test_items")) == latest(V1 + [bad[1]] + fixed)
+    assert timeline["blocked_read_fixed"] == latest(V1 + [BAD[1]] + FIXED)
 
 
 def test_only_incremental_groups_may_compare_one_column(project_copy):
@@ -257,9 +311,7 @@ def test_only_incremental_groups_may_compare_one_column(project_copy):
     (d / "models" / "feature_groups" / "_test_items.yml").write_text(FG_YAML)
     (d / "snapshots" / "test_items.yml").write_text(SNAPSHOT_YAML)
     drop_demo_models(d)
-    text = (d / "dbt_project.yml").read_text()
-    (d / "dbt_project.yml").write_text(text.replace(
-        "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
+    add_entity_item(d)
     write_rows(d, V1)
     with pytest.raises(FeatureStoreError) as e:
         FeatureStore(d).catalog.fg("fg_test_items")
