@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "materialize": ("fs_cli.commands.online:materialize", "Write the latest value per entity (within TTL) of online "
                     "feature groups into the online store."),
     "serve": ("fs_cli.commands.online:serve", "Serve online features over HTTP (OpenAPI page at /docs)."),
+    "keys": ("fs_cli.commands.keys:keys", "Scoped API keys of `fs serve` / `fs ui`, stored hashed in .fs/api_keys.json."),
     "contract": ("fs_cli.commands.validation:contract", "Print the Soda data contract of a feature group (generated "
                  "from its YAML, plus the hand-written part)."),
     "validations": ("fs_cli.commands.validation:validations", "Validation history of a feature group (or feature "
@@ -166,7 +167,7 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None, verbos
     Discovery:          fs list | describe NAME | search TEXT
     History:            fs commits FG | read FG --as-of/--commit
     Training data:      fs training-dataset create|list|show|export FV
-    Online:             fs materialize [FG ...] | serve   (push: POST /push on the service)
+    Online:             fs materialize [FG ...] | serve | keys create|list|revoke   (push: POST /push)
     Models:             fs model register|list|show|alias|best|validate|lineage|score|monitor | impact FG
     Monitoring:         fs monitor FV | check | logs | report
     Deploying:          fs plan --state PROD_MANIFEST_DIR

@@ -466,3 +466,63 @@ def online_locations(store: FeatureStore | None, store_url: str | None = None) -
     url = store_url or url
     open_store(url).close()
     return url, state_dir
+
+
+# -- API keys of the online service (fs_cli/access.py) ---------------------------------------------------------
+# Module functions like online_locations: a serving host may have no dbt project, only the key file; with a project,
+# the names a key is scoped to are checked against its catalog.
+
+def api_key_file(store: FeatureStore | None) -> Path:
+    """$FS_API_KEYS_FILE, else the project's .fs/api_keys.json (the current directory's .fs/ without a project)."""
+    from .access import key_file_path
+    from .project import STATE_DIR
+
+    return key_file_path(store.project.state_dir if store is not None else Path.cwd() / STATE_DIR)
+
+
+def serving_key_file(store: FeatureStore | None) -> Path | None:
+    """The key file a server started now uses (None: there is none), read once so a bad file fails before serving."""
+    from .access import KEY_FILE_ENV, load_keys
+
+    path = api_key_file(store)
+    if not path.exists() and not os.environ.get(KEY_FILE_ENV):
+        return None
+    load_keys(path)
+    return path
+
+
+def create_api_key(store: FeatureStore | None, name: str, feature_views: Sequence[str] = (),
+                   feature_groups: Sequence[str] = (), push: bool = False, pii: bool = False, metrics: bool = False,
+                   admin: bool = False) -> tuple[dict[str, Any], str, Path]:
+    """Add a scoped API key: (its entry without the hash, the secret (shown once, stored only as a hash), the file).
+    With a project, the feature views and groups must exist in its catalog ('*' = all)."""
+    from .access import create_key
+
+    if store is not None:
+        catalog = store.catalog
+        for fv in feature_views:
+            if fv != "*":
+                catalog.fv(fv)
+        for fg in feature_groups:
+            if fg != "*":
+                catalog.fg(fg)
+    path = api_key_file(store)
+    record, secret = create_key(path, name, feature_views=feature_views, feature_groups=feature_groups, push=push,
+                                pii=pii, metrics=metrics, admin=admin)
+    return record.public(), secret, path
+
+
+def list_api_keys(store: FeatureStore | None) -> tuple[list[dict[str, Any]], Path]:
+    """The keys (names and scopes; never secrets or hashes) and the file they are in."""
+    from .access import load_keys
+
+    path = api_key_file(store)
+    return ([r.public() for r in load_keys(path)] if path.exists() else []), path
+
+
+def revoke_api_key(store: FeatureStore | None, name: str) -> tuple[dict[str, Any], Path]:
+    """Remove a key from the file; a running server refuses it within a second (it re-reads the file)."""
+    from .access import revoke_key
+
+    path = api_key_file(store)
+    return revoke_key(path, name).public(), path

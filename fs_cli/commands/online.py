@@ -9,7 +9,7 @@ import click
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from ..output import console, err_console, print_table
-from ..sdk import online_locations
+from ..sdk import online_locations, serving_key_file
 from ._context import get_store
 from ._output import Output, machine_readable, output_options
 
@@ -121,7 +121,11 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
 
     \b
     Security:
-    API keys: FS_API_KEYS=key1,key2 (then 401 without x-api-key / Authorization: Bearer).
+    Scoped API keys: `fs keys create NAME --feature-view FV [--pii] [--push]` (hashed in
+    .fs/api_keys.json, or $FS_API_KEYS_FILE; read at start, re-read when it changes, so
+    `fs keys revoke` needs no restart). No valid key: 401; outside the key's scope (a view or
+    group not granted, a pii feature without --pii, a push without --push): 403.
+    FS_API_KEYS=key1,key2: plain keys in the environment, full access (the older way).
     With keys on, only /health and /ready stay open (/ready without the versions);
     /metrics, /docs, /openapi.json need a key unless --public-metrics / --public-docs.
     Request bodies: at most 4 MiB on every route (413, also for chunked bodies),
@@ -145,9 +149,13 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, store_url: str
     os.environ["FS_PUBLIC_DOCS"] = "1" if public_docs else "0"
     os.environ["FS_BODY_TIMEOUT"] = str(body_timeout)
     os.environ["FS_HEADER_TIMEOUT"] = str(header_timeout)  # read by the protocol (fs_cli/server/protocol.py)
-    keys_on = bool(os.environ.get("FS_API_KEYS"))
+    key_file = serving_key_file(store)  # read once here: a bad key file fails now, with its message
+    if key_file is not None:
+        os.environ["FS_API_KEYS_FILE"] = str(key_file)
+    keys_on = bool(os.environ.get("FS_API_KEYS")) or key_file is not None
     err_console.print(f"serving {url} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}); "
                       f"docs at /docs; API keys {'on' if keys_on else 'off'}"
+                      + (f" (key file {key_file})" if key_file is not None else "")
                       + (f"; without a key: /health /ready{' /metrics' if public_metrics else ''}"
                          f"{' /docs' if public_docs else ''}" if keys_on else ""), highlight=False)
     uvicorn.run("fs_cli.server.main:app_from_env", factory=True, host=host, port=port, workers=workers,

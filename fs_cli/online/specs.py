@@ -44,6 +44,11 @@ def type_kind(data_type: str | None) -> str:
 class FeatureSpec:
     name: str
     data_type: str | None = None
+    pii: bool = False  # declared `pii: true`: the service serves it only to API keys allowed personal data
+
+    def to_dict(self) -> dict[str, Any]:
+        # "pii" only when set: the spec of a group without personal data stays what it was (no full rewrite)
+        return {"name": self.name, "data_type": self.data_type, **({"pii": True} if self.pii else {})}
 
     @property
     def kind(self) -> str:
@@ -94,7 +99,7 @@ class FGSpec:
             "created_time": self.created_time,
             "ttl_seconds": self.ttl_seconds,
             "entities": list(self.entities),
-            "features": [{"name": f.name, "data_type": f.data_type} for f in self.features],
+            "features": [f.to_dict() for f in self.features],
         }
 
     @classmethod
@@ -107,7 +112,7 @@ class FGSpec:
             created_time=d.get("created_time"),
             ttl_seconds=d.get("ttl_seconds"),
             entities=tuple(d.get("entities") or ()),
-            features=tuple(FeatureSpec(f["name"], f.get("data_type")) for f in d["features"]),
+            features=tuple(FeatureSpec(f["name"], f.get("data_type"), bool(f.get("pii", False))) for f in d["features"]),
         )
 
     @classmethod
@@ -123,7 +128,7 @@ class FGSpec:
             created_time=fg.created_time,
             ttl_seconds=int(ttl) if ttl else None,
             entities=tuple(fg.entities),
-            features=tuple(FeatureSpec(c.name, c.data_type) for c in fg.features),
+            features=tuple(FeatureSpec(c.name, c.data_type, bool(getattr(c, "pii", False))) for c in fg.features),
         )
 
 

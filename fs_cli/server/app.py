@@ -14,7 +14,6 @@ cheaper than a thread-pool hop per request.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import re
@@ -29,6 +28,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from ..access import (
+    KEY_FILE_ENV,
+    PLAIN_KEYS_ENV,
+    Denied,
+    KeyFileError,
+    KeyRing,
+    Scope,
+    check_push,
+    check_read,
+    check_route,
+    visible,
+)
 from ..errors import FeatureStoreError
 from ..online.push import PushService
 from ..online.push_log import PUSH_DIR_ENV, PushLog
@@ -107,7 +118,9 @@ WRITE_REQUEST_SCHEMA = {
 _ERROR = {"description": "bad request: JSON {error, fix}",
           "content": {"application/json": {"schema": {"type": "object", "properties": {
               "error": {"type": "string"}, "fix": {"type": ["string", "null"]}}}}}}
-_ERRORS = {400: _ERROR, 401: {"description": "missing or invalid API key"}, 404: _ERROR, 413: _ERROR}
+_ERRORS = {400: _ERROR, 401: {"description": "missing or invalid API key"},
+           403: {**_ERROR, "description": "the API key's scope does not allow this: JSON {error, fix}"},
+           404: _ERROR, 413: _ERROR}
 _FEAST_RESPONSE = {200: {"description": "Feast-shaped answer", "content": {"application/json": {"schema": {
     "type": "object", "properties": {
         "metadata": {"type": "object", "properties": {"feature_names": {"type": "array", "items": {"type": "string"}}}},
@@ -136,7 +149,9 @@ _KNOWN = {"/get-online-features", "/push", "/write-to-online-store", "/feature-v
 
 
 class _Edge:
-    """Pure ASGI wrapper: request id, API-key check, the request body (size and time limits), latency and count
+    """Pure ASGI wrapper: request id, API key (401 without a valid one; 403 for a route outside its scope, e.g.
+    /metrics or the UI; the scope of the key is put in scope["state"]["api_key"] for the handlers, which check
+    what they serve with fs_cli.access), the request body (size and time limits), latency and count
     metrics, and the last line of defence for errors (every 5xx is logged with its request id). Keys are never
     logged.
 
@@ -148,10 +163,11 @@ class _Edge:
     that is still sending then reads the 413 instead of a connection reset."""
 
     def __init__(self, app: Any, keys: list[bytes], metrics: Metrics,
-                 hot: Callable[[bytes, str], tuple[int, bytes, list[tuple[bytes, bytes]]]] | None = None,
+                 hot: Callable[[bytes, str, Scope | None], tuple[int, bytes, list[tuple[bytes, bytes]]]] | None = None,
                  open_routes: frozenset[str] = ALWAYS_OPEN, max_body: int = MAX_BODY,
-                 body_timeout: float = DEFAULT_BODY_TIMEOUT):
-        self.app, self.keys, self.metrics, self.hot = app, keys, metrics, hot
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT, keyring: KeyRing | None = None):
+        self.keyring = keyring if keyring is not None else KeyRing(keys)
+        self.app, self.metrics, self.hot = app, metrics, hot
         self.open_routes, self.max_body, self.body_timeout = open_routes, max_body, body_timeout
         self._watch: _BodyDeadlines | None = None
 
@@ -232,7 +248,8 @@ class _Edge:
             (b"x-request-id", rid.encode()), *headers]})
         await send({"type": "http.response.body", "body": body})
 
-    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+    def _key_scope(self, headers: list[tuple[bytes, bytes]]) -> Scope | None:
+        """The scope of the request's key (None: no valid key). Raises KeyFileError (a broken key file)."""
         given = None
         for k, v in headers:
             if k == b"x-api-key":
@@ -241,12 +258,41 @@ class _Edge:
             if k == b"authorization" and v[:7].lower() == b"bearer ":
                 given = v[7:].strip()
                 break
-        if not given:
+        return self.keyring.authenticate(given)
+
+    async def _refuse(self, scope: dict, path: str, receive: Callable, send: Callable) -> bool:
+        """Answer 401/403/503 when the request's key does not let it in; False when it may go on (its scope, or None
+        when keys are off, in scope["state"]["api_key"])."""
+        state = scope["state"]
+        if not self.keyring.enabled:
+            state["api_key"], state["authenticated"] = None, True
             return False
-        ok = False
-        for key in self.keys:  # compare against every key: timing does not reveal which prefix matched
-            ok |= hmac.compare_digest(given, key)
-        return ok
+        try:
+            key = self._key_scope(scope["headers"])
+        except KeyFileError as e:  # fail closed: a broken key file never opens the service
+            if path in self.open_routes:
+                key = None
+            else:
+                logger.error("API key file unusable, key refused (request id %s): %s", state["request_id"], e)
+                state["logged_5xx"] = True
+                await _json_response({"error": "the server's API key file is unusable", "fix": "tell its operator"},
+                                     503)(scope, receive, send)
+                return True
+        state["api_key"], state["authenticated"] = key, key is not None and (key.admin or key.metrics)
+        if path in self.open_routes:
+            return False
+        if key is None:
+            await _json_response({"error": "missing or invalid API key",
+                                  "fix": "send the key in the x-api-key header or as 'Authorization: Bearer <key>'"},
+                                 401, headers={"www-authenticate": "Bearer"})(scope, receive, send)
+            return True
+        kind = "metrics" if path in METRICS_ROUTES else "ui" if path == "/ui" or path.startswith("/ui/") else ""
+        try:
+            check_route(key, kind)
+        except Denied as e:
+            await _error(e)(scope, receive, send)
+            return True
+        return False
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -278,20 +324,8 @@ class _Edge:
             await send(msg)
 
         try:
-            if self.keys:
-                if path in self.open_routes:
-                    state["authenticated"] = self._authorized(headers)
-                elif not self._authorized(headers):
-                    resp = _json_response({"error": "missing or invalid API key",
-                                           "fix": "send the key in the x-api-key header or as "
-                                                  "'Authorization: Bearer <key>'"},
-                                          401, headers={"www-authenticate": "Bearer"})
-                    await resp(scope, receive, send_wrapper)
-                    return
-                else:
-                    state["authenticated"] = True
-            else:
-                state["authenticated"] = True
+            if await self._refuse(scope, path, receive, send_wrapper):
+                return
             raw = b""
             if has_body:
                 raw, refusal = await self._read_body(headers, receive)
@@ -304,7 +338,7 @@ class _Edge:
             if self.hot is not None and path == "/get-online-features" and scope["method"] == "POST":
                 # Answered right here: no routing, no Request/Response objects (the bench holds the service to
                 # >= 0.6x a bare endpoint; this path is most of the traffic).
-                code, body, extra = self.hot(raw, rid)
+                code, body, extra = self.hot(raw, rid, state["api_key"])
                 status[0] = code
                 state["logged_5xx"] = code >= 500  # the hot handler's only 5xx come from _unexpected, which logs
                 await self._answer(send, code, body, rid, extra)
@@ -448,17 +482,18 @@ def create_app(
     body_timeout: float | None = None,
     public_metrics: bool | None = None,
     public_docs: bool | None = None,
+    api_keys_file: str | os.PathLike | None = None,
+    key_check_seconds: float = 0.5,
 ) -> FastAPI:
     """The service over `store`. `api_keys`: list or comma-separated text (default $FS_API_KEYS; none = open).
     `log_dir`: where served vectors are logged (default $FS_SERVED_LOG_DIR; none = not logged).
     `push_dir`: the push log (default $FS_PUSH_DIR; none = /push and /write-to-online-store answer 404).
     `max_body`: most bytes of a request body (413 beyond); `body_timeout`: seconds to receive it (408 beyond;
     default $FS_BODY_TIMEOUT or 30). `public_metrics` / `public_docs`: /metrics, /docs and /openapi.json without
-    an API key (default $FS_PUBLIC_METRICS / $FS_PUBLIC_DOCS, else they need the key when keys are on)."""
-    if api_keys is None:
-        api_keys = os.environ.get("FS_API_KEYS", "")
-    if isinstance(api_keys, str):
-        api_keys = [k for k in (s.strip() for s in api_keys.split(",")) if k]
+    an API key (default $FS_PUBLIC_METRICS / $FS_PUBLIC_DOCS, else they need the key when keys are on).
+    `api_keys_file`: scoped, hashed keys (default $FS_API_KEYS_FILE; fs_cli/access.py), read now (a bad file raises
+    here) and re-read when it changes (checked every `key_check_seconds`). Keys of `api_keys` are full-access."""
+    keyring = keyring_from(api_keys, api_keys_file, key_check_seconds)
     if log_dir is None:
         log_dir = os.environ.get("FS_SERVED_LOG_DIR") or None
     reader = OnlineReader(store, max_batch=max_batch, clock=clock)
@@ -495,6 +530,42 @@ def create_app(
         if served_log is not None:
             served_log.submit(request.scope["state"]["request_id"], info.get("feature_view"), info["versions"], body)
 
+    def _is_pii(fg: str, feature: str) -> bool:
+        spec = reader.spec(fg)
+        f = spec.feature(feature) if spec is not None else None
+        return f is not None and f.pii
+
+    def _view_refs() -> dict[str, tuple[str, ...]]:
+        return {n: v.features for n, v in reader.views.items()}
+
+    def authorize_read(key: Scope | None, view: Any = None, features: Any = None) -> None:
+        """Raise Denied (403) unless the key may read the view / the 'fg:feature' references, pii included. None:
+        keys are off. Malformed values are left to the reader (400)."""
+        if key is None or key.admin:
+            return
+        refs = None
+        if isinstance(view, str):
+            try:
+                refs = reader.view(view).features
+            except RequestError:  # not published: only a key listing the name gets past (then the reader's 404)
+                refs = None
+        else:
+            view = None
+        if not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
+            features = None
+        check_read(key, view=view, view_refs=refs, features=features, views=_view_refs, is_pii=_is_pii)
+
+    def authorize_push(key: Scope | None, name: Any, by_source: bool) -> None:
+        if key is None or key.admin:
+            return
+        fg = None
+        if isinstance(name, str) and pusher is not None:
+            try:
+                fg = pusher.resolve(name, by_source).name
+            except FeatureStoreError:  # unknown: a scoped key gets 403, not a list of what exists
+                fg = None
+        check_push(key, fg, name)
+
     def _versions_header(versions: dict[str, int]) -> dict[str, str]:
         return {"x-fs-versions": ",".join(f"{k}={v}" for k, v in versions.items())}
 
@@ -509,13 +580,16 @@ def create_app(
             raw = await request.body()
         except Exception as e:
             return _logged(request, _unexpected(e, _rid(request)))
-        status, body, headers = hot_feast(raw, _rid(request))
+        status, body, headers = hot_feast(raw, _rid(request), _key(request))
         return Response(body, status_code=status, media_type="application/json",
                         headers={k.decode(): v.decode() for k, v in headers})
 
-    def hot_feast(raw: bytes, rid: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    def hot_feast(raw: bytes, rid: str, key: Scope | None = None) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
-            response, info = reader.get_online_features(_parse(raw))
+            parsed = _parse(raw)
+            if key is not None and isinstance(parsed, dict):
+                authorize_read(key, parsed.get("feature_service"), parsed.get("features"))
+            response, info = reader.get_online_features(parsed)
         except FeatureStoreError as e:
             return getattr(e, "status", 400), orjson.dumps({"error": e.message, "fix": e.fix}), []
         except Exception as e:
@@ -537,6 +611,7 @@ def create_app(
     async def vector(name: str, request: Request) -> Response:
         """One feature vector: the view's entity keys as query parameters, e.g. `?customer_id=42`."""
         try:
+            authorize_read(_key(request), name)
             fv = reader.view(name)
             kinds = _key_kinds(reader, fv)
             spec_keys = list(kinds)
@@ -573,6 +648,7 @@ def create_app(
     async def vectors(name: str, request: Request) -> Response:
         """A batch of feature vectors for one feature view."""
         try:
+            authorize_read(_key(request), name)
             body = await _body(request)
             if not isinstance(body, dict) or "entities" not in body:
                 raise RequestError("the body must be an object with `entities`: a list of entity rows",
@@ -611,6 +687,7 @@ def create_app(
                 raise RequestError("the request body must be a JSON object",
                                    fix=f'e.g. {{"{name_field}": "fg_customer_profile", "df": {{...}}}}')
             by_source = name_field == "push_source_name"
+            authorize_push(_key(request), body.get(name_field), by_source)
             to = body.get("to", "online") if by_source else "online"
             # fsync + a write transaction: off the event loop, so lookups keep being answered meanwhile
             result = await run_in_threadpool(pusher.push, body.get(name_field), body.get("df"), to=to,
@@ -647,6 +724,11 @@ def create_app(
             views = {n: v.to_dict() for n, v in reader.views.items()}
             fgs = {fg: {"version": p.version, "rows": p.meta.get("rows"), "materialized_now": p.meta.get("now"),
                         "spec": p.meta.get("spec")} for fg, p in reader.pointers.items()}
+            key = _key(request)
+            if key is not None and not key.admin:  # a scoped key sees what it may read
+                shown_views, shown_groups = visible(key, _view_refs(), fgs)
+                views = {n: v for n, v in views.items() if n in shown_views}
+                fgs = {n: g for n, g in fgs.items() if n in shown_groups}
         except Exception as e:
             return _logged(request, _unexpected(e, _rid(request)))
         return _json_response({"feature_views": views, "feature_groups": fgs})
@@ -688,15 +770,32 @@ def create_app(
             extra = {"fs_served_log_dropped_total": served_log.dropped, "fs_served_log_written_total": served_log.written}
         return Response(metrics.render(versions, extra), media_type="text/plain; version=0.0.4")
 
-    keys = [k.encode() for k in api_keys]
     open_routes = (ALWAYS_OPEN | (METRICS_ROUTES if _flag(public_metrics, PUBLIC_METRICS_ENV) else frozenset())
                    | (DOCS_ROUTES if _flag(public_docs, PUBLIC_DOCS_ENV) else frozenset()))
     if body_timeout is None:
         body_timeout = float(os.environ.get(BODY_TIMEOUT_ENV) or DEFAULT_BODY_TIMEOUT)
-    app.add_middleware(_Edge, keys=keys, metrics=metrics, hot=hot_feast, open_routes=open_routes, max_body=max_body,
-                       body_timeout=body_timeout)
+    app.add_middleware(_Edge, keys=[], keyring=keyring, metrics=metrics, hot=hot_feast, open_routes=open_routes,
+                       max_body=max_body, body_timeout=body_timeout)
     include_ui(app)  # /ui only when FS_UI_PROJECT_DIR is set: the UI reads the warehouse (fs_cli/ui/web.py)
     return app
+
+
+def keyring_from(api_keys: list[str] | str | None = None, api_keys_file: str | os.PathLike | None = None,
+                 check_seconds: float = 0.5) -> KeyRing:
+    """The keys a server accepts: `api_keys` (list or comma-separated; default $FS_API_KEYS), full access, and the
+    key file `api_keys_file` (default $FS_API_KEYS_FILE; empty = none). Raises FeatureStoreError for a bad file."""
+    if api_keys is None:
+        api_keys = os.environ.get(PLAIN_KEYS_ENV, "")
+    if isinstance(api_keys, str):
+        api_keys = [k for k in (s.strip() for s in api_keys.split(",")) if k]
+    if api_keys_file is None:
+        api_keys_file = os.environ.get(KEY_FILE_ENV) or None
+    return KeyRing(api_keys, api_keys_file or None, check_seconds=check_seconds)
+
+
+def _key(request: Request) -> Scope | None:
+    """The scope of the request's API key, set by _Edge (None: keys are off)."""
+    return request.scope["state"].get("api_key")
 
 
 def _tdv(value: Any) -> int | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse, Response
 
-from ..server.app import _Edge
+from ..server.app import _Edge, keyring_from
 from ..server.metrics import Metrics
 from .web import PREFIX, BrowserKey, store_factory, ui_router
 
@@ -21,12 +21,11 @@ if TYPE_CHECKING:
     from ..sdk import FeatureStore
 
 
-def create_ui_app(factory: Callable[[], FeatureStore], api_keys: list[str] | str | None = None) -> FastAPI:
-    """The UI alone (`fs ui`): /ui/... plus /health, behind the online service's API-key check."""
-    if api_keys is None:
-        api_keys = os.environ.get("FS_API_KEYS", "")
-    if isinstance(api_keys, str):
-        api_keys = [k for k in (s.strip() for s in api_keys.split(",")) if k]
+def create_ui_app(factory: Callable[[], FeatureStore], api_keys: list[str] | str | None = None,
+                  api_keys_file: str | os.PathLike | None = None) -> FastAPI:
+    """The UI alone (`fs ui`): /ui/... plus /health, behind the online service's API-key check. Keys: `api_keys`
+    (default $FS_API_KEYS, full access) and the key file (default $FS_API_KEYS_FILE), whose keys need `admin`."""
+    keyring = keyring_from(api_keys, api_keys_file)
     app = FastAPI(title="fs web UI", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(ui_router(factory))
 
@@ -38,11 +37,11 @@ def create_ui_app(factory: Callable[[], FeatureStore], api_keys: list[str] | str
     def home() -> Response:
         return RedirectResponse(f"{PREFIX}/")
 
-    app.add_middleware(_Edge, keys=[k.encode() for k in api_keys], metrics=Metrics())
+    app.add_middleware(_Edge, keys=[], keyring=keyring, metrics=Metrics())
     app.add_middleware(BrowserKey)  # outermost: turns the ?key= / cookie of a browser into the header _Edge checks
     return app
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory of `fs ui`: FS_PROJECT_DIR / FS_TARGET / FS_API_KEYS from the environment."""
+    """uvicorn factory of `fs ui`: FS_PROJECT_DIR / FS_TARGET / FS_API_KEYS / FS_API_KEYS_FILE from the environment."""
     return create_ui_app(store_factory(os.environ.get("FS_PROJECT_DIR") or None, os.environ.get("FS_TARGET") or None))
