@@ -137,3 +137,15 @@ def demo_on_engine(request) -> tuple[str, Path]:
     session's `demo_project`)."""
     name = "demo_project" if request.param == "duckdb" else "demo_project_postgres"
     return request.param, request.getfixturevalue(name)
+
+
+#: The modules that take longest (`make test` prints the slowest tests), started first: with `--dist loadfile` a
+#: worker runs one module at a time in collection order, and a long module collected last would run alone at the end.
+SLOW_FIRST = ["test_spark.py", "test_incremental_groups.py", "test_publish_store.py", "test_publish_integrity.py",
+              "test_push.py", "test_training_datasets.py", "test_spine_as_of.py", "test_monitoring.py", "test_ui.py"]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters (kept within each module)
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
