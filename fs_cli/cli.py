@@ -54,6 +54,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "each feature group vs its declared `freshness`."),
     "logs": ("fs_cli.commands.monitoring:logs", "Inference logs as data: load the served-vector and prediction "
              "logs into fs_meta tables (models/monitoring/)."),
+    "erase": ("fs_cli.commands.governance:erase", "Erase entities' feature values through the whole history: every "
+              "commit, training datasets, the online store and the logs."),
     "report": ("fs_cli.commands.monitoring:report",
                "Write a self-contained HTML monitoring report (inline SVG charts, nothing loaded from the network)."),
 }

@@ -198,6 +198,29 @@ class FeatureStore:
         with self.project.warehouse(read_only=True) as wh:
             return distributions.latest(wh, fg)
 
+    # -- governance --------------------------------------------------------------------------------------
+    def erase(self, targets: Sequence[str], reason: str | None = None, actor: str | None = None,
+              store_url: str | None = None):
+        """Erase entities (`["customer=42", ...]`) from every snapshot commit, candidate, training dataset, the online
+        store, the inference logs and the push log, keeping rows and keys so commit counts hold; erased keys stay
+        redacted at every later publish. Records an event in fs_meta.erasures (fs_cli/erasure.py)."""
+        from .erasure import erase
+        from .online.backends import open_store
+
+        catalog = self.catalog
+        sync_project(self.project, list(catalog.feature_groups.values()))  # commits logged before history changes
+        return erase(self.project, catalog, targets, reason=reason, actor=actor,
+                     store_opener=lambda: open_store(self.online_store_url(store_url)))
+
+    def erasures(self) -> list[dict[str, Any]]:
+        """The erasure events (fs_meta.erasures): who, when, why, which entity, how many keys and rows; no values."""
+        from .erasure import list_erasures
+
+        if not store_exists(self.project):
+            return []
+        with self.project.warehouse(read_only=True) as wh:
+            return list_erasures(wh)
+
     # -- training datasets -------------------------------------------------------------------------------
     def create_training_dataset(
         self,

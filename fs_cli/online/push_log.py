@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,36 @@ class PushLog:
                 os.fsync(f.fileno())
             os.replace(tmp, path)  # writers waiting on the old file's lock re-open the new one
             _fsync_dir(self.dir)
+
+    def remove_where(self, fg: str, drop: Callable[[dict[str, Any]], bool]) -> int:
+        """Rewrite the log without the records `drop` selects (`fs erase`), under the writers' lock and atomically
+        (temp file, fsync, rename) like `consume`; returns how many records were dropped."""
+        path = self.path(fg)
+        if not path.is_file():
+            return 0
+        with self._locked(fg) as fd:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0) if size else b""
+            kept, dropped = [], 0
+            for line in data.splitlines(keepends=True):
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    rec = None
+                if isinstance(rec, dict) and drop(rec):
+                    dropped += 1
+                else:
+                    kept.append(line)
+            if not dropped:
+                return 0
+            tmp = path.with_suffix(".jsonl.tmp")
+            with open(tmp, "wb") as f:
+                f.write(b"".join(kept))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(self.dir)
+        return dropped
 
     def groups(self) -> list[str]:
         if not self.dir.is_dir():
