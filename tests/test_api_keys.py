@@ -486,3 +486,16 @@ def test_fs_serve_process_with_a_key_file(tmp_path):
     finally:
         stop(proc)
         cleanup(st)
+
+
+def test_fs_serve_refuses_to_start_on_a_bad_key_file(tmp_path):
+    st, url, _ = make_store("sqlite", tmp_path)
+    st.close()
+    bad = tmp_path / "api_keys.json"
+    bad.write_text('{"keys": [{"name": "a", "hash": "plain-secret-pasted-here"}]}')
+    env = {**{k: v for k, v in os.environ.items() if k != "FS_API_KEYS"}, "FS_API_KEYS_FILE": str(bad)}
+    r = subprocess.run([sys.executable, "-m", "fs_cli", "serve", "--store", url, "--port", str(free_port()), "--no-log"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=READY_DEADLINE_S)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert str(bad) in r.stderr and "`hash` must be 'sha256:'" in r.stderr and "fix:" in r.stderr
+
