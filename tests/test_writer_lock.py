@@ -10,13 +10,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from registry_support import crafted_frame, engine_database, registry_project, train_pipeline, write_td
 from test_pipeline_commits import V1, make_items_project, write_rows
+
+from fs_cli.warehouse.lock import writer_lock
 
 REPO = Path(__file__).resolve().parent.parent
 FS = [sys.executable, "-m", "fs_cli"]
@@ -112,7 +116,7 @@ def test_four_concurrent_registrations_all_succeed_with_distinct_versions(regist
         done = [finish(p) for p in procs]
     finally:
         end(procs)
-    assert all(code == 0 for code, _, _ in done), [err[-2000:] for _, _, err in done]
+    assert all(code == 0 for code, _, _ in done), "\n---\n".join(err[-3000:] for code, _, err in done if code)
     assert not any("Traceback" in err for _, _, err in done)
     assert sorted(json.loads(out)["model"]["version"] for _, out, _ in done) == [1, 2, 3, 4]
     code, out, err = finish(start(d, "model", "list", "--json"))
@@ -156,9 +160,29 @@ def test_a_holder_that_never_releases_gives_the_clear_error_after_the_timeout(it
     assert "Traceback" not in out + err and waited >= 2, err
     lines = err.strip().splitlines()
     assert lines[0].startswith(f"{WAITING} {holder.pid}") and "up to 2 s, FS_LOCK_TIMEOUT" in lines[0], err
-    assert err.count(WAITING) == 1 and len(lines) <= 4, err
+    assert err.count(WAITING) == 1 and lines[1].startswith("error: ") and "\n  fix: " in err, err
     if holder_kind == "duckdb file":
         assert f"is locked by another process: PID {holder.pid}" in err, err
     else:
         assert f"the project is being written by another process: PID {holder.pid}" in err, err
         assert f"ps -p {holder.pid}" in err and "FS_LOCK_TIMEOUT" in err, err
+
+
+def test_the_writer_lock_is_reentrant_and_threads_of_one_process_take_turns(tmp_path: Path):
+    project = SimpleNamespace(state_dir=tmp_path / ".fs")  # all the lock needs of a project
+    order: list[str] = []
+
+    def other_writer() -> None:
+        with writer_lock(project):
+            order.append("other")
+
+    with writer_lock(project):
+        with writer_lock(project):  # a writer calling another (fs run materializes) does not wait for itself
+            other = threading.Thread(target=other_writer)
+            other.start()
+            other.join(timeout=0.5)
+            assert other.is_alive()  # the other thread waits for the outermost release
+        assert (tmp_path / ".fs" / "write.lock").read_text().split(" ", 1)[0] == str(os.getpid())
+        order.append("first")
+    other.join(timeout=60)
+    assert not other.is_alive() and order == ["first", "other"]

@@ -7,15 +7,13 @@ every change is appended to fs_meta.alias_history.
 
 from __future__ import annotations
 
-import functools
 import getpass
 import json
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
     from .validate import ValidationReport
 
 RESERVED_ALIASES = {"latest"}
-T = TypeVar("T")
 
 
 def current_user() -> str:
@@ -186,18 +183,6 @@ class LoadedModel:
         return np.asarray(self.estimator.predict_proba(self.frame(df)))
 
 
-def _one_writer(method: Callable[..., T]) -> Callable[..., T]:
-    """Run a registry write under the project's writer lock: concurrent registrations (processes or threads) wait
-    for each other (bounded by FS_LOCK_TIMEOUT) instead of failing to open the warehouse."""
-
-    @functools.wraps(method)
-    def locked(self: ModelRegistry, *args: Any, **kwargs: Any) -> T:
-        with writer_lock(self.project):
-            return method(self, *args, **kwargs)
-
-    return locked
-
-
 class ModelRegistry:
     """`FeatureStore(...).models`: register, get, list, alias, validate, lineage of models."""
 
@@ -224,7 +209,6 @@ class ModelRegistry:
         return relation_exists(wh, META_SCHEMA, "model_versions")
 
     # -- register ------------------------------------------------------------------------------------------
-    @_one_writer
     def register(
         self,
         name: str,
@@ -304,7 +288,9 @@ class ModelRegistry:
         out_schema = artifact.output_schema(est, task, label, column_type(td, label))
         digest, relpath = self.blobs.put(data)
         now, user = utcnow(), current_user()
-        with self._rw() as con:
+        # the write under the project's writer lock: concurrent registrations (processes or threads) take turns
+        # (bounded by FS_LOCK_TIMEOUT) instead of failing to open the warehouse; the checks above ran in parallel
+        with writer_lock(self.project), self._rw() as con:
             ensure_registry(con)
 
             def insert(con: Warehouse) -> int:

@@ -137,7 +137,8 @@ def writer_lock(project: Project) -> Iterator[None]:
     """Hold the project's writer lock for the block (see the module doc); waits up to FS_LOCK_TIMEOUT for another
     process holding it, then fails with a FeatureStoreError naming the holder."""
     path = lock_path(project)
-    key = str(path.resolve()) if path.parent.exists() else str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
     with _HELD_GUARD:
         held = _HELD.setdefault(key, _Held())
     timeout = lock_timeout()
@@ -160,7 +161,6 @@ def writer_lock(project: Project) -> Iterator[None]:
 
 
 def _acquire_file(path: Path, timeout: float) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if wait_until(lambda: True if _try_flock(fd) else None, lambda: _holder_of(path), timeout) is None:
