@@ -261,12 +261,9 @@ class _Edge:
         return self.keyring.authenticate(given)
 
     async def _refuse(self, scope: dict, path: str, receive: Callable, send: Callable) -> bool:
-        """Answer 401/403/503 when the request's key does not let it in; False when it may go on (its scope, or None
-        when keys are off, in scope["state"]["api_key"])."""
+        """Answer 401/403/503 when the request's key does not let it in; False when it may go on (its scope in
+        scope["state"]["api_key"]; None on an open route without a valid key). Only called when keys are on."""
         state = scope["state"]
-        if not self.keyring.enabled:
-            state["api_key"], state["authenticated"] = None, True
-            return False
         try:
             key = self._key_scope(scope["headers"])
         except KeyFileError as e:  # fail closed: a broken key file never opens the service
@@ -324,7 +321,9 @@ class _Edge:
             await send(msg)
 
         try:
-            if await self._refuse(scope, path, receive, send_wrapper):
+            if not self.keyring.enabled:  # keys off: no coroutine for the check on this path
+                state["api_key"], state["authenticated"] = None, True
+            elif await self._refuse(scope, path, receive, send_wrapper):
                 return
             raw = b""
             if has_body:
