@@ -24,7 +24,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from online_support import NOW, SPEC, cleanup, make_rows, make_store
+from online_support import BACKENDS, NOW, SPEC, cleanup, make_rows, make_store
 from test_server_process import READY_DEADLINE_S, free_port, stop
 
 from fs_cli import cli
@@ -214,6 +214,21 @@ def test_pii_travels_in_the_online_spec():
                              {"name": "score", "data_type": "double"}]  # no "pii" key where not pii: unchanged specs
     assert FGSpec.from_dict(d).feature("email").pii and not FGSpec.from_dict(d).feature("score").pii
     assert "pii" not in json.dumps(SPEC.to_dict())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pii_survives_both_online_stores(backend, tmp_path):
+    """What the service decides pii refusals from: the spec published with the data, on SQLite and Redis."""
+    from fs_cli.online.reader import OnlineReader
+
+    st, _, _ = make_store(backend, tmp_path)
+    try:
+        materialize(st, PERSON, pa.table({"customer_id": pa.array([1], pa.int64()), "ts": [NOW], "email": ["a@x.org"],
+                                          "score": [0.5]}), NOW, views=VIEWS)
+        spec = OnlineReader(st).spec("fg_person")
+        assert spec.feature("email").pii and not spec.feature("score").pii
+    finally:
+        cleanup(st)
 
 
 # -- the service -----------------------------------------------------------------------------------------------
