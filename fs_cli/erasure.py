@@ -49,6 +49,7 @@ from .errors import FeatureStoreError
 from .metadata import Catalog, Entity, FeatureGroup
 from .timeutil import utcnow
 from .warehouse import META_SCHEMA, Warehouse
+from .warehouse.lock import writer_lock
 
 ERASURES = "erasures"
 ERASED_KEYS = "erased_keys"
@@ -511,6 +512,12 @@ def erase(project: Any, catalog: Catalog, specs: Sequence[str], *, reason: str |
     Every key must be known (held by a snapshot or candidate of a group keyed by its entity): an unknown key raises
     FeatureStoreError before anything changes. `store_opener`: opens the online store (None: skip it)."""
     targets = parse_targets(catalog, specs)
+    with writer_lock(project):  # not between another writer's audit and publish (fs run), nor beside a materialize
+        return _erase_locked(project, catalog, targets, reason, actor, store_opener)
+
+
+def _erase_locked(project: Any, catalog: Catalog, targets: list[ErasureTarget], reason: str | None,
+                  actor: str | None, store_opener: Callable[[], Any] | None) -> ErasureReport:
     report = ErasureReport(erasure_id=uuid.uuid4().hex, actor=actor or default_actor(), erased_at=utcnow(),
                            reason=reason, entities={t.entity.name: len(t.keys) for t in targets})
     state_dir = Path(project.state_dir)

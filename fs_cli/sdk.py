@@ -204,10 +204,11 @@ class FeatureStore:
         """Erase entities (`["customer=42", ...]`) from every snapshot commit, candidate, training dataset, the online
         store, the inference logs and the push log, keeping rows and keys so commit counts hold; erased keys stay
         redacted at every later publish. Records an event in fs_meta.erasures (fs_cli/erasure.py)."""
-        from .erasure import erase
+        from .erasure import erase, parse_targets
         from .online.backends import open_store
 
         catalog = self.catalog
+        parse_targets(catalog, targets)  # a typo fails before anything is opened
         sync_project(self.project, list(catalog.feature_groups.values()))  # commits logged before history changes
         return erase(self.project, catalog, targets, reason=reason, actor=actor,
                      store_opener=lambda: open_store(self.online_store_url(store_url)))

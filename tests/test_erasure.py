@@ -300,17 +300,25 @@ def test_republish_keeps_the_erasure(erased):
 
 def test_bad_input_changes_nothing(erased):
     _, d, fs, _, _, _ = erased
-    state = customer_relations(fs)
+    def state() -> tuple:
+        with fs.project.warehouse(read_only=True) as wh:
+            return (sorted(wh.fetchall("select * from fs_meta.erased_keys"), key=repr),
+                    fs.read("fg_customer_profile", commit=1, format="arrow").to_pylist(),
+                    fs.read("fg_customer_transactions", format="arrow").num_rows)
+
+    before = state()
     for args, words in ((["customer=999999"], "no published or candidate row"),
                         (["client=42"], "unknown entity 'client'"),
                         (["customer="], "key value is missing"),
                         (["customer"], "is not ENTITY=KEY"),
                         (["customer=7", "customer=abc"], "customer=abc")):
-        with pytest.raises(FeatureStoreError, match=words.replace("(", r"\(")):
+        with pytest.raises(FeatureStoreError, match=words):
             fs.erase(args)
+    for args, words in ((["customer=999999"], "customer=999999: no published or candidate row"),
+                        (["client=42"], "unknown entity")):
         cli = CliRunner().invoke(main, ["--project-dir", str(d), "erase", *args, "--yes"])
-        assert cli.exit_code == 2 and words.split("'")[0] in cli.output, cli.output
-    assert customer_relations(fs) == state
+        assert cli.exit_code == 2 and words in " ".join(cli.output.split()), cli.output
+    assert state() == before
     assert len(fs.erasures()) == 1
 
 
