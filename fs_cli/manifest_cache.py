@@ -67,7 +67,7 @@ def fingerprint(project: Project) -> str:
         if f.exists():
             st = f.stat()
             files.append((str(f), st.st_mtime_ns, st.st_size))
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(("FS_", "DBT_", "PG")))
+    env = _parse_env()
     payload = json.dumps({"files": sorted(files), "target": project.target, "vars": project.vars, "env": env},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -104,12 +104,22 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 PROFILE_FILE = "fs_profile_cache.json"
 
 
+#: FS_ settings that cannot change what dbt parses (a different value must not cost a re-parse)
+_NOT_PARSE_INPUTS = frozenset({"FS_LOCK_TIMEOUT"})
+
+
+def _parse_env() -> list[tuple[str, str]]:
+    """The FS_/DBT_/PG environment a parse may depend on, sorted."""
+    return sorted((k, v) for k, v in os.environ.items()
+                  if k.startswith(("FS_", "DBT_", "PG")) and k not in _NOT_PARSE_INPUTS)
+
+
 def _profile_key(project: Project) -> str:
     parts: list[Any] = []
     for f in (Path(project.profiles_dir) / "profiles.yml", project.dir / "dbt_project.yml"):
         st = f.stat() if f.exists() else None
         parts.append((str(f), st.st_mtime_ns if st else None, st.st_size if st else None))
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(("FS_", "DBT_", "PG")))
+    env = _parse_env()
     return hashlib.sha256(json.dumps([parts, env, project.vars], sort_keys=True, default=str).encode()).hexdigest()
 
 
