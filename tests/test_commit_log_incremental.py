@@ -127,3 +127,40 @@ def test_incremental_log_equals_recount_on_generated_histories(store, history):
         log = [(c.commit_time, c.inserted, c.updated, c.deleted, c.rows) for c in list_commits(wh, fg, False)]
         full = [(t, int(i), int(u), int(d), int(n)) for t, i, u, d, n in _recount_commits(wh, fg, _EPOCH)]
     assert log == full
+
+
+# -- drift: the reference and detection windows hold only the columns the statistics read -----------------------
+def test_drift_on_narrow_windows_equals_drift_on_whole_rows(project_copy, engine: str):
+    """feature_group_drift copies only the event time and the drifting features into its windows; every statistic
+    equals the one computed on windows of whole rows (what it copied before), for every reference mode."""
+    from fs_cli.validation import drift
+    from fs_cli.validation.expectations import parse_expectations
+    from fs_cli.validation.sqlrender import project_macro_dir
+
+    d = make_items_project(project_copy, engine)
+    fs = FeatureStore(d)
+    rows = [(i, f"2026-01-{1 + i % 20:02d} {i % 24:02d}:00:00", float((i * 37) % 101)) for i in range(300)]
+    write_rows(d, rows)
+    assert fs.run().ok
+    write_rows(d, [(i, t, v * 1.5 + (i % 7)) for i, t, v in rows] + [(1000 + i, "2026-01-20 12:00:00", 3.0 * i)
+                                                                    for i in range(40)])
+    assert fs.project.dbt(["build", "--quiet", "--exclude", "resource_type:snapshot"]).success
+    fg = fs.catalog.fg("fg_test_items")
+    commit_time = fs.commits("fg_test_items")[0].commit_time
+    macro_dir = project_macro_dir(fs.project)
+    with fs.project.warehouse() as wh:
+        for reference in ("previous_window", "last_commit", "commit"):
+            exp = parse_expectations(fg)
+            exp.drift.reference = reference
+            narrow = {r.column: r.metrics for r in drift.feature_group_drift(wh, fg, exp, True, commit_time,
+                                                                             macro_dir=macro_dir)}
+            ref, cur = drift._windows(wh, fg, exp.drift, commit_time)  # whole rows
+            try:
+                whole = {c: drift.column_drift(wh, ref, cur, c, True, macro_dir=macro_dir) for c in narrow}
+            finally:
+                for name in ("fs_drift_cur", "fs_drift_ref"):
+                    wh.execute(f"drop table if exists {wh.temp_relation(name)}")
+            assert set(narrow) == {"value"}, reference
+            for column, stats in whole.items():
+                assert stats["n_ref"] > 30 and stats["n_cur"] > 30, (reference, stats)
+                assert {k: narrow[column][k] for k in stats} == stats, reference

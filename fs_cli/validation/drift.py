@@ -97,12 +97,12 @@ def evaluate(feature: str, numeric: bool, stats: dict[str, Any], thresholds: dic
 MIN_SAMPLES = 30  # fewer values on either side: the statistics are noise, the check is skipped
 
 
-def _published_live(fg, as_of_param: bool) -> str:
+def _published_live(fg, as_of_param: bool, columns: str = "*") -> str:
     live = "coalesce(dbt_is_deleted, 'False') <> 'True'"
     if as_of_param:
-        return (f"select * from {fg.snapshot_relation} where dbt_valid_from <= ? "
+        return (f"select {columns} from {fg.snapshot_relation} where dbt_valid_from <= ? "
                 f"and (dbt_valid_to is null or dbt_valid_to > ?) and {live}")
-    return f"select * from {fg.snapshot_relation} where dbt_valid_to is null and {live}"
+    return f"select {columns} from {fg.snapshot_relation} where dbt_valid_to is null and {live}"
 
 
 def _as_datetime(v: Any) -> Any:
@@ -112,19 +112,23 @@ def _as_datetime(v: Any) -> Any:
     return v
 
 
-def _windows(wh: Any, fg, dc, commit_time) -> tuple[str, str]:
+def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) -> tuple[str, str]:
     """Materialize the detection window (fs_drift_cur) and the reference (fs_drift_ref) as temp tables.
 
-    Window bounds are computed here and bound as values, so the SQL needs no engine's interval syntax."""
+    Window bounds are computed here and bound as values, so the SQL needs no engine's interval syntax. With
+    `features`, the tables hold only those columns and the event time (the statistics read nothing else): the
+    reference is a slice of the snapshot, whose other columns (dbt_scd_id ...) would only be copied."""
     et = wh.quote(fg.event_time)
+    cols = "*" if features is None else ", ".join(wh.quote(c) for c in dict.fromkeys([fg.event_time, *features]))
     window = timedelta(seconds=int(dc.window.total_seconds()))
     newest = _as_datetime(wh.scalar(f"select max({et}) from {fg.relation}"))
     if newest is None:  # an empty candidate: an empty detection window
-        cur = wh.create_temp_table("fs_drift_cur", f"select * from {fg.relation} where 1 = 0")
+        cur = wh.create_temp_table("fs_drift_cur", f"select {cols} from {fg.relation} where 1 = 0")
     else:
-        cur = wh.create_temp_table("fs_drift_cur", f"select * from {fg.relation} where {et} > ?", [newest - window])
+        cur = wh.create_temp_table("fs_drift_cur", f"select {cols} from {fg.relation} where {et} > ?",
+                                   [newest - window])
     if dc.reference == "previous_window":
-        pub = _published_live(fg, False)
+        pub = _published_live(fg, False, cols)
         detect_start = _as_datetime(wh.scalar(f"select min({et}) from {cur}"))
         pub_newest = _as_datetime(wh.scalar(f"select max({et}) from ({pub}) as pub"))
         # The window before the detection window (or the latest published one, when publishing lags behind).
@@ -137,9 +141,9 @@ def _windows(wh: Any, fg, dc, commit_time) -> tuple[str, str]:
             params = [hi, hi - window] + ([detect_start] if detect_start is not None else [])
             ref = wh.create_temp_table("fs_drift_ref", f"{pub} and {et} <= ? and {et} > ?{before_detection}", params)
     elif dc.reference == "last_commit":
-        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, False))
+        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, False, cols))
     else:
-        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, True), [commit_time, commit_time])
+        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, True, cols), [commit_time, commit_time])
     return ref, cur
 
 
@@ -161,7 +165,8 @@ def feature_group_drift(wh, fg, exp, published: bool, commit_time=None, *, macro
         return [CheckResult("drift", "drift", "skipped", message="no published version to compare with yet")]
     seconds = int(dc.window.total_seconds())
     try:
-        ref, cur = _windows(wh, fg, dc, commit_time)
+        drifting = [col.name for col in fg.features if exp.columns[col.name].drift]
+        ref, cur = _windows(wh, fg, dc, commit_time, drifting)
         results = []
         base = {**DEFAULT_THRESHOLDS, **dc.thresholds}
         for col in fg.features:
