@@ -338,6 +338,8 @@ def _read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, floa
             data += chunk
     except TimeoutError:
         pytest.fail(f"the server still held the connection after {limit_s} s (got {data!r})")
+    except ConnectionResetError:  # closed with our unread bytes pending: a close, whatever it had sent is in `data`
+        pass
     return data, time.monotonic() - t0
 
 
@@ -379,7 +381,7 @@ def test_slow_headers_are_cut_off(server):
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         t0 = time.monotonic()
-        for _ in range(3):
+        for _ in range(2):  # each line well inside the timeout; a third one would race the server's close
             time.sleep(HEADER_TIMEOUT / 3)
             try:
                 s.sendall(b"X-Slow: 1\r\n")
