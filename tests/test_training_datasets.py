@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import re
 import threading
 from collections import defaultdict
 from datetime import timedelta
@@ -21,7 +20,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from services import pg_connect
 
 from fs_cli import FeatureStore, metadata, training
 from fs_cli.cli import main
@@ -48,24 +46,9 @@ def _rebuild_spine(fs: FeatureStore, vars: dict) -> None:
     assert res.success, res.exception
 
 
-def _without_jit(project_dir: Path) -> None:
-    """Postgres' JIT compiler spends ~9 s on every training-dataset build of the demo (the planner estimates 1.7M
-    rows for 10k, so inlining and optimization kick in) while the query itself runs in ~1 s: JIT off for this
-    module's own database (a copy, dropped after the module). Results do not depend on it; only the time does."""
-    db = re.search(r"env_var\('FS_PG_DATABASE', '([^']+)'\)", (project_dir / "profiles.yml").read_text()).group(1)
-    con = pg_connect()
-    try:
-        with con.cursor() as cur:
-            cur.execute(f'alter database "{db}" set jit = off')  # for the connections opened from now on
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def timeline(demo_copy_on_engine) -> dict:
     engine, demo_project = demo_copy_on_engine
-    if engine == "postgres":
-        _without_jit(demo_project)
     fs = FeatureStore(demo_project)
     assert fs.project.engine == engine
     v1 = fs.training_dataset_info(FV, 1)
