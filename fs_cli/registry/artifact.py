@@ -16,6 +16,8 @@ a new type.
 from __future__ import annotations
 
 import io
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,39 @@ def check_fitted(est: Any, where: str) -> None:
                                 fix="call .fit(...) on the training split before saving the model") from None
     except TypeError:
         pass  # not a scikit-learn estimator proper; predict() will tell
+
+
+@dataclass
+class ArtifactFile:
+    """A model file read for registration: its bytes, format, what registering it trusts, and the estimator."""
+
+    path: Path
+    fmt: str
+    data: bytes
+    trust: dict[str, Any]
+    estimator: Any
+    task: str
+
+    @property
+    def where(self) -> str:
+        return f"artifact {self.path}"
+
+
+def inspect_file(path: str | os.PathLike, trust_pickle: bool = False,
+                 trusted_types: list[str] | None = None) -> ArtifactFile:
+    """Read the artifact at `path`, check its trust BEFORE loading it, then load it and check that it is a fitted
+    estimator with predict()."""
+    p = Path(path)
+    if not p.is_file():
+        raise FeatureStoreError(f"model artifact {p} does not exist", fix=f"save the fitted model first: {SAVE_HINT}")
+    fmt = artifact_format(p)
+    data = p.read_bytes()
+    where = f"artifact {p}"
+    trust = trust_for(fmt, data, where, trust_pickle=trust_pickle, trusted_types=trusted_types)
+    est = load_bytes(data, where, fmt, trust)  # only after the trust check above
+    task = task_of(est, where)
+    check_fitted(est, where)
+    return ArtifactFile(p, fmt, data, trust, est, task)
 
 
 def input_columns(est: Any, allowed: list[str], where: str, default: list[str] | None = None) -> list[str]:

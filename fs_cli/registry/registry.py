@@ -3,184 +3,42 @@
 A model version is a row in fs_meta.model_versions plus a content-addressed blob; neither is ever updated. Deleting a
 version records a tombstone (the bytes stay). Aliases (champion, challenger, ...) are the only mutable pointers and
 every change is appended to fs_meta.alias_history.
+
+`ModelRegistry` orchestrates; the parts live beside it: version.py (ModelVersion, LoadedModel, references),
+rows.py (the fs_meta rows), artifact.py (formats, trust, loading), registration.py (checks against the training
+dataset), aliases.py (alias rules and moves), validate.py, batch.py, lineage.py.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
-from ..warehouse import META_SCHEMA, Warehouse, relation_exists, store_exists
+from ..warehouse import Warehouse, store_exists
 from ..warehouse.lock import writer_lock
-from . import artifact
+from . import artifact, rows
+from .aliases import RESERVED_ALIASES, check_promotion, check_settable, move_alias
 from .blobs import BlobStore
 from .config import RegistryConfig, check_alias, check_name, check_required_meta
-from .schema import ALIAS_HISTORY, ALIASES, MODELS, TOMBSTONES, VALIDATIONS, VERSIONS, ensure_registry
-from .td import column_type, decimals_as_double, load_td, parse_td_ref
+from .registration import key_values, parse_metrics, schemas_on_td
+from .rows import current_user
+from .schema import ensure_registry
+from .td import decimals_as_double, load_td, parse_td_ref
 from .transaction import in_transaction
+from .version import LoadedModel, ModelVersion, parse_model_ref
 
 if TYPE_CHECKING:
     from ..sdk import FeatureStore
     from .validate import ValidationReport
 
-RESERVED_ALIASES = {"latest"}
-
-
-def current_user() -> str:
-    try:
-        return os.environ.get("FS_USER") or getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
-
-
-def _latest_validations(wh: Warehouse, name: str | None = None) -> dict[tuple[str, int], tuple]:
-    """(name, version) -> the row (validation_id, validated_at, status, metrics) of its latest validation."""
-    where, params = ("where name = ?", [name]) if name is not None else ("", [])
-    latest: dict[tuple[str, int], tuple] = {}
-    for n, v, i, t, st, m in wh.fetchall(
-            f"select name, version, validation_id, validated_at, status, metrics from {VALIDATIONS} {where}", params):
-        if (n, v) not in latest or i > latest[(n, v)][0]:
-            latest[(n, v)] = (i, t, st, m)
-    return latest
-
-
-def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """NAME, NAME:VERSION or NAME@ALIAS -> (name, version, alias)."""
-    if "@" in ref:
-        name, _, alias = ref.partition("@")
-        return check_name(name), None, check_alias(alias)
-    name, sep, ver = ref.partition(":")
-    if sep:
-        if not ver.isdigit():
-            raise FeatureStoreError(f"model reference {ref!r}: version {ver!r} is not a number",
-                                    fix="write NAME, NAME:VERSION (e.g. fraud_model:3) or NAME@ALIAS")
-        return check_name(name), int(ver), None
-    return check_name(name), None, None
-
-
-def _kv(d: dict[str, Any] | None, what: str) -> dict[str, str]:
-    out = {}
-    for k, v in (d or {}).items():
-        if not isinstance(k, str) or not k.strip():
-            raise FeatureStoreError(f"{what} key {k!r} is empty", fix=f"write {what} as key=value")
-        out[k.strip()] = "" if v is None else str(v)
-    return out
-
-
-def _metrics(m: dict[str, Any] | str | None) -> dict[str, float]:
-    if m is None:
-        return {}
-    if isinstance(m, str):
-        try:
-            m = json.loads(m)
-        except ValueError as e:
-            raise FeatureStoreError(f"--metrics is not valid JSON: {e}",
-                                    fix='write e.g. --metrics \'{"auc": 0.91, "log_loss": 0.3}\'') from None
-    if not isinstance(m, dict):
-        raise FeatureStoreError("metrics must be a JSON object of name -> number", fix='e.g. {"auc": 0.91}')
-    out = {}
-    for k, v in m.items():
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-            raise FeatureStoreError(f"metric {k!r} is {v!r}, not a finite number", fix='e.g. {"auc": 0.91}')
-        out[str(k)] = float(v)
-    return out
-
-
-def _loads(v: Any) -> Any:
-    return json.loads(v) if isinstance(v, str) else v
-
-
-@dataclass
-class ModelVersion:
-    name: str
-    version: int
-    created_at: datetime
-    created_by: str | None
-    artifact_sha256: str
-    artifact_bytes: int
-    artifact_format: str
-    artifact_path: str
-    estimator_class: str | None
-    task: str
-    training_dataset: str
-    training_dataset_version: int
-    training_dataset_hash: str | None
-    fg_commits: list[dict[str, Any]]
-    input_schema: list[dict[str, str]]
-    output_schema: dict[str, Any]
-    metrics: dict[str, float]
-    description: str | None
-    tags: dict[str, str]
-    meta: dict[str, str]
-    input_transformed: bool = False  # the model takes the TD's transformed columns (fitted statistics applied)
-    # what registration trusted (artifact.trust_for): skops' extra trusted types, or an explicit pickle trust;
-    # None for versions registered before it was recorded
-    artifact_trust: dict[str, Any] | None = None
-    status: str = "active"
-    deleted_at: datetime | None = None
-    deleted_reason: str | None = None
-    aliases: list[str] = field(default_factory=list)
-    validation: dict[str, Any] | None = None  # the latest validation summary
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
-    def input_columns(self) -> list[str]:
-        return [c["name"] for c in self.input_schema]
-
-    @property
-    def artifact_safety(self) -> str:
-        """The format and what loading it trusts, in words (`fs model show`)."""
-        return artifact.describe_trust(self.artifact_format, self.artifact_trust)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-_VERSION_COLS = ("name, version, created_at, created_by, artifact_sha256, artifact_bytes, artifact_format, "
-                 "artifact_path, estimator_class, task, training_dataset, training_dataset_version, "
-                 "training_dataset_hash, fg_commits, input_schema, output_schema, metrics, description, tags, meta, "
-                 "input_transformed, artifact_trust")
-
-
-@dataclass
-class LoadedModel:
-    """A registered model, hash-verified and unpickled. `predict` feeds it exactly its input columns."""
-
-    info: ModelVersion
-    estimator: Any
-    statistics: dict[str, Any] | None = None  # the TD's fitted transformations, for a model on transformed inputs
-
-    def frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Rows of the feature view (or its training dataset) -> the model's input frame. A model trained on
-        transformed inputs gets the TD version's transformations applied first, through the same SQL as its
-        training data, so training and scoring cannot skew."""
-        if self.statistics is not None:
-            from ..transforms import transform_dataframe
-
-            df = transform_dataframe(df, self.statistics)
-        return artifact.model_frame(df, self.info.input_columns)
-
-    def predict(self, df: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.estimator.predict(self.frame(df)))
-
-    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
-        if not hasattr(self.estimator, "predict_proba"):
-            raise FeatureStoreError(f"model {self.info.ref} ({type(self.estimator).__name__}) has no predict_proba",
-                                    fix="use predict()")
-        return np.asarray(self.estimator.predict_proba(self.frame(df)))
+# names importable from here since before the split (fs_cli.registry re-exports the public ones)
+__all__ = ["RESERVED_ALIASES", "LoadedModel", "ModelRegistry", "ModelVersion", "current_user", "parse_model_ref"]
 
 
 class ModelRegistry:
@@ -206,7 +64,7 @@ class ModelRegistry:
         return self.project.warehouse(read_only=True)
 
     def _has_registry(self, wh: Warehouse) -> bool:
-        return relation_exists(wh, META_SCHEMA, "model_versions")
+        return rows.has_registry(wh)
 
     # -- register ------------------------------------------------------------------------------------------
     def register(
@@ -233,139 +91,56 @@ class ModelRegistry:
         check_name(name)
         fv, td_version = parse_td_ref(training_dataset)
         cfg = self.config
-        meta_d, tags_d, metrics_d = _kv(meta, "--meta"), _kv(tags, "--tag"), _metrics(metrics)
+        meta_d, tags_d, metrics_d = key_values(meta, "--meta"), key_values(tags, "--tag"), parse_metrics(metrics)
         check_required_meta(cfg.required_meta, meta_d)
         if slices:
             meta_d["slices"] = ",".join(slices)
-        p = Path(path)
-        if not p.is_file():
-            raise FeatureStoreError(f"model artifact {p} does not exist",
-                                    fix=f"save the fitted model first: {artifact.SAVE_HINT}")
-        fmt = artifact.artifact_format(p)
-        data = p.read_bytes()
-        where = f"artifact {p}"
-        trust = artifact.trust_for(fmt, data, where, trust_pickle=trust_pickle, trusted_types=trusted_types)
-        est = artifact.load_bytes(data, where, fmt, trust)  # only after the trust check above
-        task = artifact.task_of(est, where)
-        artifact.check_fitted(est, where)
+        art = artifact.inspect_file(path, trust_pickle=trust_pickle, trusted_types=trusted_types)
 
         with self._ro() as wh:
             td = load_td(wh, fv, td_version)
             sample = decimals_as_double(wh.arrow(f"select * from {td.table} limit 50")).to_pandas()
-        if not td.labels:
-            raise FeatureStoreError(f"training dataset {td.ref} declares no label column",
-                                    fix="declare the label in the feature view and create a new training dataset")
-        label = td.labels[0]
-        stats = None
-        if transformed:
-            from ..transforms import transform_dataframe
-            from ..transforms.view import td_statistics
-
-            stats = td_statistics(td)
-            sample = transform_dataframe(sample, stats)
-        roles = {c["name"]: c.get("role") for c in td.columns}
-        names_in = getattr(est, "feature_names_in_", None)
-        leaked = [c for c in td.labels if names_in is not None and c in [str(n) for n in names_in]]
-        if leaked:
-            raise FeatureStoreError(f"{where} was fitted with the label column(s) {', '.join(leaked)} as input",
-                                    fix="drop the label from the model's inputs (label leakage)")
-        # inputs: features, request-time spine columns, and (transformed) the columns transformations produced;
-        # never keys, timestamps, labels or the split
-        allowed = [c for c in sample.columns if roles.get(c, "feature") not in ("key", "timestamp", "label", "split")]
-        default = [c for c in allowed if roles.get(c, "feature") in ("feature", "on_demand")]
-        inputs = artifact.input_columns(est, allowed, where, default=default)
-        # declared TD types; a transformed column's type is what the transformation made of it
-        types = {} if transformed else {c["name"]: c["type"] for c in td.columns}
-        try:
-            est.predict(artifact.model_frame(sample, inputs))
-        except Exception as e:  # noqa: BLE001 - any failure here means the artifact does not fit the TD
-            raise FeatureStoreError(
-                f"{where} cannot predict on rows of training dataset {td.ref}: {type(e).__name__}: {e}",
-                fix=f"train it on the training dataset's columns ({', '.join(inputs)}) as a pandas DataFrame"
-                + ("" if transformed else "; if it was trained on transformed rows, register with --transformed"),
-            ) from None
-        input_schema = [{"name": c, "type": types.get(c) or str(sample[c].dtype)} for c in inputs]
-        out_schema = artifact.output_schema(est, task, label, column_type(td, label))
-        digest, relpath = self.blobs.put(data)
+        input_schema, out_schema = schemas_on_td(art, td, sample, transformed)
+        digest, relpath = self.blobs.put(art.data)
         now, user = utcnow(), current_user()
+        est = art.estimator
+        row = {"name": name, "created_at": now, "created_by": user, "artifact_sha256": digest,
+               "artifact_bytes": len(art.data), "artifact_format": art.fmt, "artifact_path": relpath,
+               "estimator_class": f"{type(est).__module__}.{type(est).__qualname__}", "task": art.task,
+               "training_dataset": fv, "training_dataset_version": td_version, "training_dataset_hash": td.content_hash,
+               "fg_commits": json.dumps(td.fg_commits, default=str), "input_schema": json.dumps(input_schema),
+               "output_schema": json.dumps(out_schema), "metrics": json.dumps(metrics_d),
+               "description": description or None, "tags": json.dumps(tags_d), "meta": json.dumps(meta_d),
+               "input_transformed": bool(transformed), "artifact_trust": json.dumps(art.trust)}
         # the write under the project's writer lock: concurrent registrations (processes or threads) take turns
         # (bounded by FS_LOCK_TIMEOUT) instead of failing to open the warehouse; the checks above ran in parallel
         with writer_lock(self.project), self._rw() as con:
             ensure_registry(con)
-
-            def insert(con: Warehouse) -> int:
-                con.execute(f"insert into {MODELS} (name, created_at, created_by, description) "
-                            f"select ?, ?, ?, ? where not exists (select 1 from {MODELS} where name = ?)",
-                            [name, now, user, description or None, name])
-                version = con.execute(f"select coalesce(max(version), 0) + 1 from {VERSIONS} where name = ?",
-                                      [name]).fetchall()[0][0]
-                con.execute(
-                    f"insert into {VERSIONS} ({_VERSION_COLS}) values "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [name, version, now, user, digest, len(data), fmt, relpath,
-                     f"{type(est).__module__}.{type(est).__qualname__}", task, fv, td_version, td.content_hash,
-                     json.dumps(td.fg_commits, default=str), json.dumps(input_schema), json.dumps(out_schema),
-                     json.dumps(metrics_d), description or None, json.dumps(tags_d), json.dumps(meta_d),
-                     bool(transformed), json.dumps(trust)],
-                )
-                return int(version)
-
-            version = in_transaction(con, insert)
+            version = in_transaction(con, lambda con: rows.insert_version(con, row))
         if validate:
             self.validate(f"{name}:{version}")
         return self.info(f"{name}:{version}")
 
     # -- read ----------------------------------------------------------------------------------------------
     def _rows(self, con, where: str, params: list) -> list[ModelVersion]:
-        # A registry written by an older release lacks the columns added since (they are added by the next write):
-        # read them as NULL, so read-only commands keep working on it.
-        have = {c for c, _ in con.describe(VERSIONS)}
-        cols = ", ".join(c if c in have else f"null as {c}" for c in (x.strip() for x in _VERSION_COLS.split(",")))
-        rows = con.execute(f"select {cols} from {VERSIONS} where {where} order by name, version",
-                           params).fetchall()
-        tomb = {(n, v): (t, r) for n, v, t, r in con.execute(
-            f"select name, version, deleted_at, reason from {TOMBSTONES}").fetchall()}
-        aliases: dict[tuple[str, int], list[str]] = {}
-        for n, a, v in con.execute(f"select name, alias, version from {ALIASES} order by alias").fetchall():
-            aliases.setdefault((n, v), []).append(a)
-        vals = {k: {"validation_id": i, "validated_at": t, "status": st}
-                for k, (i, t, st, _) in _latest_validations(con).items()}
-        out = []
-        for r in rows:
-            d = dict(zip([c.strip() for c in _VERSION_COLS.split(",")], r, strict=True))
-            for k in ("fg_commits", "input_schema", "output_schema", "metrics", "tags", "meta"):
-                d[k] = _loads(d[k]) if d[k] is not None else ({} if k != "fg_commits" else [])
-            d["artifact_trust"] = _loads(d["artifact_trust"])
-            key = (d["name"], d["version"])
-            mv = ModelVersion(**d)
-            if key in tomb:
-                mv.status, mv.deleted_at, mv.deleted_reason = "deleted", *tomb[key]
-            mv.aliases = aliases.get(key, [])
-            mv.validation = vals.get(key)
-            out.append(mv)
-        return out
+        return rows.read_versions(con, where, params)
 
     def info(self, ref: str, version: int | None = None, alias: str | None = None) -> ModelVersion:
         """The metadata of NAME[:VERSION|@ALIAS] (latest active version by default), without loading the artifact."""
         name, v, a = parse_model_ref(ref)
         v, a = version if version is not None else v, alias if alias is not None else a
         with self._ro() as con:
-            if not self._has_registry(con) or not con.execute(
-                    f"select 1 from {MODELS} where name = ?", [name]).fetchall():
-                known = [r[0] for r in con.execute(f"select name from {MODELS} order by 1").fetchall()] \
-                    if self._has_registry(con) else []
+            if not self._has_registry(con) or not rows.model_exists(con, name):
+                known = rows.model_names(con) if self._has_registry(con) else []
                 raise FeatureStoreError(f"no model named {name!r} is registered",
                                         fix=f"registered models: {', '.join(known) or '(none)'}; see `fs model list`")
             if a is not None and a != "latest":
-                rows = con.execute(f"select version from {ALIASES} where name = ? and alias = ?",
-                                   [name, a]).fetchall()
-                if not rows:
-                    known = [r[0] for r in con.execute(
-                        f"select alias from {ALIASES} where name = ? order by 1", [name]).fetchall()]
+                v = rows.alias_version(con, name, a)
+                if v is None:
+                    known = rows.alias_names(con, name)
                     raise FeatureStoreError(f"model {name} has no alias {a!r}",
                                             fix=f"aliases of {name}: {', '.join(known) or '(none)'}; "
                                             f"set one with `fs model alias {name} VERSION {a}`")
-                v = rows[0][0]
             versions = self._rows(con, "name = ?", [name])
         if v is None:
             active = [m for m in versions if m.status == "active"]
@@ -412,9 +187,9 @@ class ModelRegistry:
         with self._ro() as con:
             if not self._has_registry(con):
                 return []
-            rows = self._rows(con, "name = ?" if name else "true", [name] if name else [])
+            found = self._rows(con, "name = ?" if name else "true", [name] if name else [])
         out = []
-        for m in rows:
+        for m in found:
             if not include_deleted and m.status == "deleted":
                 continue
             if any(m.tags.get(k) != v for k, v in (tags or {}).items()):
@@ -450,8 +225,8 @@ class ModelRegistry:
 
     def _validation_metrics(self, name: str) -> dict[int, dict[str, float]]:
         with self._ro() as wh:
-            latest = _latest_validations(wh, name) if self._has_registry(wh) else {}
-        return {v: {k: x for k, x in (_loads(m) or {}).items() if isinstance(x, int | float)}
+            latest = rows.latest_validations(wh, name) if self._has_registry(wh) else {}
+        return {v: {k: x for k, x in (rows.loads(m) or {}).items() if isinstance(x, int | float)}
                 for (_, v), (_, _, _, m) in latest.items()}
 
     # -- aliases and tombstones ----------------------------------------------------------------------------
@@ -459,23 +234,9 @@ class ModelRegistry:
               force: bool = False) -> dict[str, Any]:
         """Point `alias` at `version` (logged in fs_meta.alias_history). An alias is how a model gets used, so the
         version's latest validation must have passed, unless `force` (recorded in the history's reason)."""
-        check_alias(alias)
-        if alias in RESERVED_ALIASES:
-            raise FeatureStoreError(f"alias {alias!r} is reserved (it always means the newest version)",
-                                    fix="pick another name, e.g. champion")
+        check_settable(alias)
         m = self.info(f"{name}:{int(version)}")
-        if m.status == "deleted":
-            raise FeatureStoreError(f"model {m.ref} is deleted; an alias cannot point at it",
-                                    fix="pick an active version; see `fs model list`")
-        status = (m.validation or {}).get("status")
-        if status != "passed":
-            if not force:
-                raise FeatureStoreError(
-                    f"model {m.ref} has " + ("not been validated" if status is None else "failed its latest validation")
-                    + f"; alias {alias!r} would put it in use",
-                    fix=f"run `fs model validate {m.ref}` (and fix what fails), or pass --force to override "
-                    "(recorded in the alias history)")
-            reason = f"forced (validation: {status or 'none'})" + (f": {reason}" if reason else "")
+        reason = check_promotion(m, alias, reason, force)
         return self._move_alias(name, alias, int(version), reason)
 
     def unalias(self, name: str, alias: str, reason: str | None = None) -> dict[str, Any]:
@@ -484,29 +245,9 @@ class ModelRegistry:
         return self._move_alias(name, alias, None, reason)
 
     def _move_alias(self, name: str, alias: str, version: int | None, reason: str | None) -> dict[str, Any]:
-        def move(con: Warehouse) -> dict[str, Any]:
-            cur = con.execute(f"select version from {ALIASES} where name = ? and alias = ?", [name, alias]).fetchall()
-            old = cur[0][0] if cur else None
-            if old == version:
-                if version is None:
-                    raise FeatureStoreError(f"model {name} has no alias {alias!r}", fix="see `fs model show`")
-                return {"name": name, "alias": alias, "old_version": old, "new_version": version,
-                        "action": "unchanged"}  # nothing changed, nothing logged
-            now, user = utcnow(), current_user()
-            action = "remove" if version is None else ("set" if old is None else "move")
-            con.execute(f"delete from {ALIASES} where name = ? and alias = ?", [name, alias])
-            if version is not None:
-                con.execute(f"insert into {ALIASES} (name, alias, version, updated_at, updated_by) "
-                            "values (?, ?, ?, ?, ?)", [name, alias, version, now, user])
-            seq = con.execute(f"select coalesce(max(seq), 0) + 1 from {ALIAS_HISTORY} where name = ? and alias = ?",
-                              [name, alias]).fetchall()[0][0]
-            con.execute(f"insert into {ALIAS_HISTORY} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [name, alias, seq, action, old, version, now, user, reason])
-            return {"name": name, "alias": alias, "old_version": old, "new_version": version, "action": action}
-
         with self._rw() as con:
             ensure_registry(con)
-            return in_transaction(con, move)
+            return in_transaction(con, lambda con: move_alias(con, name, alias, version, reason))
 
     def alias_history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
         if not store_exists(self.project):
@@ -514,12 +255,7 @@ class ModelRegistry:
         with self._ro() as con:
             if not self._has_registry(con):
                 return []
-            cols = ["name", "alias", "seq", "action", "old_version", "new_version", "changed_at", "changed_by",
-                    "reason"]
-            where, params = ("name = ? and alias = ?", [name, alias]) if alias is not None else ("name = ?", [name])
-            rows = con.execute(f"select {', '.join(cols)} from {ALIAS_HISTORY} where {where} "
-                               "order by changed_at, alias, seq", params).fetchall()
-        return [dict(zip(cols, r, strict=True)) for r in rows]
+            return rows.alias_history_rows(con, name, alias)
 
     def delete(self, ref: str, reason: str | None = None) -> ModelVersion:
         """Tombstone a version: it can no longer be loaded or aliased; its bytes and row stay for audit."""
@@ -534,8 +270,7 @@ class ModelRegistry:
                 fix=f"move or remove them first: `fs model alias {m.name} OTHER_VERSION ALIAS` or "
                 f"`fs model unalias {m.name} ALIAS`")
         with self._rw() as con:
-            con.execute(f"insert into {TOMBSTONES} values (?, ?, ?, ?, ?)",
-                        [m.name, m.version, utcnow(), current_user(), reason])
+            rows.insert_tombstone(con, m.name, m.version, reason)
         return self.info(m.ref)
 
     # -- validation and provenance (separate modules) ------------------------------------------------------
@@ -555,17 +290,7 @@ class ModelRegistry:
     def validations(self, ref: str) -> list[dict[str, Any]]:
         m = self.info(ref)
         with self._ro() as con:
-            cols = ["validation_id", "validated_at", "status", "training_dataset", "training_dataset_version",
-                    "task", "n_test", "metrics", "slices", "ood", "checks"]
-            rows = con.execute(f"select {', '.join(cols)} from {VALIDATIONS} where name = ? and version = ? "
-                               "order by validation_id", [m.name, m.version]).fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(cols, r, strict=True))
-            for k in ("metrics", "slices", "ood", "checks"):
-                d[k] = _loads(d[k])
-            out.append(d)
-        return out
+            return rows.validation_rows(con, m.name, m.version)
 
     def score(self, ref: str, since: str | datetime | None = None, until: str | datetime | None = None,
               as_of: str | datetime | None = None) -> pd.DataFrame:
