@@ -81,6 +81,22 @@ def is_published(wh: Warehouse, fg: FeatureGroup) -> bool:
 
 
 _DELETED = "coalesce(dbt_is_deleted, 'False') = 'True'"
+# Both counts classify the versions opened at each new instant the same way (CTE `versions`: t, is_del, and the key's
+# previous version's prev_to / prev_del): an update when that one was live and closed at t, else an insert, or a
+# deletion marker.
+_PER_COMMIT = """classified as (
+            select t, is_del, case when prev_to = t and prev_del = 0 then 1 else 0 end as had_live
+            from versions
+            where t > ?
+        ),
+        per_commit as (
+            select t,
+                   sum(case when is_del = 0 and had_live = 0 then 1 else 0 end) as inserted,
+                   sum(case when is_del = 0 and had_live = 1 then 1 else 0 end) as updated,
+                   sum(is_del) as deleted
+            from classified
+            group by t
+        )"""
 
 
 def _snapshot_commits(wh: Warehouse, fg: FeatureGroup, after: datetime,
@@ -114,19 +130,7 @@ def _recount_commits(wh: Warehouse, fg: FeatureGroup, after: datetime) -> list[t
                        over (partition by {key_list} order by dbt_valid_from) as prev_del
             from {snap}
         ),
-        classified as (
-            select t, is_del, case when prev_to = t and prev_del = 0 then 1 else 0 end as had_live
-            from versions
-            where t > ?
-        ),
-        per_commit as (
-            select t,
-                   sum(case when is_del = 0 and had_live = 0 then 1 else 0 end) as inserted,
-                   sum(case when is_del = 0 and had_live = 1 then 1 else 0 end) as updated,
-                   sum(is_del) as deleted
-            from classified
-            group by t
-        )
+        {_PER_COMMIT}
         select p.t, p.inserted, p.updated, p.deleted,
                (select count(*) from {snap} s
                  where s.dbt_valid_from <= p.t
@@ -170,19 +174,7 @@ def _new_commits(wh: Warehouse, fg: FeatureGroup, after: datetime, prev_rows: in
                    lag(is_del) over (partition by {key_list} order by dbt_valid_from) as prev_del
             from touched
         ),
-        classified as (
-            select t, is_del, case when prev_to = t and prev_del = 0 then 1 else 0 end as had_live
-            from versions
-            where t > ?
-        ),
-        per_commit as (
-            select t,
-                   sum(case when is_del = 0 and had_live = 0 then 1 else 0 end) as inserted,
-                   sum(case when is_del = 0 and had_live = 1 then 1 else 0 end) as updated,
-                   sum(is_del) as deleted
-            from classified
-            group by t
-        ),
+        {_PER_COMMIT},
         live_changes as (
             select dbt_valid_from as at_time, 1 as delta from touched where is_del = 0 and dbt_valid_from > ?
             union all

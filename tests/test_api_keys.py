@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from online_support import BACKENDS, NOW, SPEC, cleanup, make_rows, make_store
-from test_server_process import READY_DEADLINE_S, free_port, stop
+from test_server_process import READY_DEADLINE_S, free_port, stop, wait_ready
 
 from fs_cli import cli
 from fs_cli.access import (
@@ -477,16 +477,7 @@ def test_fs_serve_process_with_a_key_file(tmp_path):
     base = f"http://127.0.0.1:{port}"
     vector = f"{base}/feature-views/customer_v1/vector?customer_id=1"
     try:
-        deadline = time.monotonic() + READY_DEADLINE_S
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)
+        wait_ready(base, proc, output=out.read_text)
         assert "key file" in out.read_text()
         assert httpx.get(vector, timeout=5).status_code == UNAUTH
         assert httpx.get(vector, headers={"x-api-key": person}, timeout=5).status_code == DENIED
