@@ -29,8 +29,10 @@ demo: $(STAMP) $(if $(filter spark,$(FS_TARGET)),$(SPARK_STAMP))
 	$(BIN)/python -m fs_cli.demo
 
 # The suite also drives Feast 0.67's own client against our push endpoint: its venv is built first (below).
+# --no-loadscope-reorder: xdist would start the modules with the most tests first; the order of tests/conftest.py
+# (SLOW_FIRST: the longest modules, Spark's first) keeps a 10-minute module from running alone at the end.
 test: $(SPARK_STAMP) $(FEAST_VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 # Feast 0.67's own client, for the push test (tests/test_push.py::test_feast_client_writes_and_reads_back). A venv of its
 # own: Feast pins packages that conflict with ours, so it is never a dependency of the project.
