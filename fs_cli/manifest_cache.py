@@ -126,13 +126,25 @@ def _profile_key(project: Project) -> str:
 _PROFILE_KEYS_KEPT = 8  # renderings kept side by side (e.g. the project's own and a training dataset's extra vars)
 
 
-def _profile_entries(project: Project) -> dict[str, dict[str, Any]]:
+def _entries(project: Project, filename: str) -> dict[str, Any]:
+    """The {key: value} entries of one of fs's small caches in target/ (empty when missing or unreadable)."""
     try:
-        data = json.loads((project.target_dir / PROFILE_FILE).read_text())
+        data = json.loads((project.target_dir / filename).read_text())
     except (OSError, ValueError):
         return {}
     entries = data.get("entries") if isinstance(data, dict) else None
     return entries if isinstance(entries, dict) else {}
+
+
+def _store_entry(project: Project, filename: str, entries: dict[str, Any], key: str, value: Any, kept: int) -> None:
+    """`entries` with `key` set to `value` as the most recent, the `kept` most recent written back."""
+    entries.pop(key, None)
+    entries[key] = value
+    _write(project.target_dir / filename, {"entries": dict(list(entries.items())[-kept:])})
+
+
+def _profile_entries(project: Project) -> dict[str, dict[str, Any]]:
+    return _entries(project, PROFILE_FILE)
 
 
 def cached_profile_value(project: Project, name: str) -> Any:
@@ -144,11 +156,9 @@ def store_profile_value(project: Project, name: str, value: Any) -> None:
     rendering, which every later command reads without importing dbt."""
     key = _profile_key(project)
     entries = _profile_entries(project)
-    values = entries.pop(key, {})
+    values = entries.get(key) or {}
     values[name] = value
-    entries[key] = values  # most recent last
-    kept = dict(list(entries.items())[-_PROFILE_KEYS_KEPT:])
-    _write(project.target_dir / PROFILE_FILE, {"entries": kept})
+    _store_entry(project, PROFILE_FILE, entries, key, values, _PROFILE_KEYS_KEPT)
 
 
 def load(project: Project) -> ManifestView | None:
@@ -237,22 +247,10 @@ def compiled_key(project: Project, name: str, extra_vars: dict[str, Any]) -> str
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _compiled_entries(project: Project) -> dict[str, str]:
-    try:
-        data = json.loads((project.target_dir / COMPILED_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    entries = data.get("entries") if isinstance(data, dict) else None
-    return entries if isinstance(entries, dict) else {}
-
-
 def cached_compiled(project: Project, key: str) -> str | None:
-    sql = _compiled_entries(project).get(key)
+    sql = _entries(project, COMPILED_FILE).get(key)
     return sql if isinstance(sql, str) else None
 
 
 def store_compiled(project: Project, key: str, sql: str) -> None:
-    entries = _compiled_entries(project)
-    entries.pop(key, None)
-    entries[key] = sql  # most recent last
-    _write(project.target_dir / COMPILED_FILE, {"entries": dict(list(entries.items())[-_COMPILED_KEPT:])})
+    _store_entry(project, COMPILED_FILE, _entries(project, COMPILED_FILE), key, sql, _COMPILED_KEPT)
