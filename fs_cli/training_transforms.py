@@ -9,9 +9,8 @@ import pyarrow as pa
 
 from . import training
 from .errors import FeatureStoreError
-from .transforms import transform_dataframe
+from .transforms import render_select, transform_dataframe
 from .transforms.fit import column_types, fit
-from .transforms.sql import render_select
 from .transforms.view import parse_view, td_statistics
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def read_transformed(project: Project, feature_view: str, version: int | None = 
         # number the rows in canonical order first: the transformed projection may replace an ordering column
         inner = (f"(select *, row_number() over (order by {training.td_order_by(wh, td)}) as __fs_order "
                  f"from {td.table} {where}) as __fs_td")
-        sql = render_select(inner, stats, columns=[*stats["input_columns"], "__fs_order"])
+        sql = render_select(inner, stats, columns=[*stats["input_columns"], "__fs_order"], engine=wh.engine)
         table = wh.arrow(f"select * from ({sql}) as __fs_t order by {wh.quote('__fs_order')}", params)
     return td, training.decimals_as_double(table.drop_columns(["__fs_order"]))
 

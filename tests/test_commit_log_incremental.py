@@ -133,9 +133,9 @@ def test_incremental_log_equals_recount_on_generated_histories(store, history):
 def test_drift_on_narrow_windows_equals_drift_on_whole_rows(project_copy, engine: str):
     """feature_group_drift copies only the event time and the drifting features into its windows; every statistic
     equals the one computed on windows of whole rows (what it copied before), for every reference mode."""
+    from fs_cli.transforms.macros import project_macro_dir
     from fs_cli.validation import drift
     from fs_cli.validation.expectations import parse_expectations
-    from fs_cli.validation.sqlrender import project_macro_dir
 
     d = make_items_project(project_copy, engine)
     fs = FeatureStore(d)

@@ -17,8 +17,8 @@ from scipy.spatial.distance import jensenshannon
 from services import PG, pg_connect, pg_database
 
 from fs_cli.errors import FeatureStoreError
+from fs_cli.transforms.macros import render_macro
 from fs_cli.validation.drift import column_drift
-from fs_cli.validation.sqlrender import render_macro
 
 EPS = 1e-4
 

@@ -307,8 +307,8 @@ def test_freshness_declared(proj):
 def test_drift_macros_are_one_definition_for_dbt_and_python(proj):
     """dbt compiles the project's macros/drift for the target to the very SQL fs_cli renders with its shim (same
     dispatch), and it runs to the same numbers."""
+    from fs_cli.transforms.macros import project_macro_dir, render_for
     from fs_cli.validation.drift import column_drift
-    from fs_cli.validation.sqlrender import project_macro_dir, render_for
 
     fs = FeatureStore(proj)
     rel = fs.catalog.fg("fg_customer_transactions").relation

@@ -186,7 +186,7 @@ def test_gate_lines_unpack_as_a_pair_and_carry_errors():
 
 def test_dispatch_picks_the_engine_variant_then_default(tmp_path):
     from fs_cli.errors import FeatureStoreError
-    from fs_cli.validation.sqlrender import render_macro
+    from fs_cli.transforms.macros import render_macro
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "x.sql").write_text(

@@ -23,8 +23,8 @@ from typing import Any
 
 from ..errors import FeatureStoreError
 from ..timeutil import parse_timestamp, parse_ttl, utcnow
+from ..transforms.macros import project_macro_dir
 from ..validation.drift import DEFAULT_THRESHOLDS, MIN_SAMPLES, column_drift, evaluate, is_numeric
-from ..validation.sqlrender import project_macro_dir
 from ..warehouse import META_SCHEMA
 from .logs import read_predictions, read_served_vectors, vectors_table
 

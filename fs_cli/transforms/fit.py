@@ -22,12 +22,10 @@ from typing import Any
 
 from ..errors import FeatureStoreError
 from .spec import NUMERIC, STRING, TransformPlan, parse_transformations
-from .sql import chain_expressions, consumes_text, q, step_input
+from .sql import TransformSQL
 
 FORMAT = 1
 PARAM = "\x00fs_param\x00"  # placeholder for the one bound parameter (the train split value)
-_FINITE = ("(case when {e} > cast('-Infinity' as double precision) "
-           "and {e} < cast('Infinity' as double precision) then {e} end)")
 
 
 def _is_warehouse(con: Any) -> bool:
@@ -44,6 +42,11 @@ class _Runner:
         self.con = con
         self.wh = _is_warehouse(con)
         self.duck = not self.wh and type(con).__module__.startswith(("duckdb", "_duckdb"))
+
+    @property
+    def engine(self) -> str:
+        """dbt's adapter type of the connection (the transformation macros are rendered for it)."""
+        return self.con.engine if self.wh else "duckdb" if self.duck else "postgres"
 
     @property
     def knows_types(self) -> bool:
@@ -200,9 +203,11 @@ def fit(
     `con` is a `Warehouse`, a DuckDB connection or a DB-API connection (psycopg2). `relation` is SQL text from code (a quoted
     name or `(select ...) as t`). Declarations (not yet a plan) are validated against `types`, or against the
     relation's own column types (Warehouse, DuckDB). With split_column=None every row of `relation` is a train row.
-    Steps of one chain are fitted in order, each on the output of the steps before it (one query per depth).
+    Steps of one chain are fitted in order, each on the output of the steps before it (one query per depth); the
+    SQL of those steps is the macros' (macros/transforms/apply.sql), rendered for the connection's engine.
     """
     runner = _Runner(con)
+    sql = TransformSQL(runner.engine)
     input_columns = runner.columns(relation)
     if isinstance(transformations, TransformPlan):
         plan = transformations
@@ -221,7 +226,7 @@ def fit(
         if split_column not in input_columns:
             raise FeatureStoreError(f"cannot fit transformations: {relation} has no split column {split_column!r}",
                                     fix="pass split_column= the column that marks train rows")
-        where, params = f" where {q(split_column)} = {PARAM}", [train_value]
+        where, params = f" where {sql.ident(split_column)} = {PARAM}", [train_value]
     else:
         where, params = "", []
 
@@ -240,15 +245,14 @@ def fit(
                 continue
             step = chain["steps"][depth]
             fn, args = step["fn"], step["args"]
-            expr, state = chain_expressions(chain, upto=depth)
-            e = step_input(fn, expr, state, chain["input_kind"])
+            e, reads_text = sql.step_operand(chain, depth)
+            v = e if reads_text else sql.finite(e)  # statistics ignore NaN and +-infinity
             counts = None
             if _needs_counts(fn, args):
-                v = e if consumes_text(fn, state, chain["input_kind"]) else _FINITE.format(e=e)
                 counts = runner.rows(
                     f"select v, count(*) from (select {v} as v from {relation}{where}) as t "
                     f"where v is not null group by v", params)
-            aggs = _aggregates(fn, args, _FINITE.format(e=e)) if not counts else []
+            aggs = _aggregates(fn, args, v) if not counts else []
             sl = slice(len(selects), len(selects) + len(aggs)) if aggs else None
             selects.extend(aggs)
             pending.append((chain, step, sl, counts))

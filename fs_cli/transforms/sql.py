@@ -1,160 +1,65 @@
-"""SQL rendering of fitted transformations: the offline path (training datasets, batch scoring).
+"""SQL of fitted transformations (training datasets, batch scoring, fitting), rendered from the one definition: the
+dbt macros of macros/transforms/apply.sql (`fs_apply_transformations` and its `fs_tf_*` helpers), for an engine.
 
-`render_select` renders the same SQL as the dbt macro `fs_apply_transformations` (macros/transforms/apply.sql);
-tests/test_transforms_macros.py holds them to it. The SQL is portable between DuckDB and Postgres: casts to
-`double precision`/`varchar`, CASE instead of greatest/least (which skip NULLs on Postgres), ln instead of log1p,
-and every fitted number as `cast('<repr>' as double precision)` so that it round-trips bit for bit (a bare `0.1`
-is a DECIMAL literal in DuckDB).
+The macros keep the SQL portable and bit-for-bit equal to the per-row path (apply_row.py): casts to the engine's
+double type, CASE instead of greatest/least (which skip NULLs on Postgres), ln instead of log1p, every fitted number
+as `cast('<repr>' as double precision)` (a bare `0.1` is a DECIMAL literal in DuckDB); identifiers and text literals
+are spelled per engine through `adapter.dispatch` (Spark: backticks, backslash escapes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from ..errors import FeatureStoreError
-from .spec import INTEGER, STRING, step_output_kind
+from .macros import FS_MACRO_DIR, render_macro
+from .spec import STRING
 
-NAN = "cast('NaN' as double precision)"
 RAW = "raw"  # the state of an expression that is still the untouched input column
+SUBDIRS = ("transforms", "drift")  # apply.sql and the type macros it uses (fs_type_double, fs_type_string)
 
 
 def q(ident: str) -> str:
+    """Standard SQL quoting of an identifier (the on-demand expressions of ondemand.py, DuckDB/Postgres)."""
     return '"' + ident.replace('"', '""') + '"'
 
 
-def num(v: float) -> str:
-    return f"cast('{float(v)!r}' as double precision)"
-
-
-def text(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-def as_double(expr: str, state: str) -> str:
-    """The value as a double; NaN in the raw input counts as missing."""
-    if state == RAW:
-        return f"nullif(cast({expr} as double precision), {NAN})"
-    if state == INTEGER:
-        return f"cast({expr} as double precision)"
-    return expr
-
-
-def as_text(expr: str, state: str) -> str:
-    return expr if state == STRING else f"cast({expr} as varchar)"
-
-
 def consumes_text(fn: str, state: str, input_kind: str) -> bool:
-    """Whether step `fn` reads text (encoders; impute of a string) rather than a double."""
+    """Whether step `fn` reads text (encoders; impute of a string) rather than a double: the per-row path's
+    mirror of the macro fs_tf_reads_text."""
     kind = input_kind if state == RAW else state
     return fn in ("one_hot", "label_encode") or (fn == "impute" and kind == STRING)
 
 
-def step_input(fn: str, expr: str, state: str, input_kind: str) -> str:
-    """Coerce the running expression to what step `fn` consumes. `input_kind` is the chain's raw input kind."""
-    if consumes_text(fn, state, input_kind):
-        return as_text(expr, state)
-    return as_double(expr, state)
+class TransformSQL:
+    """The transformation macros rendered for one engine (`duckdb`, `postgres`, `spark`: dbt's adapter type)."""
 
+    def __init__(self, engine: str = "duckdb", macro_dir: Path | None = None):
+        self.engine = engine
+        self.macro_dir = FS_MACRO_DIR if macro_dir is None else Path(macro_dir)
 
-def render_step(fn: str, e: str, p: Mapping[str, Any]) -> str | list[tuple[str, str]]:
-    """One fitted step over its (coerced) input `e`; one_hot returns (column, expression) pairs."""
-    if fn == "standard_scaler":
-        return f"(({e} - {num(p['mean'])}) / {num(p['scale'])})"
-    if fn == "min_max_scaler":
-        return f"(({e} - {num(p['min'])}) / {num(p['scale'])})"
-    if fn == "robust_scaler":
-        return f"(({e} - {num(p['median'])}) / {num(p['scale'])})"
-    if fn == "log1p":
-        return f"(case when {e} > -1 then ln(1 + {e}) end)"
-    if fn == "clip":
-        whens = ""
-        if p.get("min") is not None:
-            whens += f" when {e} < {num(p['min'])} then {num(p['min'])}"
-        if p.get("max") is not None:
-            whens += f" when {e} > {num(p['max'])} then {num(p['max'])}"
-        return f"(case{whens} else {e} end)"
-    if fn == "impute":
-        fill = p["fill"]
-        return f"coalesce({e}, {text(fill) if isinstance(fill, str) else num(fill)})"
-    if fn == "bucketize":
-        whens = "".join(f" when {e} < {num(b)} then {i}" for i, b in enumerate(p["boundaries"]))
-        return f"(case when {e} is null then null{whens} else {len(p['boundaries'])} end)"
-    if fn == "label_encode":
-        whens = "".join(f" when {e} = {text(c)} then {i}" for i, c in enumerate(p["categories"]))
-        return f"(case when {e} is null then null{whens} else {p['unseen_code']} end)"
-    if fn == "one_hot":
-        cols = [(col, f"(case when {e} = {text(c)} then 1 else 0 end)")
-                for c, col in zip(p["categories"], p["columns"], strict=True)]
-        if p["categories"]:
-            known = ", ".join(text(c) for c in p["categories"])
-            unseen = f"(case when {e} is null then 0 when {e} in ({known}) then 0 else 1 end)"
-        else:
-            unseen = f"(case when {e} is null then 0 else 1 end)"
-        return [*cols, (p["unseen_column"], unseen)]
-    raise FeatureStoreError(f"unknown transformation function {fn!r} in fitted statistics",
-                            fix="refit the training dataset with this version of fs_cli")
+    def _render(self, name: str, *args: Any) -> Any:
+        return render_macro(self.macro_dir, self.engine, name, *args, subdirs=SUBDIRS)
 
+    def select(self, relation: str, stats: Mapping[str, Any], columns: Sequence[str] | None = None,
+               declarations: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """fs_apply_transformations: `select <columns with transformed ones replaced> from <relation>`."""
+        return self._render("fs_apply_transformations", relation,
+                            None if declarations is None else list(declarations), stats,
+                            None if columns is None else list(columns))
 
-def chain_expressions(chain: Mapping[str, Any], upto: int | None = None) -> tuple[str, str] | list[tuple[str, str]]:
-    """The SQL of a fitted chain: (expression, state) after `upto` steps (all by default), or for a chain ending in
-    one_hot the list of (column, expression)."""
-    expr, state, kind = q(chain["feature"]), RAW, chain["input_kind"]
-    steps = chain["steps"] if upto is None else chain["steps"][:upto]
-    for step in steps:
-        e = step_input(step["fn"], expr, state, chain["input_kind"])
-        out = render_step(step["fn"], e, step["params"])
-        if isinstance(out, list):
-            return out
-        kind = step_output_kind(step["fn"], kind)
-        expr, state = out, kind
-    return expr, state
+    def step_operand(self, chain: Mapping[str, Any], i: int) -> tuple[str, bool]:
+        """(expression, reads_text): the input of step `i` of a (partly fitted) chain, as step `i` consumes it."""
+        expr, reads_text = self._render("fs_tf_step_operand", chain, i)
+        return expr, bool(reads_text)
 
+    def finite(self, expr: str) -> str:
+        """`expr` where finite, else NULL: what every fitted statistic is computed over."""
+        return self._render("fs_tf_finite", expr)
 
-def check_declarations(stats: Mapping[str, Any], declarations: Sequence[Mapping[str, Any]] | None) -> None:
-    """The statistics must have been fitted for exactly these declarations (else the TD is stale)."""
-    if declarations is None:
-        return
-    from .spec import normalize_declaration
-
-    if [normalize_declaration(d) for d in declarations] != stats["declarations"]:
-        raise FeatureStoreError(
-            "the fitted statistics were computed for other transformation declarations than the feature view's",
-            fix="create a new training dataset version so the statistics are refitted for the current declarations",
-        )
-
-
-def output_columns(stats: Mapping[str, Any], columns: Sequence[str] | None = None) -> list[str]:
-    """Columns of the transformed relation, in order (see `render_select`)."""
-    return [name for name, _ in _select_items(stats, columns)]
-
-
-def _select_items(stats: Mapping[str, Any], columns: Sequence[str] | None) -> list[tuple[str, str]]:
-    columns = list(stats["input_columns"] if columns is None else columns)
-    by_output = {c["output"]: c for c in stats["chains"]}
-    missing = sorted({c["feature"] for c in stats["chains"]} - set(columns))
-    if missing:
-        raise FeatureStoreError(
-            f"cannot apply transformations: input column(s) {', '.join(missing)} missing",
-            fix="pass a relation/DataFrame with every transformed feature (see the training dataset's columns)",
-        )
-    items: list[tuple[str, str]] = []
-
-    def emit(chain: Mapping[str, Any]) -> None:
-        out = chain_expressions(chain)
-        if isinstance(out, list):
-            items.extend(out)
-        else:
-            items.append((chain["output"], out[0]))
-
-    for col in columns:
-        if col in by_output:
-            emit(by_output.pop(col))
-        else:
-            items.append((col, q(col)))
-    for chain in by_output.values():  # chains writing a new column come last, in declaration order
-        emit(chain)
-    return items
+    def ident(self, name: str) -> str:
+        return self._render("fs_tf_ident", name)
 
 
 def render_select(
@@ -162,15 +67,17 @@ def render_select(
     stats: Mapping[str, Any],
     columns: Sequence[str] | None = None,
     declarations: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    engine: str = "duckdb",
+    macro_dir: Path | None = None,
 ) -> str:
-    """`select <columns with transformed ones replaced> from <relation>`.
+    """`select <columns with transformed ones replaced> from <relation>`: the macro fs_apply_transformations
+    rendered for `engine`.
 
     `relation` is SQL text (a quoted relation name or a parenthesized subquery with an alias) supplied by code,
     never by a request. `columns` defaults to the columns of the relation the statistics were fitted on.
     A transformed column keeps its place (a one-hot column is replaced by its 0/1 columns); chains writing a new
-    `output:` name are appended after the input columns.
+    `output:` name are appended after the input columns. `declarations` (the feature view's): the statistics must
+    have been fitted for exactly these (else the training dataset is stale: FeatureStoreError).
     """
-    check_declarations(stats, declarations)
-    body = ",\n    ".join(f"{expr} as {q(name)}" if expr != q(name) else expr
-                          for name, expr in _select_items(stats, columns))
-    return f"select\n    {body}\nfrom {relation}"
+    return TransformSQL(engine, macro_dir).select(relation, stats, columns, declarations)

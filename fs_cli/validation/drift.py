@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .sqlrender import render_macro
+from ..transforms.macros import render_macro
 
 NUMERIC_TYPES = ("int", "double", "float", "real", "decimal", "numeric", "bigint", "smallint", "tinyint", "hugeint")
 

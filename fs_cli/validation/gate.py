@@ -21,13 +21,13 @@ from ..errors import FeatureStoreError
 from ..metadata import FeatureGroup
 from ..project import Project
 from ..timeutil import utcnow
+from ..transforms.macros import project_macro_dir
 from . import contract as _contract
 from . import cost as _cost
 from . import drift as _drift
 from . import pii as _pii
 from .expectations import parse_expectations
 from .results import CheckResult, ValidationReport, link_commit, store
-from .sqlrender import project_macro_dir
 
 
 def _reference_override(exp, reference: Any) -> None:

@@ -3,7 +3,7 @@
 
   Every macro takes two relations (a table name or a parenthesised subquery) and a column NAME (quoted here),
   and returns a SELECT producing exactly one row. They are the single definition of each statistic: dbt users
-  call them in models/tests, and fs_cli renders the same file with a minimal Jinja shim (fs_cli/validation/sqlrender.py),
+  call them in models/tests, and fs_cli renders the same file with a minimal Jinja shim (fs_cli/transforms/macros.py),
   so only plain Jinja plus `adapter.dispatch` / `adapter.quote` / `return` may be used in this directory.
 
   Definitions (NULLs are excluded from every statistic except the missing rate):

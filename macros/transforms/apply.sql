@@ -1,7 +1,11 @@
 {#- Apply fitted model-dependent transformations in SQL (training datasets, batch scoring).
-    The statistics come from fs_cli.transforms.fit (stored with a training dataset version); this macro renders the
-    same SQL as fs_cli.transforms.render_select, expression for expression (tests/test_transforms_macros.py).
-    Definitions of every function: macros/transforms/_transforms.yml. -#}
+    The statistics come from fs_cli.transforms.fit (stored with a training dataset version). This file is the one
+    definition of the transformations' SQL: fs_cli renders these same macros with plain Jinja
+    (fs_cli/transforms/macros.py) to fit statistics and to transform training datasets and batch-scoring frames,
+    so only plain Jinja, `return`, `adapter.dispatch`, `feature_store.`, `exceptions.raise_compiler_error`,
+    `fromjson` and `execute` may be used here (plus `adapter.get_columns_in_relation` for a dbt Relation).
+    The per-row path fs_cli/transforms/apply_row.py mirrors this arithmetic bit for bit
+    (tests/test_transforms_parity.py). Definitions of every function: macros/transforms/_transforms.yml. -#}
 
 {% macro fs_apply_transformations(relation, transformations=none, stats=none, columns=none) -%}
     {{ return(adapter.dispatch('fs_apply_transformations', 'feature_store')(relation, transformations, stats, columns)) }}
@@ -56,7 +60,7 @@ select
 from {{ relation }}
 {%- endmacro %}
 
-{#- ---- helpers: each mirrors a function of fs_cli/transforms/sql.py ---------------------------------------- -#}
+{#- ---- helpers (also rendered by fs_cli/transforms/sql.py to fit the statistics, step by step) ------------------ -#}
 
 {#- Identifiers and text literals are spelled per engine: Spark quotes names with backticks, and reads '' inside a
     literal as two adjacent literals (silently dropping the quote) where SQL's standard doubles it. -#}
@@ -94,9 +98,15 @@ from {{ relation }}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro fs_tf_step_input(fn, expr, state, input_kind) -%}
+{% macro fs_tf_reads_text(fn, state, input_kind) -%}
+    {#- whether step fn reads text (the encoders; impute of a string) rather than a double -#}
     {%- set kind = input_kind if state == 'raw' else state -%}
-    {%- if fn in ['one_hot', 'label_encode'] or (fn == 'impute' and kind == 'string') -%}
+    {{ return(fn in ['one_hot', 'label_encode'] or (fn == 'impute' and kind == 'string')) }}
+{%- endmacro %}
+
+{% macro fs_tf_step_input(fn, expr, state, input_kind) -%}
+    {#- the running expression coerced to what step fn consumes; NaN in the raw input counts as missing -#}
+    {%- if feature_store.fs_tf_reads_text(fn, state, input_kind) -%}
         {{ return(expr if state == 'string' else 'cast(' ~ expr ~ ' as ' ~ feature_store.fs_type_string() ~ ')') }}
     {%- elif state == 'raw' -%}
         {%- set dbl = feature_store.fs_type_double() -%}
@@ -155,18 +165,39 @@ from {{ relation }}
     {{ return(items) }}
 {%- endmacro %}
 
+{% macro fs_tf_chain_state(chain, upto) -%}
+    {#- [expression, state] of a chain after its first `upto` steps (one_hot excluded: it ends a chain);
+        state: raw (the untouched input column) | numeric | integer | string -#}
+    {%- set ns = namespace(expr=feature_store.fs_tf_ident(chain['feature']), state='raw', kind=chain['input_kind']) -%}
+    {%- for step in chain['steps'][:upto] -%}
+        {%- set e = feature_store.fs_tf_step_input(step['fn'], ns.expr, ns.state, chain['input_kind']) -%}
+        {%- set ns.expr = feature_store.fs_tf_step(step['fn'], e, step['params']) -%}
+        {%- set ns.kind = feature_store.fs_tf_output_kind(step['fn'], ns.kind) -%}
+        {%- set ns.state = ns.kind -%}
+    {%- endfor -%}
+    {{ return([ns.expr, ns.state]) }}
+{%- endmacro %}
+
+{% macro fs_tf_step_operand(chain, i) -%}
+    {#- [expression, reads_text]: the input of step i of a chain (the steps before it applied), coerced to what
+        the step consumes. Fitting computes step i's statistics over it. -#}
+    {%- set state = feature_store.fs_tf_chain_state(chain, i) -%}
+    {%- set fn = chain['steps'][i]['fn'] -%}
+    {{ return([feature_store.fs_tf_step_input(fn, state[0], state[1], chain['input_kind']),
+               feature_store.fs_tf_reads_text(fn, state[1], chain['input_kind'])]) }}
+{%- endmacro %}
+
+{% macro fs_tf_finite(e) -%}
+    {#- e where it is finite, else null: the values every fitted statistic is computed over -#}
+    {%- set dbl = feature_store.fs_type_double() -%}
+    {{ return("(case when " ~ e ~ " > cast('-Infinity' as " ~ dbl ~ ") and " ~ e ~ " < cast('Infinity' as " ~ dbl ~ ") then " ~ e ~ " end)") }}
+{%- endmacro %}
+
 {% macro fs_tf_chain_items(chain) -%}
     {#- [[column, expression], ...] of one fitted chain: its steps applied in order -#}
-    {%- set ns = namespace(expr=feature_store.fs_tf_ident(chain['feature']), state='raw', kind=chain['input_kind'], items=none) -%}
-    {%- for step in chain['steps'] if ns.items is none -%}
-        {%- set e = feature_store.fs_tf_step_input(step['fn'], ns.expr, ns.state, chain['input_kind']) -%}
-        {%- if step['fn'] == 'one_hot' -%}
-            {%- set ns.items = feature_store.fs_tf_one_hot(e, step['params']) -%}
-        {%- else -%}
-            {%- set ns.expr = feature_store.fs_tf_step(step['fn'], e, step['params']) -%}
-            {%- set ns.kind = feature_store.fs_tf_output_kind(step['fn'], ns.kind) -%}
-            {%- set ns.state = ns.kind -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(ns.items if ns.items is not none else [[chain['output'], ns.expr]]) }}
+    {%- set n = chain['steps'] | length -%}
+    {%- if chain['steps'][n - 1]['fn'] == 'one_hot' -%}
+        {{ return(feature_store.fs_tf_one_hot(feature_store.fs_tf_step_operand(chain, n - 1)[0], chain['steps'][n - 1]['params'])) }}
+    {%- endif -%}
+    {{ return([[chain['output'], feature_store.fs_tf_chain_state(chain, n)[0]]]) }}
 {%- endmacro %}
