@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .declarations.model import FeatureGroup
 from .errors import FeatureStoreError
-from .metadata import FeatureGroup
 from .timeutil import parse_timestamp, utcnow
 from .warehouse import META_SCHEMA, Warehouse
 

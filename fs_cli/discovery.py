@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .commits import is_published, list_commits, sync_project
-from .metadata import Catalog, FeatureGroup, load_catalog
+from .declarations.load import load_catalog
+from .declarations.model import Catalog, FeatureGroup
 from .project import Project
 from .timeutil import format_ttl
 from .warehouse import store_exists

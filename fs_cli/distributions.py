@@ -17,7 +17,7 @@ from .commits import is_published, published_query
 from .training import logical_type
 
 if TYPE_CHECKING:
-    from .metadata import FeatureGroup
+    from .declarations.model import FeatureGroup
     from .warehouse import Warehouse
 
 BINS = 10

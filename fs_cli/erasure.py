@@ -45,8 +45,8 @@ from typing import Any
 
 import orjson
 
+from .declarations.model import Catalog, Entity, FeatureGroup
 from .errors import FeatureStoreError
-from .metadata import Catalog, Entity, FeatureGroup
 from .timeutil import utcnow
 from .warehouse import META_SCHEMA, Warehouse
 from .warehouse.lock import writer_lock

@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .declarations.load import load_catalog
+from .declarations.model import Catalog, FeatureGroup, FeatureView
 from .errors import FeatureStoreError
 from .manifest_cache import ManifestView
-from .metadata import Catalog, FeatureGroup, FeatureView, load_catalog
 
 if TYPE_CHECKING:
     from .project import Project

@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 
 from .commits import list_commits
+from .declarations.model import Catalog, FeatureGroup
 from .errors import FeatureStoreError
-from .metadata import Catalog, FeatureGroup
 from .online.push import PushSpec, check_row, push_spec_of
 from .online.push_log import PushLog, push_dir_for
 from .project import Project

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import discovery
 from .commits import Commit, list_commits, read_published, resolve_as_of, sync_project
+from .declarations.model import Catalog
 from .errors import FeatureStoreError
-from .metadata import Catalog
 from .project import Project
 from .training import SPLIT_HELP, parse_ref
 from .warehouse import store_exists

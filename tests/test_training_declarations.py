@@ -7,8 +7,9 @@ import copy
 import pytest
 
 from fs_cli import FeatureStore
+from fs_cli.declarations.feature_views import parse_feature_view as _parse_fv
+from fs_cli.declarations.load import load_catalog
 from fs_cli.errors import DeclarationError
-from fs_cli.metadata import _parse_fv, load_catalog
 
 FV = "fv_fraud_detection"
 

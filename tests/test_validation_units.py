@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fs_cli.declarations.model import Column, FeatureGroup
 from fs_cli.errors import DeclarationError
-from fs_cli.metadata import Column, FeatureGroup
 from fs_cli.validation.contract import generate_contract, merge_contract
 from fs_cli.validation.drift import evaluate
 from fs_cli.validation.expectations import parse_expectations

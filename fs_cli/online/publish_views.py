@@ -13,7 +13,7 @@ from .from_warehouse import default_store_url, online_specs
 from .td_statistics import attach_to_views
 
 if TYPE_CHECKING:
-    from ..metadata import Catalog
+    from ..declarations.model import Catalog
     from ..project import Project
     from .store import OnlineStore
 

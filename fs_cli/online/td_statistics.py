@@ -12,7 +12,7 @@ from ..training import list_tds
 from ..transforms.served_vector import EXTRA_KEY
 
 if TYPE_CHECKING:
-    from ..metadata import Catalog, FeatureView
+    from ..declarations.model import Catalog, FeatureView
     from ..warehouse import Warehouse
     from .specs import FVSpec
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from ..commits import list_commits, sync_commits
+from ..declarations.model import Catalog, FeatureView
 from ..errors import DeclarationError, FeatureStoreError
-from ..metadata import Catalog, FeatureView
 from ..project import Project
 from ..timeutil import parse_timestamp, utcnow
 from ..warehouse import Warehouse

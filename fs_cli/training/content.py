@@ -9,7 +9,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..metadata import FeatureView
+from ..declarations.model import FeatureView
 from ..warehouse import Warehouse
 
 if TYPE_CHECKING:  # pyarrow and transforms/ (numpy, DuckDB) are imported by the functions that use them

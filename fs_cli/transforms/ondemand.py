@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from ..errors import DeclarationError, FeatureStoreError
+from ..errors import FeatureStoreError, Problems
 from .sql import q
 
 OD_KEYS = {"name", "expr", "inputs", "request", "description"}
@@ -109,82 +109,77 @@ def parse_on_demand(
     columns a training spine provides for request parameters. Raises DeclarationError listing every problem.
     With defer_unknown, inputs whose type is not known yet (None) skip the binding check (references are still
     checked); the result then has data_type None and the full check runs when a training dataset is built."""
-    problems: list[FeatureStoreError] = []
+    problems = Problems()
     out: list[OnDemandFeature] = []
     request_types = request_types or {}
     con = _sandbox()
     try:
         for i, decl in enumerate(declarations or []):
             at = f"{where}[{i}]"
-
-            label = [at]  # refined with the declaration's name once known
-
-            def bad(problem: str, fix: str, label: list[str] = label) -> None:
-                problems.append(FeatureStoreError(f"{label[0]}: {problem}", fix=fix))
-
+            here = problems.within(at)  # refined with the declaration's name once known
             if not isinstance(decl, Mapping):
-                bad(f"is {decl!r}, not a mapping", "write `{name: ..., expr: ..., inputs: [...], request: [...]}`")
+                here.add(f"is {decl!r}, not a mapping", "write `{name: ..., expr: ..., inputs: [...], request: [...]}`")
                 continue
             unknown = sorted(set(decl) - OD_KEYS)
             if unknown:
-                bad(f"unknown key {unknown[0]!r}", f"keys: {', '.join(sorted(OD_KEYS))}")
+                here.add(f"unknown key {unknown[0]!r}", f"keys: {', '.join(sorted(OD_KEYS))}")
                 continue
             name, expr = decl.get("name"), decl.get("expr")
-            label[0] = f"{at} ({name})"
+            here.where = f"{at} ({name})"
             if not isinstance(name, str) or not IDENT.match(name):
-                bad(f"name {name!r} is not a plain column name", "use letters, digits and _")
+                here.add(f"name {name!r} is not a plain column name", "use letters, digits and _")
                 continue
             if name in feature_types or any(o.name == name for o in out):
-                bad(f"name {name} is already a feature of the view", "pick another name")
+                here.add(f"name {name} is already a feature of the view", "pick another name")
                 continue
             if not isinstance(expr, str) or not expr.strip():
-                bad("has no expr", 'write the SQL expression, e.g. `expr: "amount / nullif(avg_amount, 0)"`')
+                here.add("has no expr", 'write the SQL expression, e.g. `expr: "amount / nullif(avg_amount, 0)"`')
                 continue
             inputs = decl.get("inputs") or []
             req = decl.get("request") or []
             if not isinstance(inputs, list) or not all(isinstance(x, str) and IDENT.match(x) for x in inputs):
-                bad(f"inputs {inputs!r} is not a list of column names", "e.g. `inputs: [amount, tx_avg_amount_30d]`")
+                here.add(f"inputs {inputs!r} is not a list of column names", "e.g. `inputs: [amount, tx_avg_amount_30d]`")
                 continue
             req_types: dict[str, Any] = dict(req) if isinstance(req, Mapping) else {r: None for r in req} \
                 if isinstance(req, list) else {}
             if not isinstance(req, list | Mapping) or not all(isinstance(r, str) for r in req_types):
-                bad(f"request {req!r} is neither a list of names nor a mapping name -> type",
-                    "e.g. `request: [amount]` or `request: {amount: double}`")
+                here.add(f"request {req!r} is neither a list of names nor a mapping name -> type",
+                         "e.g. `request: [amount]` or `request: {amount: double}`")
                 continue
             types: dict[str, str] = {}
             for r, t in req_types.items():
                 if r not in inputs:
-                    bad(f"request parameter {r} is not among its inputs", f"add {r} to `inputs`")
+                    here.add(f"request parameter {r} is not among its inputs", f"add {r} to `inputs`")
                 t = t or request_types.get(r) or feature_types.get(r)
                 if not t and defer_unknown:
                     types[r] = ""  # unknown until the spine is read
                 elif not t:
-                    bad(f"request parameter {r} has no type", f"declare it: `request: {{{r}: double}}`")
+                    here.add(f"request parameter {r} has no type", f"declare it: `request: {{{r}: double}}`")
                 elif not TYPE_RE.match(str(t)):
-                    bad(f"request parameter {r} has type {t!r}, not a SQL type name", "e.g. double, bigint, varchar")
+                    here.add(f"request parameter {r} has type {t!r}, not a SQL type name", "e.g. double, bigint, varchar")
                 else:
                     types[r] = str(t)
             for x in inputs:
                 if x in req_types:
                     continue
                 if x not in feature_types:
-                    bad(f"input {x} is neither a feature of the view nor a request parameter",
-                        f"add {x} to the view's features, or to `request:` if the caller sends it")
+                    here.add(f"input {x} is neither a feature of the view nor a request parameter",
+                             f"add {x} to the view's features, or to `request:` if the caller sends it")
                 elif not feature_types[x] and defer_unknown:
                     types[x] = ""
                 elif not feature_types[x] or not TYPE_RE.match(str(feature_types[x])):
-                    bad(f"input {x} has no usable data_type ({feature_types[x]!r})",
-                        f"declare data_type for {x} in its feature group's YAML")
+                    here.add(f"input {x} has no usable data_type ({feature_types[x]!r})",
+                             f"declare data_type for {x} in its feature group's YAML")
                 else:
                     types[x] = str(feature_types[x])
             refs, problem = expression_columns(con, expr)
             if problem:
-                bad(f"expression {expr!r} {problem}", "write one SQL expression over the declared inputs")
+                here.add(f"expression {expr!r} {problem}", "write one SQL expression over the declared inputs")
                 continue
             missing = [c for c in refs if c not in inputs]
             if missing:
-                bad(f"expression references {', '.join(missing)}, not declared in its inputs {inputs}",
-                    f"add {', '.join(missing)} to `inputs` (and to `request` if the caller sends it)")
+                here.add(f"expression references {', '.join(missing)}, not declared in its inputs {inputs}",
+                         f"add {', '.join(missing)} to `inputs` (and to `request` if the caller sends it)")
                 continue
             if len(types) != len(inputs):
                 continue  # an input problem was reported above
@@ -200,15 +195,14 @@ def parse_on_demand(
                 msg = str(e).split("\n")[0]
                 if ROWID in msg:
                     msg = "aggregates over rows; an on-demand feature is computed per row"
-                bad(f"expression {expr!r} does not bind: {msg}",
-                    "fix the expression or the input types (check each input's data_type)")
+                here.add(f"expression {expr!r} does not bind: {msg}",
+                         "fix the expression or the input types (check each input's data_type)")
                 continue
             out.append(OnDemandFeature(name, expr, tuple(inputs), tuple(req_types), tuple((x, types[x]) for x in inputs),
                                        str(desc[1][1]), str(decl.get("description") or "")))
     finally:
         con.close()
-    if problems:
-        raise DeclarationError(problems)
+    problems.raise_if_any()
     return out
 
 

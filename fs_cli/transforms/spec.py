@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DeclarationError, FeatureStoreError
+from ..errors import Problems
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DECL_KEYS = {"feature", "fn", "args", "output"}
@@ -215,90 +215,84 @@ def parse_transformations(
     With defer_unknown, a column whose type is None (e.g. a spine column without a declared data_type) is assumed
     to suit its first step; the check is then repeated with the real types when a training dataset is fitted.
     """
-    problems: list[FeatureStoreError] = []
+    problems = Problems()
     chains: dict[str, Chain] = {}
     normalized: list[dict[str, Any]] = []
     if declarations is None:
         declarations = []
     if not isinstance(declarations, list | tuple):
-        raise DeclarationError([FeatureStoreError(
-            f"{where} is a {type(declarations).__name__}, not a list",
-            fix="write a list: `transformations: [{feature: x, fn: standard_scaler}]`")])
+        problems.add(f"{where} is a {type(declarations).__name__}, not a list",
+                     fix="write a list: `transformations: [{feature: x, fn: standard_scaler}]`")
+        problems.raise_if_any()
     for i, decl in enumerate(declarations):
         at = f"{where}[{i}]"
-
-        label = [at]  # refined with the declaration's name once known
-
-        def bad(problem: str, fix: str, label: list[str] = label) -> None:
-            problems.append(FeatureStoreError(f"{label[0]}: {problem}", fix=fix))
-
+        here = problems.within(at)  # refined with the declaration's name once known
         if not isinstance(decl, Mapping):
-            bad(f"is {decl!r}, not a mapping", "write `{feature: <name>, fn: <function>, args: {...}}`")
+            here.add(f"is {decl!r}, not a mapping", "write `{feature: <name>, fn: <function>, args: {...}}`")
             continue
         unknown = sorted(set(decl) - DECL_KEYS)
         if unknown:
-            bad(f"unknown key {unknown[0]!r}", f"keys: {', '.join(sorted(DECL_KEYS))}")
+            here.add(f"unknown key {unknown[0]!r}", f"keys: {', '.join(sorted(DECL_KEYS))}")
             continue
         d = normalize_declaration(decl)
         feature, fn, args, output = d["feature"], d["fn"], d["args"], d["output"]
-        label[0] = f"{at} ({feature}: {fn})"
+        here.where = f"{at} ({feature}: {fn})"
         if not isinstance(feature, str) or feature not in column_types:
             close = difflib.get_close_matches(str(feature), list(column_types), n=3)
-            bad(f"unknown feature {feature!r}",
-                f"did you mean {', '.join(close)}?" if close else
-                f"transform one of the view's features: {', '.join(sorted(column_types)) or '(none)'}")
+            here.add(f"unknown feature {feature!r}",
+                     f"did you mean {', '.join(close)}?" if close else
+                     f"transform one of the view's features: {', '.join(sorted(column_types)) or '(none)'}")
             continue
         if fn not in FUNCTIONS:
             close = difflib.get_close_matches(str(fn), list(FUNCTIONS), n=2)
-            bad(f"unknown transformation function {fn!r}",
-                f"did you mean {', '.join(close)}?" if close else f"functions: {', '.join(FUNCTIONS)}")
+            here.add(f"unknown transformation function {fn!r}",
+                     f"did you mean {', '.join(close)}?" if close else f"functions: {', '.join(FUNCTIONS)}")
             continue
         if not isinstance(decl.get("args") or {}, Mapping):
-            bad(f"args is {decl.get('args')!r}, not a mapping", "write `args: {name: value}`")
+            here.add(f"args is {decl.get('args')!r}, not a mapping", "write `args: {name: value}`")
             continue
         if not isinstance(output, str) or not IDENT.match(output):
-            bad(f"output {output!r} is not a plain column name", "use letters, digits and _ (not starting with a digit)")
+            here.add(f"output {output!r} is not a plain column name", "use letters, digits and _ (not starting with a digit)")
             continue
         chain = chains.get(output)
         if chain is None:
             if output != feature and output in column_types:
-                bad(f"output {output!r} is already a feature of the view",
-                    f"pick a new name, or transform {output} itself with `feature: {output}`")
+                here.add(f"output {output!r} is already a feature of the view",
+                         f"pick a new name, or transform {output} itself with `feature: {output}`")
                 continue
             kind = type_kind(column_types[feature])
             if kind is None and defer_unknown and column_types[feature] is None:
                 # INTEGER suits every numeric step and the encoders; a string constant says the column is text
                 kind = STRING if fn == "impute" and isinstance(args.get("value"), str) else INTEGER
             if kind is None:
-                bad(f"feature {feature} has type {column_types[feature]!r}, which no transformation applies to",
-                    "transformations apply to numeric and string features; cast it in the feature group")
+                here.add(f"feature {feature} has type {column_types[feature]!r}, which no transformation applies to",
+                         "transformations apply to numeric and string features; cast it in the feature group")
                 continue
             chain = Chain(output=output, feature=feature, input_kind=kind)
         elif chain.feature != feature:
-            bad(f"output {output!r} is already written from feature {chain.feature}",
-                f"give this one its own `output:` name, or transform {chain.feature}")
+            here.add(f"output {output!r} is already written from feature {chain.feature}",
+                     f"give this one its own `output:` name, or transform {chain.feature}")
             continue
         kind = chain.output_kind
         spec = FUNCTIONS[fn]
         if kind == ONEHOT:
-            bad(f"{output} is one-hot encoded by an earlier step; nothing can follow one_hot",
-                "move one_hot to the end of the chain, or write this step to another `output:`")
+            here.add(f"{output} is one-hot encoded by an earlier step; nothing can follow one_hot",
+                     "move one_hot to the end of the chain, or write this step to another `output:`")
             continue
         if kind not in spec.accepts:
             what = "numeric" if spec.accepts == _NUM else "string or integer"
-            bad(f"{fn} is not applicable to {feature}, a {kind} value"
-                + (f" (type {column_types[feature]})" if not chain.steps else " after the steps before it"),
-                f"{fn} needs a {what} input; use "
-                + (", ".join(n for n, f in FUNCTIONS.items() if kind in f.accepts)) + " for it")
+            here.add(f"{fn} is not applicable to {feature}, a {kind} value"
+                     + (f" (type {column_types[feature]})" if not chain.steps else " after the steps before it"),
+                     f"{fn} needs a {what} input; use "
+                     + (", ".join(n for n, f in FUNCTIONS.items() if kind in f.accepts)) + " for it")
             continue
         errs = _check_args(fn, args, kind)
         for problem, fix in errs:
-            bad(problem, fix)
+            here.add(problem, fix)
         if errs:
             continue
         chains[output] = chain
         chain.steps.append(Step(fn=fn, args=args, input_kind=kind, declaration=d))
         normalized.append(d)
-    if problems:
-        raise DeclarationError(problems)
+    problems.raise_if_any()
     return TransformPlan(chains=list(chains.values()), declarations=normalized)

@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DeclarationError, FeatureStoreError
+from ..errors import FeatureStoreError, Problems
 from .ondemand import OnDemandFeature, parse_on_demand
 from .spec import TransformPlan, parse_transformations
 
 if TYPE_CHECKING:
-    from ..metadata import Catalog, FeatureView
-
+    from ..declarations.model import Catalog, FeatureView
 
 
 @dataclass
@@ -55,27 +54,22 @@ def view_column_types(catalog: Catalog, fv: FeatureView) -> dict[str, str | None
 def parse_view(fv: FeatureView, types: Mapping[str, str | None], defer_unknown: bool = False) -> ViewTransforms:
     """Validate a view's `on_demand` and `transformations` against column types; every problem in one error."""
     where = f"feature view {fv.name} ({fv.path}): config.meta.fs.feature_view"
-    problems: list[FeatureStoreError] = []
+    problems = Problems()
     on_demand: list[OnDemandFeature] = []
     od_names = {d["name"] for d in fv.on_demand if isinstance(d, Mapping) and isinstance(d.get("name"), str)}
     base = {k: v for k, v in types.items() if k not in od_names}  # a built TD already holds the on-demand columns
-    try:
+    with problems.collecting():
         on_demand = parse_on_demand(fv.on_demand, base, base, where=f"{where}.on_demand", defer_unknown=defer_unknown)
-    except DeclarationError as e:
-        problems += e.problems
     all_types = dict(types)
     for decl in fv.on_demand:  # even a broken on-demand feature is a column: report transformations separately
         if isinstance(decl, Mapping) and isinstance(decl.get("name"), str):
             all_types.setdefault(decl["name"], None)
     all_types.update({o.name: o.data_type or None for o in on_demand})
     plan = TransformPlan([], [])
-    try:
+    with problems.collecting():
         plan = parse_transformations(fv.transformations, all_types, where=f"{where}.transformations",
                                      defer_unknown=defer_unknown)
-    except DeclarationError as e:
-        problems += e.problems
-    if problems:
-        raise DeclarationError(problems)
+    problems.raise_if_any()
     return ViewTransforms(plan, on_demand)
 
 

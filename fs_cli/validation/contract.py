@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml
 
+from ..declarations.model import FeatureGroup
 from ..errors import FeatureStoreError
-from ..metadata import FeatureGroup
 from ..warehouse import quote_ident
 from .expectations import Expectations, parse_expectations
 from .results import CheckResult

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..metadata import FeatureGroup
+from ..declarations.model import FeatureGroup
 from ..project import Project
 from ..timeutil import utcnow
 from ..warehouse import META_SCHEMA, relation_exists

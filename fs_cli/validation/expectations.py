@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..errors import DeclarationError, FeatureStoreError
-from ..metadata import FeatureGroup
+from ..declarations.model import Column, FeatureGroup
+from ..errors import Problems
 from ..timeutil import parse_ttl
 
 COLUMN_KEYS = {"not_null", "range", "allowed_values", "categorical", "drift"}
@@ -67,21 +67,21 @@ def _fs_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return fs if isinstance(fs, dict) else {}
 
 
-def _thresholds(value: Any, where: str, problems: list[FeatureStoreError]) -> dict[str, float]:
+def _thresholds(value: Any, problems: Problems, at: str) -> dict[str, float]:
+    """Drift thresholds declared at field `at` ({statistic: number or null})."""
     from .drift import DEFAULT_THRESHOLDS
 
     if value is None:
         return {}
     if not isinstance(value, dict):
-        problems.append(FeatureStoreError(f"{where} must be a mapping", fix="e.g. `{psi: 0.3, ks_d: 0.25}`"))
+        problems.add("must be a mapping", fix="e.g. `{psi: 0.3, ks_d: 0.25}`", field=at)
         return {}
     out = {}
     for k, v in value.items():
         if k not in DEFAULT_THRESHOLDS:
-            problems.append(FeatureStoreError(f"{where}.{k} is not a drift statistic",
-                                              fix=f"use one of {', '.join(DEFAULT_THRESHOLDS)}"))
+            problems.add("is not a drift statistic", fix=f"use one of {', '.join(DEFAULT_THRESHOLDS)}", field=f"{at}.{k}")
         elif v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-            problems.append(FeatureStoreError(f"{where}.{k} = {v!r} is not a number", fix="use e.g. 0.25, or null to disable"))
+            problems.add(f"= {v!r} is not a number", fix="use e.g. 0.25, or null to disable", field=f"{at}.{k}")
         else:
             out[k] = None if v is None else float(v)
     return out
@@ -89,89 +89,93 @@ def _thresholds(value: Any, where: str, problems: list[FeatureStoreError]) -> di
 
 def parse_expectations(fg: FeatureGroup) -> Expectations:
     """Validate and read the expectations of `fg`; raises DeclarationError naming every problem."""
-    problems: list[FeatureStoreError] = []
-    where_fg = f"model {fg.name} ({fg.path})"
-    cols: dict[str, ColumnExpectations] = {}
+    problems = Problems(f"model {fg.name} ({fg.path})")
     implied_not_null = set(fg.key_columns)
-    for c in fg.columns:
-        spec = _fs_meta(c.meta)
-        w = f"{where_fg}: column {c.name} config.meta.fs"
-        for k in set(spec) - COLUMN_KEYS:
-            problems.append(FeatureStoreError(f"{w}.{k} is not a known expectation",
-                                              fix=f"known: {', '.join(sorted(COLUMN_KEYS))}"))
-        ce = ColumnExpectations(c.name, c.data_type, not_null=bool(spec.get("not_null")) or c.name in implied_not_null)
-        rng = spec.get("range")
-        if rng is not None:
-            if (not isinstance(rng, list | tuple) or len(rng) != 2
-                    or any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float)) for v in rng)):
-                problems.append(FeatureStoreError(f"{w}.range = {rng!r} is not [min, max]",
-                                                  fix="use two numbers or null for an open side, e.g. `range: [0, null]`"))
-            else:
-                ce.min, ce.max = rng
-                if ce.min is not None and ce.max is not None and ce.min > ce.max:
-                    problems.append(FeatureStoreError(f"{w}.range has min {ce.min} > max {ce.max}", fix="swap the bounds"))
-        av = spec.get("allowed_values")
-        if av is not None:
-            if not isinstance(av, list) or not av:
-                problems.append(FeatureStoreError(f"{w}.allowed_values must be a non-empty list",
-                                                  fix="e.g. `allowed_values: [standard, gold, platinum]`"))
-            else:
-                ce.allowed_values = list(av)
-        if "categorical" in spec:
-            ce.categorical = bool(spec["categorical"])
-        d = spec.get("drift", True)
-        if d is False:
-            ce.drift = False
-        elif isinstance(d, dict):
-            ce.drift_thresholds = _thresholds(d, f"{w}.drift", problems)
-        elif d is not True:
-            problems.append(FeatureStoreError(f"{w}.drift = {d!r}", fix="use `false` or a mapping of thresholds"))
-        cols[c.name] = ce
-
+    cols = {c.name: _column_expectations(c, c.name in implied_not_null,
+                                         problems.within(field_prefix=f"column {c.name} config.meta.fs."))
+            for c in fg.columns}
     exp = Expectations(fg.name, cols)
-    fe = fg.meta.get("expectations") or {}
-    w = f"{where_fg}: config.meta.fs.expectations"
+    group = problems.within(field_prefix="config.meta.fs.")
+    _group_expectations(exp, fg.meta.get("expectations") or {}, group)
+    exp.drift = _drift_config(fg.meta.get("drift") or {}, fg.meta.get("reference", "previous_window"), group)
+    problems.raise_if_any()
+    return exp
+
+
+def _column_expectations(c: Column, implied_not_null: bool, problems: Problems) -> ColumnExpectations:
+    """A column's `config.meta.fs`: not_null, range, allowed_values, categorical, drift."""
+    spec = _fs_meta(c.meta)
+    for k in set(spec) - COLUMN_KEYS:
+        problems.add("is not a known expectation", fix=f"known: {', '.join(sorted(COLUMN_KEYS))}", field=k)
+    ce = ColumnExpectations(c.name, c.data_type, not_null=bool(spec.get("not_null")) or implied_not_null)
+    rng = spec.get("range")
+    if rng is not None:
+        if (not isinstance(rng, list | tuple) or len(rng) != 2
+                or any(v is not None and (isinstance(v, bool) or not isinstance(v, int | float)) for v in rng)):
+            problems.add(f"= {rng!r} is not [min, max]",
+                         fix="use two numbers or null for an open side, e.g. `range: [0, null]`", field="range")
+        else:
+            ce.min, ce.max = rng
+            if ce.min is not None and ce.max is not None and ce.min > ce.max:
+                problems.add(f"has min {ce.min} > max {ce.max}", fix="swap the bounds", field="range")
+    av = spec.get("allowed_values")
+    if av is not None:
+        if not isinstance(av, list) or not av:
+            problems.add("must be a non-empty list", fix="e.g. `allowed_values: [standard, gold, platinum]`",
+                         field="allowed_values")
+        else:
+            ce.allowed_values = list(av)
+    if "categorical" in spec:
+        ce.categorical = bool(spec["categorical"])
+    d = spec.get("drift", True)
+    if d is False:
+        ce.drift = False
+    elif isinstance(d, dict):
+        ce.drift_thresholds = _thresholds(d, problems, "drift")
+    elif d is not True:
+        problems.add(f"= {d!r}", fix="use `false` or a mapping of thresholds", field="drift")
+    return ce
+
+
+def _group_expectations(exp: Expectations, fe: Any, problems: Problems) -> None:
+    """The group's `config.meta.fs.expectations`: freshness, min_rows."""
     if not isinstance(fe, dict):
-        problems.append(FeatureStoreError(f"{w} must be a mapping", fix="e.g. `expectations: {freshness: 3d}`"))
+        problems.add("must be a mapping", fix="e.g. `expectations: {freshness: 3d}`", field="expectations")
         fe = {}
     for k in set(fe) - FG_EXPECTATION_KEYS:
-        problems.append(FeatureStoreError(f"{w}.{k} is not known", fix=f"known: {', '.join(sorted(FG_EXPECTATION_KEYS))}"))
-    try:
-        exp.freshness = parse_ttl(fe.get("freshness"), where=f"{w}.freshness")
-    except FeatureStoreError as e:
-        problems.append(e)
+        problems.add("is not known", fix=f"known: {', '.join(sorted(FG_EXPECTATION_KEYS))}", field=f"expectations.{k}")
+    with problems.collecting():
+        exp.freshness = parse_ttl(fe.get("freshness"), where=f"{problems.where}: config.meta.fs.expectations.freshness")
     mr = fe.get("min_rows", 1)
     if isinstance(mr, bool) or not isinstance(mr, int) or mr < 0:
-        problems.append(FeatureStoreError(f"{w}.min_rows = {mr!r}", fix="use a non-negative integer"))
+        problems.add(f"= {mr!r}", fix="use a non-negative integer", field="expectations.min_rows")
     else:
         exp.min_rows = mr
 
-    dspec = fg.meta.get("drift") or {}
-    w = f"{where_fg}: config.meta.fs.drift"
+
+def _drift_config(dspec: Any, default_reference: Any, problems: Problems) -> DriftConfig:
+    """The group's `config.meta.fs.drift` (false: disabled): window, reference, thresholds."""
     if dspec is False:
         dspec = {"enabled": False}
     if not isinstance(dspec, dict):
-        problems.append(FeatureStoreError(f"{w} must be a mapping or false", fix="e.g. `drift: {window: 7d}`"))
+        problems.add("must be a mapping or false", fix="e.g. `drift: {window: 7d}`", field="drift")
         dspec = {}
     for k in set(dspec) - DRIFT_KEYS:
-        problems.append(FeatureStoreError(f"{w}.{k} is not known", fix=f"known: {', '.join(sorted(DRIFT_KEYS))}"))
+        problems.add("is not known", fix=f"known: {', '.join(sorted(DRIFT_KEYS))}", field=f"drift.{k}")
     dc = DriftConfig(enabled=bool(dspec.get("enabled", True)))
-    try:
-        dc.window = parse_ttl(dspec.get("window", "7d"), where=f"{w}.window") or timedelta(days=7)
-    except FeatureStoreError as e:
-        problems.append(e)
-    ref = dspec.get("reference", fg.meta.get("reference", "previous_window"))
+    with problems.collecting():
+        dc.window = parse_ttl(dspec.get("window", "7d"), where=f"{problems.where}: config.meta.fs.drift.window") \
+            or timedelta(days=7)
+    ref = dspec.get("reference", default_reference)
     if isinstance(ref, dict) and isinstance(ref.get("commit"), int) and not isinstance(ref.get("commit"), bool):
         dc.reference, dc.reference_commit = "commit", ref["commit"]
     elif ref in ("previous_window", "last_commit"):
         dc.reference = ref
     else:
-        problems.append(FeatureStoreError(
-            f"{w}.reference = {ref!r}",
+        problems.add(
+            f"= {ref!r}",
             fix="use `previous_window` (published rows in the window before the detection window), "
-            "`last_commit` (the feature group as published now) or `{commit: N}` (as published by commit N)"))
-    dc.thresholds = _thresholds(dspec.get("thresholds"), f"{w}.thresholds", problems)
-    exp.drift = dc
-    if problems:
-        raise DeclarationError(problems)
-    return exp
+            "`last_commit` (the feature group as published now) or `{commit: N}` (as published by commit N)",
+            field="drift.reference")
+    dc.thresholds = _thresholds(dspec.get("thresholds"), problems, "drift.thresholds")
+    return dc

@@ -17,8 +17,8 @@ import uuid
 from typing import Any
 
 from ..commits import is_published, list_commits
+from ..declarations.model import FeatureGroup
 from ..errors import FeatureStoreError
-from ..metadata import FeatureGroup
 from ..project import Project
 from ..timeutil import utcnow
 from ..transforms.macros import project_macro_dir

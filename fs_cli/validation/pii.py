@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..metadata import FeatureGroup
+from ..declarations.model import FeatureGroup
 from .results import CheckResult
 
 STRING_TYPES = ("char", "text", "string", "varchar")
