@@ -25,8 +25,9 @@ $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(SPARK_STAMP)
 
+# The demo (demo/, beside the package, not installed with it) runs from the repository's root.
 demo: $(STAMP) $(if $(filter spark,$(FS_TARGET)),$(SPARK_STAMP))
-	$(BIN)/python -m fs_cli.demo
+	$(BIN)/python -m demo
 
 # The suite also drives Feast 0.67's own client against our push endpoint: its venv is built first (below).
 # --no-loadscope-reorder: xdist would start the modules with the most tests first; the order of tests/conftest.py

@@ -169,7 +169,30 @@ COMMANDS_PAST_THE_SDK = {
 
 def test_only_the_cli_knows_the_commands():
     users = {m for m, deps in GRAPH.items() if any(d.startswith("fs_cli.commands") for d in deps)}
-    assert users <= {m for m in MODULES if m == "fs_cli.cli" or m.startswith(("fs_cli.commands", "fs_cli.demo"))}
+    assert users <= {m for m in MODULES if m == "fs_cli.cli" or m.startswith("fs_cli.commands")}
+
+
+def _absolute_imports(path: Path) -> set[str]:
+    """The modules a file imports by absolute name (`import a.b`, `from a.b import c` -> a.b)."""
+    return {n for node in _executed_imports(ast.parse(path.read_text())) if not getattr(node, "level", 0)
+            for n in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""])}
+
+
+def test_the_demo_is_beside_the_library_not_in_it():
+    """The demo (demo/) is not installed with the package (pyproject's package list) and no fs_cli module imports
+    it."""
+    import tomllib
+
+    from setuptools import find_namespace_packages
+
+    repo = PACKAGE.parent
+    find = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = find_namespace_packages(str(repo), include=find["include"], exclude=find.get("exclude", ()))
+    assert "fs_cli" in shipped and (repo / "demo" / "__main__.py").is_file()
+    assert all(p == "fs_cli" or p.startswith("fs_cli.") for p in shipped), shipped
+    importers = {m for m, path in MODULES.items()
+                 if any(n == "demo" or n.startswith("demo.") for n in _absolute_imports(path))}
+    assert not importers, importers
 
 
 def test_commands_go_through_the_sdk():

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from registry_support import save_model
 
+from demo.train import TRUSTED_TYPES, build_model
 from fs_cli import FeatureStore, training
 from fs_cli.cli import main
-from fs_cli.demo.train import TRUSTED_TYPES, build_model
 from fs_cli.registry import model_frame
 
 META = {"owner": "risk", "intended_use": "tests"}

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
+from ..versions import latest_or_version
 from ..warehouse import Warehouse, store_exists
 from ..warehouse.lock import writer_lock
 from . import artifact, rows
@@ -142,17 +143,11 @@ class ModelRegistry:
                                             fix=f"aliases of {name}: {', '.join(known) or '(none)'}; "
                                             f"set one with `fs model alias {name} VERSION {a}`")
             versions = self._rows(con, "name = ?", [name])
-        if v is None:
-            active = [m for m in versions if m.status == "active"]
-            if not active:
-                raise FeatureStoreError(f"model {name} has no active version (all are deleted)",
-                                        fix="register a new version")
-            return active[-1]
-        for m in versions:
-            if m.version == v:
-                return m
-        raise FeatureStoreError(f"model {name} has no version {v}",
-                                fix=f"versions: {', '.join(str(m.version) for m in versions)}")
+        return latest_or_version(
+            versions, v, may_be_latest=lambda m: m.status == "active",
+            no_latest=lambda: FeatureStoreError(f"model {name} has no active version (all are deleted)",
+                                                fix="register a new version"),
+            unknown=lambda existing: FeatureStoreError(f"model {name} has no version {v}", fix=f"versions: {existing}"))
 
     def get(self, ref: str, version: int | None = None, alias: str | None = None,
             allow_deleted: bool = False) -> LoadedModel:

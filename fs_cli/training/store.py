@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import FeatureStoreError
 from ..project import Project
+from ..versions import latest_or_version
 from ..warehouse import META_SCHEMA, Warehouse, quote_ident, relation_exists
 
 TD_SCHEMA = "fs_training"
@@ -131,17 +132,17 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 
 def get_td(wh: Warehouse, feature_view: str, version: int | None = None) -> TrainingDataset:
+    """Version `version` of the view's training datasets, or the latest one."""
     tds = list_tds(wh, feature_view)
-    if not tds:
-        raise FeatureStoreError(f"feature view {feature_view} has no training datasets",
-                                fix=f"create one: `fs training-dataset create {feature_view}`")
-    if version is None:
-        return tds[-1]
-    for td in tds:
-        if td.version == version:
-            return td
-    raise FeatureStoreError(f"training dataset {feature_view}:{version} does not exist",
-                            fix=f"existing versions: {', '.join(str(t.version) for t in tds)}")
+
+    def none_yet() -> FeatureStoreError:
+        return FeatureStoreError(f"feature view {feature_view} has no training datasets",
+                                 fix=f"create one: `fs training-dataset create {feature_view}`")
+
+    if not tds:  # whichever version was asked for
+        raise none_yet()
+    return latest_or_version(tds, version, no_latest=none_yet, unknown=lambda existing: FeatureStoreError(
+        f"training dataset {feature_view}:{version} does not exist", fix=f"existing versions: {existing}"))
 
 
 def info(project: Project, feature_view: str, version: int | None = None) -> TrainingDataset:

@@ -1,7 +1,7 @@
 """Demo step: train a scikit-learn model on the demo feature view's latest training dataset, register it (with the
 project's required metadata), validate it, make it champion, and score a batch through the feature view.
 
-    python -m fs_cli.demo.train [--feature-view fv_fraud_detection] [--model fraud_model]
+    python -m demo.train [--feature-view fv_fraud_detection] [--model fraud_model]
 
 This is an example of a training script a data scientist would write against the SDK; nothing here is special-cased
 by the registry.
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FeatureStoreError
-from ..output import console, err_console, print_table
-from ..registry.artifact import model_frame
-from ..sdk import FeatureStore
+from fs_cli.errors import FeatureStoreError
+from fs_cli.output import console, err_console, print_table
+from fs_cli.registry.artifact import model_frame
+from fs_cli.sdk import FeatureStore
 
 # The one type in the demo's skops file beyond skops' defaults: HistGradientBoosting's trees. skops does not trust it
 # by default because crafted node indices could make predict() read out of bounds; we trained this model ourselves.
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     from sklearn.metrics import roc_auc_score
 
-    from .. import training
-    from ..commands.models import print_report
+    from fs_cli import training
+    from fs_cli.commands.models import print_report
 
     fs = FeatureStore(args.project_dir)
     td = training.info(fs.project, args.feature_view)  # the latest version

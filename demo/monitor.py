@@ -20,10 +20,12 @@ from datetime import timedelta
 
 import orjson
 
-from .. import training
-from ..sdk import FeatureStore
-from ..server.logs import ServedLog
-from ..timeutil import utcnow
+from fs_cli import training
+from fs_cli.sdk import FeatureStore
+from fs_cli.server.logs import ServedLog
+from fs_cli.timeutil import utcnow
+
+from . import child_env
 
 FV = "fv_fraud_detection"
 BATCH = 25  # entity rows per logged request
@@ -87,7 +89,7 @@ def main() -> int:
         return 0
     # The preparation reads the warehouse in a child process: on Spark a session holds the project's one-process
     # metastore for as long as its process lives, and the `fs monitor` commands below need it.
-    out = subprocess.run([sys.executable, "-m", "fs_cli.demo.monitor", "--prepare"], check=True,
+    out = subprocess.run([sys.executable, "-m", "demo.monitor", "--prepare"], check=True, env=child_env(),
                          stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()
     print("\n".join(out[:-1]), flush=True)
     w = json.loads(out[-1])

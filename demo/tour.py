@@ -1,4 +1,4 @@
-"""`make demo` (`python -m fs_cli.demo`): the whole feature store end to end on the embedded DuckDB default (`FS_TARGET=postgres make demo`
+"""`make demo` (`python -m demo`): the whole feature store end to end on the embedded DuckDB default (`FS_TARGET=postgres make demo`
 runs the same steps on the Postgres target of profiles.yml).
 
 Each step is a plain `fs ...` command, printed before it runs, so the demo doubles as a tutorial: copy any line.
@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: the demo runs on this dbt project
+from . import ROOT, child_env
+
 FS = [sys.executable, "-m", "fs_cli"]
 
 # (title, argv) -- argv after `fs`.
@@ -33,7 +33,7 @@ STEPS: list[tuple[str, list[str]]] = [
     ("Online store: `fs run` materialized the latest values of the online groups; refresh them explicitly",
      ["materialize"]),
     ("Online serving: start `fs serve` and request features in Feast's request shape",
-     ["python", "-m", "fs_cli.demo.request"]),
+     ["python", "-m", "demo.request"]),
     ("Training dataset: every labelled transaction joined point-in-time with the features known at that moment",
      ["training-dataset", "create", "fv_fraud_detection", "--split", "random:0.8,0.2:42",
       "--description", "demo: 80/20 random split"]),
@@ -44,14 +44,14 @@ STEPS: list[tuple[str, list[str]]] = [
                                                "--out", "target/demo/fraud_train.parquet"]),
     ("Train a scikit-learn model on the latest training dataset, register it with its governance metadata, "
      "validate it (test split, slices, out-of-distribution inputs), make it champion, score a batch through the "
-     "feature view", ["python", "-m", "fs_cli.demo.train"]),
+     "feature view", ["python", "-m", "demo.train"]),
     ("The model registry (also SQL: select * from fs_meta.model_registry)", ["model", "list"]),
     ("Provenance: champion -> training dataset -> feature view -> feature-group commits -> dbt sources",
      ["model", "lineage", "fraud_model@champion"]),
     ("Impact: what used a feature group", ["impact", "fg_customer_profile"]),
     ("Monitoring: a normal day and a shifted day of served traffic against the training dataset; `fs monitor` "
      "flags the shift (exit 1) and `fs report` draws it (target/demo/monitoring.html)",
-     ["python", "-m", "fs_cli.demo.monitor"]),
+     ["python", "-m", "demo.monitor"]),
 ]
 
 
@@ -78,11 +78,11 @@ def fresh_start() -> str:
 
 
 def main() -> int:
-    os.chdir(ROOT)
-    env = dict(os.environ)
+    os.chdir(ROOT)  # the `fs` commands read the project in their working directory
+    env = child_env()  # the steps run with cwd=ROOT and import this checkout's demo and fs_cli whatever the cwd
     # In a child process: on Spark the session (and its one-process metastore) lives as long as its process.
-    where = subprocess.run([sys.executable, "-c", "from fs_cli.demo.tour import fresh_start; print(fresh_start())"],
-                           env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    where = subprocess.run([sys.executable, "-c", "from demo.tour import fresh_start; print(fresh_start())"],
+                           cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     print(f"demo on the {where}", flush=True)
     t0 = time.time()
     for i, (title, argv) in enumerate(STEPS, 1):
@@ -90,7 +90,7 @@ def main() -> int:
         cmd, shown = ([sys.executable, *argv[1:]], shlex.join(argv)) if argv[0] == "python" else \
             ([*FS, *argv], f"fs {shlex.join(argv)}")
         print(f"\n\033[1m[{i}/{len(STEPS)}] {title}\033[0m\n$ {shown}", flush=True)
-        rc = subprocess.call(cmd, env=env)
+        rc = subprocess.call(cmd, cwd=ROOT, env=env)
         if rc != 0:
             print(f"\ndemo step failed with exit code {rc}: {shown}", file=sys.stderr)
             return rc
