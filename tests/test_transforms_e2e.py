@@ -218,13 +218,14 @@ def test_http_service_serves_transformed_vectors(demo, tmp_path):
 
 def test_plain_dbt_batch_scoring_reads_the_td_statistics(demo):
     """A dbt model can score in SQL with a TD's statistics: fs_td_statistics + fs_apply_transformations render
-    exactly render_select over the same relation."""
+    exactly the SQL fs_cli renders from the same macros (render_select) over the same relation."""
     from fs_cli.transforms import render_select
 
     fs, td = demo["fs"], demo["td"]
     inline = (f"{{{{ fs_apply_transformations('{td.table}', stats=fs_td_statistics('{FV}', {td.version})) }}}}")
     res = fs.project.dbt(["compile", "--quiet", "--inline", inline])
     assert res.success, res.exception
-    assert res.results[0].node.compiled_code.strip() == render_select(td.table, td_statistics(td)).strip()
+    rendered = render_select(td.table, td_statistics(td), engine=fs.project.engine)
+    assert res.results[0].node.compiled_code.strip() == rendered
     res = fs.project.dbt(["compile", "--quiet", "--inline", "{{ fs_td_statistics('fv_nope') }}"])
     assert not res.success

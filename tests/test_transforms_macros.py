@@ -1,5 +1,7 @@
-"""The dbt macros: fs_apply_transformations / fs_on_demand_columns render exactly the SQL of the Python renderers,
-and the feature-function macros compute the expected values on DuckDB and on a real Postgres (own schema)."""
+"""The dbt macros. fs_apply_transformations is the one definition of the transformations' SQL: dbt compiles it to
+exactly the text fs_cli renders from the same files (fs_cli/transforms/macros.py), for the target's engine; rendered
+for Spark it quotes with backticks and is valid Spark SQL. fs_on_demand_columns renders the SQL of the Python
+on-demand renderer. The feature-function macros compute the expected values on DuckDB and on a real Postgres."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import sqlglot
 from conftest import copy_project
 from services import pg_connect
 
-from fs_cli.transforms import fit, parse_on_demand, render_on_demand_columns, render_select
+from fs_cli.errors import FeatureStoreError
+from fs_cli.transforms import TransformSQL, fit, parse_on_demand, render_on_demand_columns, render_select
 
 DECLS = [
     {"feature": "x", "fn": "impute", "args": {"strategy": "median"}},
@@ -74,17 +78,55 @@ def _fixtures() -> dict:
         "other_decls": [{"feature": "x", "fn": "min_max_scaler"}], "stats1": stats1}}
 
 
-def test_macros_render_the_same_sql_as_python(dbt_project):
+def test_dbt_compiles_the_macro_to_the_sql_fs_cli_renders(dbt_project):
+    """dbt's own Jinja context (real adapter.dispatch, return, namespaces) and fs_cli's plain-Jinja rendering of
+    the same macro files give the same text; a change to apply.sql changes both."""
     inline = ("{{ fs_apply_transformations('\"t\"', var('decls'), var('stats')) }}\n-- on demand\n"
               "{{ fs_on_demand_columns(var('od')) }}")
     res, fx = dbt_project("compile", "--inline", inline)
     stats, ods, con = fx["stats"], fx["ods"], fx["con"]
     assert res.success, res.exception
     compiled = res.result.results[0].node.compiled_code
-    expected = render_select('"t"', stats, declarations=DECLS) + "\n-- on demand\n" + \
-        ",\n    ".join(render_on_demand_columns(ods))
-    assert compiled.strip() == expected.strip()
-    con.sql(render_select('"t"', stats)).fetchall()  # and it runs
+    rendered = render_select('"t"', stats, declarations=DECLS, engine="duckdb")
+    assert compiled.strip() == rendered + "\n-- on demand\n" + ",\n    ".join(render_on_demand_columns(ods))
+    assert "cast('7.25' as double precision)" in rendered and "ln(1 + " in rendered  # the macro's arithmetic
+    out = con.sql(rendered)
+    assert out.columns == ["x", "n", "s__b", "s__go_ld", "s__it_s_unknown", "s__n", "s__unseen", "x_clip", "x_mm",
+                           "x_rb", "x_q", "x_b__1", "x_b__2", "x_b__unseen", "n_code", "s_code"]
+    assert len(out.fetchall()) == 4
+
+
+def test_rendered_for_spark_the_sql_quotes_with_backticks_and_is_spark_sql():
+    """Issue 11: identifiers are backticked, types are Spark's, literals escaped Spark's way; sqlglot parses the
+    text as Spark SQL and, translated to DuckDB, it computes exactly the DuckDB rendering's values."""
+    fx = _fixtures()
+    stats, con = fx["stats"], fx["con"]
+    spark = render_select("`t`", stats, engine="spark")
+    names = [*stats["input_columns"], *(o for c in stats["chains"] for o in c["outputs"])]
+    for name in names:
+        assert f"`{name}`" in spark and f'"{name}"' not in spark, name
+    assert "double precision" not in spark and "as double)" in spark and "as string)" in spark
+    assert r"'go\'ld'" in spark and "'it\\'s \"unknown\"'" in spark  # Spark reads '' as two literals
+    tree = sqlglot.parse_one(spark, read="spark")
+    assert all(i.quoted for i in tree.find_all(sqlglot.exp.Identifier))
+    as_duckdb = sqlglot.transpile(spark, read="spark", write="duckdb")[0]
+    assert con.sql(as_duckdb).fetchall() == con.sql(render_select('"t"', stats)).fetchall()
+    # fitting renders its per-step SQL from the same macros: Spark spelling there too
+    x = next(c for c in stats["chains"] if c["output"] == "x")
+    operand, reads_text = TransformSQL("spark").step_operand(x, 1)
+    assert operand.startswith("coalesce(nullif(cast(`x` as double), cast('NaN' as double))") and not reads_text
+    assert TransformSQL("spark").finite("`v`") == \
+        "(case when `v` > cast('-Infinity' as double) and `v` < cast('Infinity' as double) then `v` end)"
+
+
+def test_fs_cli_raises_the_macros_errors():
+    """The macro's compile errors reach Python callers as FeatureStoreError (a stale training dataset, a relation
+    without a transformed column)."""
+    fx = _fixtures()
+    with pytest.raises(FeatureStoreError, match="other transformation declarations"):
+        render_select('"t1"', fx["vars"]["stats1"], declarations=fx["vars"]["other_decls"])
+    with pytest.raises(FeatureStoreError, match="input column x missing"):
+        render_select('"t"', fx["stats"], columns=["n", "s"])
 
 
 def _error(res) -> str:

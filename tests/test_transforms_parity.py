@@ -3,7 +3,9 @@
 Hypothesis generates a train set and rows to transform (NULLs, NaN, +-inf, unseen categories, values far outside
 the fitted range, extreme magnitudes); stats are fitted in SQL on the train rows, the rendered SQL transforms the
 rows in DuckDB, `apply_row` transforms them in Python, and every output must agree to 1e-12 relative (categories
-and codes exactly). One run against a real Postgres checks the same SQL there.
+and codes exactly). The same macros rendered for Spark, read as Spark SQL (sqlglot) and run in DuckDB, give the very
+values of the DuckDB rendering (Spark itself is not started here). One run against a real Postgres checks the SQL
+rendered for Postgres there.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from services import pg_connect
@@ -99,7 +102,16 @@ def check_parity(sql_rows: list[dict], py_rows: list[dict]) -> None:
 
 
 def sql_apply(con: duckdb.DuckDBPyConnection, relation: str, stats: dict) -> list[dict]:
-    cur = con.execute(render_select(relation, stats))
+    return _rows(con.execute(render_select(relation, stats)))
+
+
+def spark_sql_apply(con: duckdb.DuckDBPyConnection, relation: str, stats: dict) -> list[dict]:
+    """The SQL rendered for Spark, parsed as Spark SQL and translated to DuckDB's dialect by sqlglot, run here."""
+    spark = render_select(f"`{relation}`", stats, engine="spark")
+    return _rows(con.execute(sqlglot.transpile(spark, read="spark", write="duckdb")[0]))
+
+
+def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict]:
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
@@ -123,7 +135,9 @@ def test_sql_and_python_paths_agree(first, train, test, clip, bounds, const):
         con.register("train_in", table([first, *train], "train"))
         con.register("test_in", table(test, "test"))
         stats = fit(con, "train_in", decls, split_column="split", train_value="train")
-        check_parity(sql_apply(con, "test_in", stats), py_apply(test, stats))
+        sql_rows = sql_apply(con, "test_in", stats)
+        check_parity(sql_rows, py_apply(test, stats))
+        assert spark_sql_apply(con, "test_in", stats) == sql_rows
 
 
 def test_documented_semantics_on_known_values():
@@ -194,7 +208,7 @@ def test_same_sql_on_postgres():
                         assert v == sb["params"][k], (a["output"], k)
         with pg.cursor() as cur:
             cur.execute(render_select(f"(select * from {rel} where split = 'test' order by id) as q", stats_pg,
-                                      columns=list(TYPES)))
+                                      columns=list(TYPES), engine="postgres"))
             names = [d[0] for d in cur.description]
             sql_rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         py_rows = [apply_row({"id": 1000 + i, "x": r[0], "n": r[1], "s": r[2], "split": "test"}, stats_pg)
