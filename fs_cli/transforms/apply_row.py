@@ -1,8 +1,8 @@
 """Python application of fitted transformations: the online path (one feature vector per request).
 
-Every step mirrors its SQL in sql.py operation for operation (same IEEE double arithmetic, same order), so the two
-paths agree bit for bit on + - / and to libm precision on ln. Per-chain closures are built once per statistics
-(`Transformer`); a request then costs a few dict lookups and float operations per feature.
+Every step mirrors its SQL (macros/transforms/apply.sql) operation for operation (same IEEE double arithmetic, same
+order), so the two paths agree bit for bit on + - / and to libm precision on ln. Per-chain closures are built once
+per statistics (`Transformer`); a request then costs a few dict lookups and float operations per feature.
 """
 
 from __future__ import annotations
