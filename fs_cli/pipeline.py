@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from . import seed_reuse
 from .commits import Commit, claim_run, is_published, list_commits, sync_commits, sync_project
 from .declarations.model import Catalog, FeatureGroup
 from .discovery import load as load_catalog
@@ -156,7 +157,9 @@ def _run_locked(project: Project, catalog: Catalog, select: tuple[str, ...],
     sync_project(project, list(catalog.feature_groups.values()))
     on_event = DbtProgress(progress)
 
-    build_args = ["build", "--quiet", "--exclude", "resource_type:snapshot", "path:models/feature_views"]
+    # Seeds whose file and table are as the last load left them are not loaded again (fs_cli/seed_reuse.py).
+    kept_seeds = seed_reuse.reusable(project, project.manifest())
+    build_args = ["build", "--quiet", "--exclude", "resource_type:snapshot", "path:models/feature_views", *kept_seeds]
     if select:
         build_args += ["--select", *select]
     on_event.phase("build")
@@ -164,6 +167,7 @@ def _run_locked(project: Project, catalog: Catalog, select: tuple[str, ...],
     if res.exception is not None:
         _raise_if_locked(project, res.exception)
         raise FeatureStoreError(f"dbt build failed to run: {res.exception}", fix="run `dbt build` to see the full error")
+    seed_reuse.record(project, project.manifest(), res.results)
 
     outcomes, other = _read_build(res, catalog)
 

@@ -154,6 +154,18 @@ class Warehouse(ABC):
         """An aggregate: the text values of `expr` in a group, sorted, joined by the literal `sep`."""
         return f"string_agg({expr}, '{sep}' order by {expr})"
 
+    def content_token(self, relation: str) -> str:
+        """A token that changes when the rows of `relation` change: its row count and an order-independent sum of
+        64-bit row hashes (equal tokens mean equal content, up to a hash collision). One scan of the table."""
+        n, total = self.fetchone(
+            f"select count(*), sum(cast({self._row_hash('fs_content_row')} as decimal(38, 0))) "
+            f"from {relation} fs_content_row")
+        return f"{int(n)}:{total if total is None else int(total)}"
+
+    def _row_hash(self, alias: str) -> str:
+        """A 64-bit hash of the whole row of table alias `alias` (DuckDB: `hash` of the row struct)."""
+        return f"hash({alias})"
+
     def add_column(self, relation: str, column: str, logical: str) -> None:
         """Add a nullable column to a table (a migration; callers check first that it is missing)."""
         self.execute(f"alter table {relation} add column {self.quote(column)} {self.type(logical)}")

@@ -174,6 +174,9 @@ class PostgresWarehouse(Warehouse):
     def text_sort(self, expr: str) -> str:
         return f'{expr} collate "C"'
 
+    def _row_hash(self, alias: str) -> str:
+        return f"hashtextextended(cast({alias} as text), 0)"  # the row's text form, hashed to a bigint
+
     def temp_relation(self, name: str) -> str:
         return f"pg_temp.{self.quote(name)}"
 

@@ -290,6 +290,9 @@ class SparkWarehouse(Warehouse):
         self.execute(f"alter table {relation} add columns ({self.quote(column)} {self.type(logical)})")
 
     # -- scratch relations (validation) ------------------------------------------------------------------
+    def _row_hash(self, alias: str) -> str:
+        return "xxhash64(*)"  # every column of the one table in content_token's FROM
+
     def temp_relation(self, name: str) -> str:
         return self.quote(name)
 
