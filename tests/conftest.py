@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from services import clone_project, drop_clone, pg_connect, pg_database
+from services import clone_project, drop_clone, drop_pg_database, new_pg_database, pg_connect, pg_database
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
@@ -75,12 +76,34 @@ def engine(request) -> str:
     return request.param
 
 
+@contextmanager
+def _shared_build(tmp_path_factory, worker_id: str, name: str) -> Iterator[tuple[Path, bool]]:
+    """(directory, built already) of a build shared by every xdist worker of this run, held under a lock: the first
+    worker to ask builds it there, the others wait and copy it (one demo build per run instead of one per worker).
+    Without xdist (worker "master") the directory is this session's own."""
+    root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+        try:
+            yield root / name, (root / f"{name}.done").exists()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _mark_built(where: Path) -> None:
+    (where.parent / f"{where.name}.done").write_text("built\n")
+
+
 @pytest.fixture(scope="session")
-def demo_project(tmp_path_factory) -> Path:
-    """The demo, built and published twice (day 1 with cutoff 2026-01-15, then day 2), once per test worker;
-    training dataset fv_fraud_detection:1 was created between the two publishes."""
+def demo_project(tmp_path_factory, worker_id) -> Path:
+    """The demo, built and published twice (day 1 with cutoff 2026-01-15, then day 2) once per test run; each worker
+    gets its own copy. Training dataset fv_fraud_detection:1 was created between the two publishes."""
     # Training dataset v1 is made right after commit 1: test_training_datasets.py proves --as-of reproduces it.
-    return build_demo(copy_project(tmp_path_factory.mktemp("demo") / "proj"))  # warehouse: .fs/feature_store.duckdb
+    with _shared_build(tmp_path_factory, worker_id, "demo_duckdb") as (golden, built):
+        if not built:
+            build_demo(copy_project(golden / "proj"))  # warehouse: .fs/feature_store.duckdb
+            _mark_built(golden)
+        return shutil.copytree(golden / "proj", tmp_path_factory.mktemp("demo") / "proj")
 
 
 def drop_demo_models(d: Path) -> Path:
@@ -109,14 +132,37 @@ def build_demo(d: Path) -> Path:
     return d
 
 
+#: The file naming the Postgres database of the shared demo build, dropped when the run ends (pytest_sessionfinish).
+GOLDEN_PG = "demo_postgres.database"
+
+
 @pytest.fixture(scope="session")
-def demo_project_postgres(tmp_path_factory) -> Iterator[Path]:
-    """`demo_project` on Postgres: the same two publishes and training dataset v1, in a fresh database (dropped at
-    the end of the session), once per test worker."""
+def demo_project_postgres(tmp_path_factory, worker_id) -> Iterator[Path]:
+    """`demo_project` on Postgres: the same two publishes and training dataset v1, built once per test run in its own
+    database; each worker gets a copy in a database made from it as a template (dropped at the end of the session)."""
     pg_connect().close()  # skip (laptop) or fail (CI) when the server is missing
-    with pg_database() as db:
-        d = use_engine(copy_project(tmp_path_factory.mktemp("demo_pg") / "proj"), "postgres", db)
-        yield build_demo(d)
+    with _shared_build(tmp_path_factory, worker_id, "demo_postgres") as (golden, built):
+        if not built:
+            db = new_pg_database()
+            (golden.parent / GOLDEN_PG).write_text(db)
+            build_demo(use_engine(copy_project(golden / "proj"), "postgres", db))
+            _mark_built(golden)
+        d = clone_project("postgres", golden / "proj", tmp_path_factory.mktemp("demo_pg") / "proj", "fs_test_demo_")
+    try:
+        yield d
+    finally:
+        drop_clone("postgres", d)
+
+
+def pytest_sessionfinish(session) -> None:
+    """The run's controller (or the only process) drops the shared Postgres demo database once every worker is done."""
+    if hasattr(session.config, "workerinput"):
+        return
+    base = session.config._tmp_path_factory.getbasetemp() if hasattr(session.config, "_tmp_path_factory") else None
+    marker = base / GOLDEN_PG if base is not None else None
+    if marker is not None and marker.is_file():
+        drop_pg_database(marker.read_text().strip())
+        marker.unlink()
 
 
 @pytest.fixture(scope="module")

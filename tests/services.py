@@ -36,19 +36,35 @@ def pg_connect(dbname: str = "postgres"):
     return con
 
 
+def new_pg_database(prefix: str = "fs_test") -> str:
+    """Create a fresh database with a unique name; the caller drops it (drop_pg_database)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    con = pg_connect()
+    try:
+        with con.cursor() as cur:
+            cur.execute(f'create database "{name}"')
+    finally:
+        con.close()
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    con = pg_connect()
+    try:
+        with con.cursor() as cur:
+            cur.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        con.close()
+
+
 @contextmanager
 def pg_database(prefix: str = "fs_test") -> Iterator[str]:
     """A fresh database, dropped afterwards (every test run gets its own: no shared state between workers)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    con = pg_connect()
-    with con.cursor() as cur:
-        cur.execute(f'create database "{name}"')
+    name = new_pg_database(prefix)
     try:
         yield name
     finally:
-        with con.cursor() as cur:
-            cur.execute(f'drop database if exists "{name}" with (force)')
-        con.close()
+        drop_pg_database(name)
 
 
 _PG_DB_VAR = re.compile(r"env_var\('FS_PG_DATABASE', '([^']+)'\)")
