@@ -3,10 +3,10 @@
     Postgres and Spark differ the macro goes through adapter.dispatch (namespace feature_store). -#}
 
 {% macro fs_features_double() -%}
-    {{ return(adapter.dispatch('fs_features_double', 'feature_store')()) }}
+    {#- the 64-bit float type of the engine: the one definition in macros/drift/ (dbt.type_float() is 32-bit on DuckDB
+        and Spark) -#}
+    {{ return(feature_store.fs_type_double()) }}
 {%- endmacro %}
-{% macro default__fs_features_double() %}double precision{% endmacro %}
-{% macro spark__fs_features_double() %}double{% endmacro %}
 
 {% macro fs_ratio(numerator, denominator, default=none) -%}
 {#- numerator / denominator as a double; NULL (or `default`) when the denominator is NULL or 0, never an error. -#}
