@@ -17,6 +17,8 @@ def load(project: Project, refresh: bool = False, isolate: bool = False) -> Cata
     views are left out, in `Catalog.broken`, and the others are served."""
     if refresh:
         return _load(project, True, isolate)
+    if not project.reading_shared:  # inside reading() the project is read once, as it was when the block began
+        project.forget_manifest_if_edited()
     return project.memo(("catalog", isolate), lambda: _load(project, False, isolate))
 
 

@@ -56,6 +56,19 @@ def _walk(root: Path) -> list[tuple[str, int, int]]:
 
 def fingerprint(project: Project) -> str:
     """A digest of everything dbt's parse of this project depends on (cheap: stat calls, no file reads but YAML)."""
+    env = _parse_env()
+    payload = json.dumps({"files": _files(project), "target": project.target, "vars": project.vars, "env": env},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def files_digest(project: Project) -> str:
+    """A digest of the project's files alone (path, mtime, size): what a long-lived `Project` compares to notice an
+    edit since it read its manifest. Vars are left out: they are read when dbt runs a node, not at parse time."""
+    return hashlib.sha256(json.dumps(_files(project)).encode()).hexdigest()
+
+
+def _files(project: Project) -> list[tuple[str, int, int]]:
     project_yml = project.dir / "dbt_project.yml"
     cfg = yaml.safe_load(project_yml.read_text()) or {}
     files: list[tuple[str, int, int]] = []
@@ -67,10 +80,7 @@ def fingerprint(project: Project) -> str:
         if f.exists():
             st = f.stat()
             files.append((str(f), st.st_mtime_ns, st.st_size))
-    env = _parse_env()
-    payload = json.dumps({"files": sorted(files), "target": project.target, "vars": project.vars, "env": env},
-                         sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return sorted(files)
 
 
 def record(project: Project, fp: str) -> None:

@@ -99,6 +99,7 @@ class Project:
         self._duckdb_path = (Path(env_path) if env_path else self.dir / STATE_DIR / "feature_store.duckdb").absolute()
         self._manifest = None
         self._manifest_fp: str | None = None  # fingerprint of the project files the parsed manifest was parsed from
+        self._manifest_files: str | None = None  # manifest_cache.files_digest of the files the manifest was read from
         self._target_config: dict[str, Any] | None = None
         self._shared_reads: list[Any] | None = None  # inside reading(): [the borrowed session, or None until first use]
         self._memo: dict[Any, Any] | None = None  # inside reading(): values computed once per block (the catalog)
@@ -295,7 +296,9 @@ class Project:
         from . import manifest_cache
 
         if self._manifest is None and not refresh:
+            files = manifest_cache.files_digest(self)
             self._manifest = manifest_cache.load(self)
+            self._manifest_files = files
         if self._manifest is None or refresh:
             res = self.dbt(["parse", "--quiet"], reuse_manifest=False)
             if not res.success:
@@ -305,13 +308,21 @@ class Project:
                 )
         return self._manifest
 
+    def forget_manifest_if_edited(self) -> None:
+        """A long-lived Project (a notebook's FeatureStore, a server) reads the project again after any of its files
+        changed: the next `manifest()` loads or parses the files as they are now, never the manifest of before."""
+        from . import manifest_cache
+
+        if self._manifest is not None and manifest_cache.files_digest(self) != self._manifest_files:
+            self._manifest, self._manifest_fp, self._manifest_files = None, None, None
+
     def with_vars(self, extra: dict[str, Any]) -> Project:
         """This project and warehouse with more dbt vars for its dbt calls, reusing the parsed manifest: vars are
         read when dbt executes a node, and a fresh parse with new vars would cost a full re-parse."""
         other = copy.copy(self)
         other.vars = {**self.vars, **extra}
         other._manifest = self._parsed_manifest()
-        other._manifest_fp = self._manifest_fp
+        other._manifest_fp, other._manifest_files = self._manifest_fp, self._manifest_files
         return other
 
     def _parsed_manifest(self):
@@ -338,6 +349,7 @@ class Project:
         given = self._manifest if (reuse_manifest and cmd != "parse") else None
         # The manifest dbt writes is `given` (parsed earlier, maybe with other vars) or its own parse of the files now.
         fp = self._manifest_fp if given is not None else manifest_cache.fingerprint(self)
+        files = manifest_cache.files_digest(self) if cmd == "parse" else None
         written_before = _mtime_ns(self.target_dir / "manifest.json")
         full = [cmd, *self._base_args(), *rest]
         kind = self.target_config().get("type")
@@ -362,7 +374,7 @@ class Project:
             finally:
                 _release_duckdb()
         if cmd == "parse" and res.success:
-            self._manifest, self._manifest_fp = res.result, fp
+            self._manifest, self._manifest_fp, self._manifest_files = res.result, fp, files
         rewrote = _mtime_ns(self.target_dir / "manifest.json") != written_before
         if res.success and rewrote and fp is not None and cmd in _WRITES_MANIFEST and "--inline" not in rest:
             # target/manifest.json now belongs to the files as they were when it was parsed (with this project's vars;

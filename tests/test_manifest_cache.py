@@ -163,3 +163,16 @@ def test_the_rendered_profile_of_other_vars_does_not_evict_the_projects_own(proj
     Project(project, vars={"demo_data_cutoff": "2026-01-02 00:00:00"}).target_config()  # another key, stored too
     assert manifest_cache.cached_profile_value(Project(project), "target:duckdb") == own
     assert Project(project)._profile_default_target() == "duckdb"
+
+
+def test_a_long_lived_store_sees_an_edit_made_after_it_read_the_project(project):
+    """A notebook's FeatureStore (or a server's) outlives edits: its next call reads the project as it is now (before,
+    it kept the manifest it read first, and a later `run` would have built the old declarations)."""
+    fs = FeatureStore(project)
+    assert not fs.describe("fg_customer_profile")["description"].startswith("EDITED ")
+    _edit_description(project)
+    assert fs.describe("fg_customer_profile")["description"].startswith("EDITED ")
+    with fs.project.reading():  # inside a read block the project is read once, as it was when the block began
+        before = fs.catalog
+        (project / "models" / "feature_groups" / "_feature_groups.yml").touch()
+        assert fs.catalog is before
