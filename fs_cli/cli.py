@@ -9,6 +9,7 @@ Soda, pandas, DuckDB, FastAPI, whatever that command needs) is imported when tha
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -179,6 +180,9 @@ def main(ctx: click.Context, project_dir: str | None, target: str | None, verbos
     publishing snapshots them, and every publish that changes data is a commit you can time-travel to.
     """
     ctx.obj = ctx.obj or {}
+    # The CLI prints to the terminal itself (rich, stderr); its log records go only to --log-file. Without this, dbt
+    # (which puts a handler on the root logger once imported) printed every error a second time.
+    logging.getLogger("fs_cli").propagate = False
     ctx.obj.setdefault("factory", _store_factory(project_dir, target))
     ctx.obj["verbose"] = verbose
     if verbose or log_file:

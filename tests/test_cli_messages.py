@@ -263,3 +263,15 @@ def test_project_level_declaration_problems_still_fail_every_command(broken, tmp
     res = invoke(d, "describe", "fg_customer_transactions")
     assert res.exit_code == 2 and "vars.fs_entities.merchant" in res.stderr, res.output
 
+
+
+def test_an_error_after_dbt_was_imported_is_printed_once(tmp_path):
+    """dbt puts a handler on the root logger once imported; fs's own log records must not reach it (they did, and
+    every error after a dbt call was printed twice)."""
+    d = copy_project(tmp_path / "proj")
+    (d / "models" / "broken.yml").write_text("models: [\n")  # dbt's parse fails: the error comes after dbt ran
+    res = fs_proc(d, "list")
+    assert res.returncode == 2
+    assert len(re.findall(r"(?m)^error: dbt could not parse the project", res.stderr)) == 1, res.stderr
+    assert res.stderr.count("dbt could not parse the project") == 1, res.stderr
+    assert res.stderr.count("fix: run `dbt parse`") == 1, res.stderr
