@@ -37,6 +37,7 @@ from .errors import FeatureStoreError
 from .project import Project
 from .push_publish import finish_pushed_rows, merge_pushed_rows
 from .timeutil import utcnow
+from .unchanged import unchanged_validated_commit
 from .warehouse import Warehouse
 from .warehouse.lock import writer_lock
 
@@ -179,9 +180,11 @@ def _run_locked(project: Project, catalog: Catalog, select: tuple[str, ...],
     batches: dict[str, dict[str, Any]] = {}  # incremental group -> its batch (ingestion column, watermark, rows)
     run_id = None
     try:
-        unpublishable = _audit(project, catalog, outcomes, checks, copies, on_event, batches)
+        unchanged: set[str] = set()  # candidates equal to their validated published version
+        unpublishable = _audit(project, catalog, outcomes, checks, copies, on_event, batches, unchanged)
         to_publish = [fg for fg in _to_publish(catalog, outcomes, unpublishable)
-                      if batches.get(fg.name, {}).get("rows") != 0]  # nothing ingested since the last publish
+                      if batches.get(fg.name, {}).get("rows") != 0  # nothing ingested since the last publish
+                      and fg.name not in unchanged]
         if to_publish:
             _run_test_writer(project)
             run_id = _publish(project, to_publish, outcomes, copies, on_event, batches)
@@ -298,12 +301,13 @@ def audited_copy_name(fg: FeatureGroup, tag: str) -> str:
 
 def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], checks: Sequence[CandidateCheck],
            copies: dict[str, str], on_event: DbtProgress | None = None,
-           batches: dict[str, dict[str, Any]] | None = None) -> set[str]:
+           batches: dict[str, dict[str, Any]] | None = None, unchanged: set[str] | None = None) -> set[str]:
     """Copy every built candidate, run the checks on the copies; the names of the groups no policy may publish (a
     check could not run: `.errors` / `.blocking` of its result, or the copy could not be made).
 
     An incremental group's copy is its new batch (`_incremental_batch`, recorded in `batches` with its row count): the
-    checks audit the batch, and an empty batch is not audited (nothing to publish)."""
+    checks audit the batch, and an empty batch is not audited (nothing to publish). A table group whose candidate is
+    its validated published version (fs_cli/unchanged.py) is added to `unchanged`: not copied, audited or published."""
     built = [name for name, o in outcomes.items() if o.built]
     unpublishable = {name for name, o in outcomes.items() if o.blocking}
     if not built:
@@ -317,6 +321,11 @@ def _audit(project: Project, catalog: Catalog, outcomes: dict[str, FGOutcome], c
             ident = audited_copy_name(fg, tag)
             try:
                 batch = _incremental_batch(wh, catalog, fg)
+                if batch is None and unchanged is not None and (same := unchanged_validated_commit(wh, fg)):
+                    unchanged.add(name)  # the published version, validated: nothing to audit or publish
+                    if on_event is not None:
+                        on_event.step("audit", f"{name} unchanged since commit {same.commit_id}", i + 1, len(built))
+                    continue
                 where = "" if batch is None else f" where {_batch_predicate(wh, batch)}"
                 wh.drop_table(wh.relation(fg.schema, ident))
                 wh.execute(f"create table {wh.relation(fg.schema, ident)} as select * from {fg.relation}{where}")

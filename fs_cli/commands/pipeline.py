@@ -39,6 +39,9 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
     4. every publish that changed data becomes a commit (inserted/updated/deleted counts);
     5. online feature groups are materialized into the online store.
     Exits 1 if any feature group failed, naming the failing checks; the previous commit stays published.
+    Nothing changed costs less: a seed whose file, config and table are as its last load left them is not loaded
+    again, and a candidate equal to its published version that a passing gate run validated is neither audited
+    nor snapshotted again (unless the group declares a freshness expectation, which is checked every run).
     One writer at a time: a second `fs run` (or materialize, training-dataset create, model register) on the
     project waits for the first, up to FS_LOCK_TIMEOUT seconds (default 60; one line on stderr names the
     holder), then fails with a clear error.
