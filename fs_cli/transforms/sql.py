@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .macros import FS_MACRO_DIR, render_macro
 from .spec import STRING
 
 RAW = "raw"  # the state of an expression that is still the untouched input column
@@ -36,10 +35,14 @@ class TransformSQL:
     """The transformation macros rendered for one engine (`duckdb`, `postgres`, `spark`: dbt's adapter type)."""
 
     def __init__(self, engine: str = "duckdb", macro_dir: Path | None = None):
+        from .macros import FS_MACRO_DIR  # Jinja: imported by what renders SQL, not by what only quotes
+
         self.engine = engine
         self.macro_dir = FS_MACRO_DIR if macro_dir is None else Path(macro_dir)
 
     def _render(self, name: str, *args: Any) -> Any:
+        from .macros import render_macro
+
         return render_macro(self.macro_dir, self.engine, name, *args, subdirs=SUBDIRS)
 
     def select(self, relation: str, stats: Mapping[str, Any], columns: Sequence[str] | None = None,
