@@ -199,3 +199,11 @@ def test_dispatch_picks_the_engine_variant_then_default(tmp_path):
     assert render_macro(tmp_path, "spark", "f", "a", subdirs=("m",), quote=lambda n: f"`{n}`") == "default `a`"
     with pytest.raises(FeatureStoreError, match="no implementation of macro g for duckdb"):
         render_macro(tmp_path, "duckdb", "g", subdirs=("m",))
+
+
+def test_drift_false_on_the_group_disables_drift():
+    assert parse_expectations(_fg(COLS, meta={"drift": False})).drift.enabled is False
+    assert parse_expectations(_fg(COLS, meta={"drift": {"enabled": False}})).drift.enabled is False
+    assert parse_expectations(_fg(COLS)).drift.enabled is True
+    with pytest.raises(DeclarationError, match="drift"):
+        parse_expectations(_fg(COLS, meta={"drift": "off"}))

@@ -97,7 +97,8 @@ def parse_expectations(fg: FeatureGroup) -> Expectations:
     exp = Expectations(fg.name, cols)
     group = problems.within(field_prefix="config.meta.fs.")
     _group_expectations(exp, fg.meta.get("expectations") or {}, group)
-    exp.drift = _drift_config(fg.meta.get("drift") or {}, fg.meta.get("reference", "previous_window"), group)
+    drift = fg.meta.get("drift")  # `false` disables (not `or {}`: that turned `drift: false` into the defaults)
+    exp.drift = _drift_config({} if drift is None else drift, fg.meta.get("reference", "previous_window"), group)
     problems.raise_if_any()
     return exp
 
