@@ -13,8 +13,8 @@ A change is *breaking* (exit 1) when it
 
 "Published" means deployed: the group, with its snapshot, is in the deployed manifest. A key change needs a new
 version, and a new version is a new feature-group name: a dbt model version (`versions: [{v: 2}]` makes
-`fg_x_v2`, see metadata.py) or a new model name. Both publish into a new snapshot next to the old one, so readers of
-the old key keep working; metadata.py has no `meta.fs.version` field, and a version number inside the same snapshot
+`fg_x_v2`, see fs_cli/declarations/nodes.py) or a new model name. Both publish into a new snapshot next to the old one, so readers of
+the old key keep working; the declarations have no `meta.fs.version` field, and a version number inside the same snapshot
 could not keep the old key readable, so none is invented here. A version added next to the old one is "added"
 (exit 0); removing the old one is then judged like any removal (breaking while an aliased model or served view uses
 its features).

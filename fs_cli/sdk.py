@@ -398,7 +398,7 @@ class FeatureStore:
 
         return ModelRegistry(self)
 
-    # -- monitoring (issue 12) ---------------------------------------------------------------------------
+    # -- monitoring ---------------------------------------------------------------------------------------
     def score_spine(self, model: str, spine, as_of: str | datetime | None = None, log: bool = True) -> pd.DataFrame:
         """Batch inference on any spine (a dbt model name, a .parquet/.csv path, a DataFrame or Arrow table with the
         view's key and timestamp columns): features joined point-in-time as in training, scored by NAME[:V|@ALIAS],

@@ -1,6 +1,6 @@
 {#- Feature views: a model's whole SQL body is `{{ feature_store.fs_feature_view() }}`; the declaration lives in the
     model's YAML under config.meta.fs.feature_view (format: models/feature_views/_feature_views.yml and
-    fs_cli/metadata.py, which validates it before anything runs).
+    fs_cli/declarations/feature_views.py, which validates it before anything runs).
 
     dbt renders model SQL at parse time WITHOUT the YAML config, so nothing can be resolved then (and ref() cannot
     be called from the declaration). Everything is resolved while executing, from `graph.nodes`: the spine model and
