@@ -112,6 +112,17 @@ def _as_datetime(v: Any) -> Any:
     return v
 
 
+# Why the reference is read from the snapshot at check time, also for an incremental batch (issue #13: a batch's
+# publish should cost the batch). The statistics are exact (scipy's numbers): PSI needs the reference's deciles and
+# its count per bin, KS and Wasserstein-1 need the reference's whole empirical CDF (its sorted values with their
+# counts), so any exact summary of a continuous feature is as large as its distinct values (bench/publish.py's 2.3M
+# reference rows hold 0.9M distinct values). And the reference moves with every batch: `previous_window` ends where
+# the batch's detection window starts (its event times decide it), so a summary kept per commit would have to be per
+# (event time, value): the snapshot itself. Deciles and CDF positions of a multiset that changes by a batch cannot be
+# updated in a batch's time in portable SQL (every larger value's cumulative count moves; it would take an
+# order-statistic index). A fixed-size sample of the reference would cost the batch but change the numbers. So the
+# reference is the published window, read once into a narrow temp table, and the statistics are made cheap per
+# reference row instead (macros/drift/drift_statistics.sql: one sort for the deciles, bins without a join).
 def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) -> tuple[str, str]:
     """Materialize the detection window (fs_drift_cur) and the reference (fs_drift_ref) as temp tables.
 
