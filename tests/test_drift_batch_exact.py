@@ -1,4 +1,4 @@
-"""The drift check of an incremental batch computes exactly the statistics of its two windows (issue #13 item 1).
+"""The drift check of an incremental batch computes exactly the statistics of its two windows.
 
 `feature_group_drift` (fs_cli/validation/drift.py) picks the detection window from the audited batch and the
 reference from the published snapshot, then runs the SQL of macros/drift/drift_statistics.sql on them. The oracle

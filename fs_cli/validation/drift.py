@@ -112,8 +112,8 @@ def _as_datetime(v: Any) -> Any:
     return v
 
 
-# Why the reference is read from the snapshot at check time, also for an incremental batch (issue #13: a batch's
-# publish should cost the batch). The statistics are exact (scipy's numbers): PSI needs the reference's deciles and
+# Why the reference is read from the snapshot at check time, also for an incremental batch (whose publish should
+# cost the batch, not the table). The statistics are exact (scipy's numbers): PSI needs the reference's deciles and
 # its count per bin, KS and Wasserstein-1 need the reference's whole empirical CDF (its sorted values with their
 # counts), so any exact summary of a continuous feature is as large as its distinct values (bench/publish.py's 2.3M
 # reference rows hold 0.9M distinct values). And the reference moves with every batch: `previous_window` ends where
