@@ -430,12 +430,16 @@ class FeatureStore:
         return history(self, feature_view, limit)
 
     def check_freshness(self, feature_groups: list[str] | None = None, now: str | datetime | None = None,
-                        store_url: str | None = None) -> list:
+                        store_url: str | None = None, webhook: str | None = None):
         """Read-only freshness of every feature group (last commit; online copy) against its declared
-        `meta.fs.freshness`."""
-        from .monitoring.freshness import check_freshness
+        `meta.fs.freshness`: a FreshnessReport (`.results`, `.ok`, `.failing`; iterating it yields the results).
+        `webhook`: also POST {"ok", "failing", "results"} as JSON to that URL."""
+        from .monitoring.freshness import FreshnessReport, check_freshness, post_webhook
 
-        return check_freshness(self, feature_groups, now=now, store_url=store_url)
+        report = FreshnessReport(check_freshness(self, feature_groups, now=now, store_url=store_url))
+        if webhook:
+            post_webhook(webhook, report.results)
+        return report
 
     def sync_inference_logs(self):
         """Load the new lines of the inference logs (.fs/served_vectors, .fs/predictions) into fs_meta.*_log tables

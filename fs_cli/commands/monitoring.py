@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from ..output import console, print_json, print_table
 from ._context import get_store
-from ._output import Output, output_options
-
-
-def _store(ctx: click.Context):
-    obj = ctx.find_root().obj
-    if "store" not in obj:
-        obj["store"] = obj["factory"]()
-    return obj["store"]
+from ._output import Listing, Output, output_options
 
 
 @click.command()
@@ -29,16 +21,15 @@ def _store(ctx: click.Context):
 @click.option("--now", help="The clock (naive UTC), for reproducible runs.")
 @click.option("--source", type=click.Choice(["all", "served", "predicted"]), default="all", show_default=True,
               help="Served-vector logs, batch-prediction logs, or both.")
-@click.option("--json", "as_json", is_flag=True)
+@output_options()
 @click.pass_context
 def monitor(ctx: click.Context, feature_view: str, td_version: int | None, window: str | None, since: str | None,
-            until: str | None, now: str | None, source: str, as_json: bool) -> None:
+            until: str | None, now: str | None, source: str) -> Output:
     """Model feature drift: logged vectors vs the training dataset, per feature. Exit 1 naming drifted features."""
-    report = _store(ctx).monitor(feature_view, td_version, window=window, since=since, until=until, now=now,
-                                 source=source)
-    if as_json:
-        print_json(report.to_dict())
-    else:
+    report = get_store(ctx).monitor(feature_view, td_version, window=window, since=since, until=until, now=now,
+                                    source=source)
+
+    def show() -> None:
         rows = [{"feature": f.feature, "kind": f.kind, "status": f.status, "n_cur": f.n_cur,
                  **{k: f.stats.get(k) for k in ("psi", "ks_d", "wasserstein_norm", "jensen_shannon",
                                                 "missing_change")},
@@ -51,7 +42,8 @@ def monitor(ctx: click.Context, feature_view: str, td_version: int | None, windo
             console.print(f"[bold red]drift:[/] {', '.join(report.drifted)}", highlight=False)
         else:
             console.print("no drift above the thresholds", highlight=False)
-    sys.exit(1 if report.drifted else 0)
+
+    return Output(report.to_dict(), show=show, exit_code=1 if report.drifted else 0)
 
 
 @click.command()
@@ -59,23 +51,18 @@ def monitor(ctx: click.Context, feature_view: str, td_version: int | None, windo
 @click.option("--now", help="The clock (naive UTC), for reproducible runs.")
 @click.option("--webhook", help="POST the result as JSON to this URL.")
 @click.option("--store-url", help="Online store URL (default: FS_ONLINE_STORE or .fs/online_store.sqlite).")
-@click.option("--json", "as_json", is_flag=True)
+@output_options(csv=True)
 @click.pass_context
 def check(ctx: click.Context, feature_groups: tuple[str, ...], now: str | None, webhook: str | None,
-          store_url: str | None, as_json: bool) -> None:
+          store_url: str | None) -> Output:
     """Freshness (read-only, cron-safe): last commit and online copy of each feature group vs its declared
     `freshness`. Exit 0: all fresh; 1: something stale or never published; 2: usage error."""
-    from ..monitoring.freshness import failing, post_webhook
-
-    results = _store(ctx).check_freshness(list(feature_groups) or None, now=now, store_url=store_url)
-    if webhook:
-        post_webhook(webhook, results)
-    if as_json:
-        print_json({"ok": not failing(results), "results": [r.to_dict() for r in results]})
-    else:
-        print_table([r.to_dict() for r in results], ["feature_group", "target", "status", "last", "age_seconds",
-                                                    "max_age_seconds"], title="freshness")
-    sys.exit(1 if failing(results) else 0)
+    report = get_store(ctx).check_freshness(list(feature_groups) or None, now=now, store_url=store_url,
+                                            webhook=webhook)
+    rows = [r.to_dict() for r in report.results]
+    return Listing({"ok": report.ok, "results": rows}, rows=rows, title="freshness",
+                   columns=["feature_group", "target", "status", "last", "age_seconds", "max_age_seconds"],
+                   exit_code=0 if report.ok else 1)
 
 
 def _extend_score(score: click.Command) -> None:
@@ -93,7 +80,7 @@ def _extend_score(score: click.Command) -> None:
     def callback(ctx: click.Context, spine: str | None, no_log: bool, **kwargs: Any):
         if spine is None:
             return ctx.invoke(original, **kwargs)
-        df = _store(ctx).score_spine(kwargs["ref"], spine, as_of=kwargs.get("as_of"), log=not no_log)
+        df = get_store(ctx).score_spine(kwargs["ref"], spine, as_of=kwargs.get("as_of"), log=not no_log)
         out = kwargs.get("out")
         if out:
             from pathlib import Path

@@ -117,6 +117,24 @@ def failing(results: list[Freshness]) -> list[Freshness]:
     return [r for r in results if r.status in ("stale", "never")]
 
 
+@dataclass
+class FreshnessReport:
+    """The freshness of each feature group and target; `ok` when none is stale or never published."""
+
+    results: list[Freshness]
+
+    @property
+    def failing(self) -> list[Freshness]:
+        return failing(self.results)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing
+
+    def __iter__(self):
+        return iter(self.results)
+
+
 def post_webhook(url: str, results: list[Freshness], timeout: float = 10.0) -> int:
     """POST {"ok", "failing": [...], "results": [...]} as JSON; returns the HTTP status."""
     body = {"ok": not failing(results), "failing": [r.to_dict() for r in failing(results)],
