@@ -23,6 +23,7 @@ from ..timeutil import utcnow
 from ..versions import latest_or_version
 from ..warehouse import Warehouse, store_exists
 from ..warehouse.lock import writer_lock
+from ..warehouse.retry import in_transaction
 from . import artifact, rows
 from .aliases import RESERVED_ALIASES, check_promotion, check_settable, move_alias
 from .blobs import BlobStore
@@ -31,7 +32,6 @@ from .registration import key_values, parse_metrics, schemas_on_td
 from .rows import current_user
 from .schema import ensure_registry
 from .td import decimals_as_double, load_td, parse_td_ref
-from .transaction import in_transaction
 from .version import LoadedModel, ModelVersion, parse_model_ref
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The registry's rows: reading and appending fs_meta model tables (schema.py declares them).
 
 Values are bound parameters; JSON documents are stored as text and decoded here. Writes that allocate a number run
-inside `in_transaction` (transaction.py), called by the registry.
+inside `in_transaction` (fs_cli/warehouse/retry.py), called by the registry.
 """
 
 from __future__ import annotations

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import FeatureStoreError
-from ..training import TD_SCHEMA, TrainingDataset, decimals_as_double, get_td, list_tds, read_rows, td_order
+from ..training import (
+    TD_SCHEMA,
+    TrainingDataset,
+    decimals_as_double,
+    get_td,
+    list_tds,
+    parse_ref,
+    read_rows,
+    td_order,
+)
 from ..warehouse import META_SCHEMA, Warehouse, relation_exists
 
 __all__ = ["TD_SCHEMA", "TrainingDataset", "column_type", "decimals_as_double", "feature_names", "list_tds",
@@ -13,14 +22,18 @@ __all__ = ["TD_SCHEMA", "TrainingDataset", "column_type", "decimals_as_double", 
 
 
 def parse_td_ref(ref: str) -> tuple[str, int]:
-    """FV:VERSION. A model records the exact version it was trained on, so `latest` is not accepted here."""
-    fv, sep, ver = str(ref).rpartition(":")
-    if not sep or not fv or not ver.isdigit():
+    """FV:VERSION (training.parse_ref, with the version required): a model records the exact version it was trained
+    on, so `latest` is not accepted here."""
+    try:
+        fv, version = parse_ref(ref)
+    except FeatureStoreError:
+        fv, version = "", None
+    if version is None:
         raise FeatureStoreError(
             f"training dataset reference {ref!r} is not FEATURE_VIEW:VERSION",
             fix="write e.g. `--training-dataset fv_fraud_detection:1`; see `fs training-dataset list`",
         )
-    return fv, int(ver)
+    return fv, version
 
 
 def load_td(wh: Warehouse, feature_view: str, version: int) -> TrainingDataset:

@@ -21,10 +21,10 @@ import pandas as pd
 
 from ..errors import FeatureStoreError
 from ..timeutil import utcnow
+from ..warehouse.retry import in_transaction
 from .config import project_vars
 from .schema import VALIDATIONS, ensure_registry
 from .td import load_td, read_td
-from .transaction import in_transaction
 
 if TYPE_CHECKING:
     from .registry import ModelRegistry

@@ -17,6 +17,7 @@ from ..errors import DeclarationError, FeatureStoreError
 from ..project import Project
 from ..timeutil import parse_timestamp, utcnow
 from ..warehouse import Warehouse
+from ..warehouse.retry import in_transaction
 from .content import canonical_order, content_hash, order_by
 from .split import SplitSpec
 from .store import (
@@ -233,29 +234,29 @@ def _next_version(wh: Warehouse, feature_view: str) -> int:
 
 
 def _publish(wh: Warehouse, fv: FeatureView, tmp: str, meta: dict[str, Any]) -> TrainingDataset:
-    """Allocate the version, rename the table and record it, in one transaction; retry when a concurrent writer
+    """Allocate the version, rename the table and record it, in one transaction; retried when a concurrent writer
     took the same version (its table name or metadata key: the warehouse reports a write conflict)."""
-    last_error: Exception | None = None
     placeholders = ", ".join("?" for _ in _META_COLUMNS)
     names = ", ".join(wh.quote(n) for n, _ in _META_COLUMNS)
-    for attempt in range(20):
-        try:
-            with wh.transaction():
-                version = _next_version(wh, fv.name)
-                name = table_name(fv.name, version)
-                wh.rename_table(TD_SCHEMA, tmp, name)
-                row = {**meta, "feature_view": fv.name, "version": version, "table_name": name}
-                values = [json.dumps(row[n], default=str) if n in _JSON and row.get(n) is not None else row.get(n)
-                          for n, _ in _META_COLUMNS]
-                wh.execute(f"insert into {TD_META} ({names}) values ({placeholders})", values)
-            return get_td(wh, fv.name, version)
-        except Exception as e:
-            if not wh.is_write_conflict(e):
-                raise
-            last_error = e
-            time.sleep(0.01 * (attempt + 1))
-    raise FeatureStoreError(f"could not allocate a version of {fv.name}'s training dataset: {last_error}",
-                            fix="another process keeps creating versions; retry")
+
+    def allocate(wh: Warehouse) -> int:
+        version = _next_version(wh, fv.name)
+        name = table_name(fv.name, version)
+        wh.rename_table(TD_SCHEMA, tmp, name)
+        row = {**meta, "feature_view": fv.name, "version": version, "table_name": name}
+        values = [json.dumps(row[n], default=str) if n in _JSON and row.get(n) is not None else row.get(n)
+                  for n, _ in _META_COLUMNS]
+        wh.execute(f"insert into {TD_META} ({names}) values ({placeholders})", values)
+        return version
+
+    try:
+        version = in_transaction(wh, allocate)
+    except Exception as e:
+        if not wh.is_write_conflict(e):
+            raise
+        raise FeatureStoreError(f"could not allocate a version of {fv.name}'s training dataset: {e}",
+                                fix="another process keeps creating versions; retry") from e
+    return get_td(wh, fv.name, version)
 
 
 def create(project: Project, catalog: Catalog, feature_view: str, as_of: str | datetime | None = None,

@@ -1,6 +1,6 @@
-"""Registry writes that allocate a number (a model version, a validation id) run through one retrying
-transaction: a concurrent writer that took the same number makes the warehouse report a conflict, and the next
-attempt reads the new maximum."""
+"""Writes that allocate a number (a model version, a validation id, a training-dataset version) run through one
+retrying transaction: a concurrent writer that took the same number makes the warehouse report a conflict, and the
+next attempt reads the new maximum."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..warehouse import Warehouse
+from .base import Warehouse
 
 T = TypeVar("T")
 
