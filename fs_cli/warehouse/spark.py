@@ -64,10 +64,15 @@ def session(project: Project) -> Any:
             "metastore and warehouse dir; README, Spark); dbt alone can still run on this target",
         )
     with _SESSION_LOCK:
+        params = dict(project.target_config().get("server_side_parameters") or {})
         active = SparkSession.getActiveSession()
         if active is not None:
-            return active
-        params = dict(project.target_config().get("server_side_parameters") or {})
+            if _same_warehouse(active, params):
+                return active
+            # Another project's session (a process that works on two projects in turn, like a test run): its
+            # warehouse and metastore are that project's, and Spark fixes them per session. Start this one's.
+            log.info("stopping the Spark session of %s", active.conf.get("spark.sql.warehouse.dir", "?"))
+            active.stop()
         base = spark_dir(project.dir)
         for sub in ("warehouse", "derby", "tmp"):
             (base / sub).mkdir(parents=True, exist_ok=True)
@@ -88,6 +93,18 @@ def session(project: Project) -> Any:
             ) from None
         spark.sparkContext.setLogLevel("ERROR")
         return spark
+
+
+def _same_warehouse(active: Any, params: dict[str, Any]) -> bool:
+    """Whether the running session keeps its tables where the target's parameters say (the same project)."""
+    wanted = params.get("spark.sql.warehouse.dir")
+    if wanted is None:
+        return True
+    return _local_path(active.conf.get("spark.sql.warehouse.dir", "")) == _local_path(str(wanted))
+
+
+def _local_path(uri: str) -> str:
+    return os.path.normpath(uri.removeprefix("file://").removeprefix("file:")) if uri else ""
 
 
 def literal(value: Any) -> str:
