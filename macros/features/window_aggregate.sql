@@ -206,6 +206,7 @@ group by {% for k in keys %}{{ k }}, {% endfor %}fs_wa_t
     {%- if seconds == 0 %}{{ return(expr) }}{% endif -%}
     {{ return(adapter.dispatch('fs_wa_plus_seconds', 'feature_store')(expr, seconds)) }}
 {%- endmacro %}
+{#- Not dbt.dateadd (see fs_pit_minus_seconds: dbt-spark's drops fractions of a second). -#}
 {% macro default__fs_wa_plus_seconds(expr, seconds) -%}({{ expr }} + interval '{{ seconds }} seconds'){%- endmacro %}
 {% macro spark__fs_wa_plus_seconds(expr, seconds) -%}({{ expr }} + interval {{ seconds }} seconds){%- endmacro %}
 

@@ -138,6 +138,8 @@
 {% macro default__fs_pit_number_per_key() -%}{{ return(false) }}{%- endmacro %}
 {% macro spark__fs_pit_number_per_key() -%}{{ return(true) }}{%- endmacro %}
 
+{#- Not dbt.dateadd: dbt-spark's dateadd for seconds goes through to_unix_timestamp, which drops the fraction of a
+    second (a TTL boundary must be exact to the microsecond on every engine). -#}
 {% macro fs_pit_minus_seconds(expr, seconds) -%}
     {{ return(adapter.dispatch('fs_pit_minus_seconds', 'feature_store')(expr, seconds)) }}
 {%- endmacro %}
