@@ -11,7 +11,7 @@ group must insert what DuckDB's inserted.
 
 Not covered by default: `build_demo`'s second publish (day 2, all the data). On this 2-core machine shared with other
 jobs the whole build took 21-26 minutes (1268-1587 s); the first publish and the training dataset are ~2/3 of it, so
-even this subset takes ~15 minutes, well over the ~8 the suite can afford (README, Spark: a fixed cost of seconds per
+even this subset takes 10-17 minutes here (last run: 582 s of build, 646 s for the module), over the ~8 the suite can afford (README, Spark: a fixed cost of seconds per
 statement). `FS_SPARK_DEMO_FULL=1` runs `build_demo` exactly (both publishes) and compares both commits of every group
 (passed by hand, 1268 s of build).
 Nor covered: the demo program's later steps (materialization, serving, the model registry, monitoring); some are on
