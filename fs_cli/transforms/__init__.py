@@ -14,28 +14,13 @@ macros/transforms/apply.sql, which Python renders (sql.py) to fit and to apply t
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-#: Public name -> the submodule defining it, imported on first use (PEP 562): validating a declaration (spec, view)
-#: must not pay for numpy (apply_row) or Jinja (sql) on every read-only command that loads the catalog.
-_EXPORTS = {
-    "Transformer": "apply_row", "apply_row": "apply_row", "transformer": "apply_row",
-    "column_types": "fit", "fingerprint": "fit", "fit": "fit",
-    "OnDemandEvaluator": "ondemand", "OnDemandFeature": "ondemand", "parse_on_demand": "ondemand",
-    "render_on_demand_columns": "ondemand",
-    "FUNCTIONS": "spec", "TransformPlan": "spec", "parse_transformations": "spec", "type_kind": "spec",
-    "TransformSQL": "sql", "render_select": "sql",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+from .apply_row import Transformer, apply_row, transformer
+from .fit import column_types, fingerprint, fit
+from .ondemand import OnDemandEvaluator, OnDemandFeature, parse_on_demand, render_on_demand_columns
+from .spec import FUNCTIONS, TransformPlan, parse_transformations, type_kind
+from .sql import TransformSQL, render_select
 
 
 def transform_dataframe(df: Any, stats: dict[str, Any], con: Any = None) -> Any:
@@ -50,8 +35,6 @@ def transform_dataframe(df: Any, stats: dict[str, Any], con: Any = None) -> Any:
     try:
         con.register("__fs_transform_input", df)
         cols = list(df.columns) if hasattr(df, "columns") else list(df.column_names)
-        from .sql import render_select
-
         return con.sql(render_select('"__fs_transform_input"', stats, columns=[str(c) for c in cols])).df()
     finally:
         con.unregister("__fs_transform_input")
