@@ -6,7 +6,6 @@ on-demand renderer. The feature-function macros compute the expected values on D
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -45,24 +44,21 @@ def dbt_project(tmp_path_factory):
 
     d = copy_project(tmp_path_factory.mktemp("tf_macros") / "proj")
     (d / "target").mkdir(exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("FS_DUCKDB_PATH", "FS_PG_SCHEMA")}
-    os.environ["FS_DUCKDB_PATH"] = str(d / "target" / "w.duckdb")
-    os.environ["FS_PG_SCHEMA"] = f"fs_tf_{uuid.uuid4().hex[:10]}"  # dbt show creates nothing in it
+    # Restored however the fixture ends (a failure while preparing the fixtures must not leak this module's
+    # warehouse into every later test of the worker).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FS_DUCKDB_PATH", str(d / "target" / "w.duckdb"))
+        env.setenv("FS_PG_SCHEMA", f"fs_tf_{uuid.uuid4().hex[:10]}")  # dbt show creates nothing in it
 
-    fixtures = _fixtures()  # the same --vars on every call keep dbt's partial parsing valid (a change re-parses)
+        fixtures = _fixtures()  # the same --vars on every call keep dbt's partial parsing valid (a change re-parses)
 
-    def run(*args: str, target: str = "duckdb"):
-        cmd = [args[0], "--project-dir", str(d), "--profiles-dir", str(d), "--target", target, "--quiet",
-               "--target-path", str(d / f"target_{target}"), "--log-path", str(d / "logs"), *args[1:],
-               "--vars", json.dumps(fixtures["vars"])]
-        return dbtRunner().invoke(cmd), fixtures
+        def run(*args: str, target: str = "duckdb"):
+            cmd = [args[0], "--project-dir", str(d), "--profiles-dir", str(d), "--target", target, "--quiet",
+                   "--target-path", str(d / f"target_{target}"), "--log-path", str(d / "logs"), *args[1:],
+                   "--vars", json.dumps(fixtures["vars"])]
+            return dbtRunner().invoke(cmd), fixtures
 
-    yield run
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+        yield run
 
 
 def _fixtures() -> dict:
