@@ -81,6 +81,10 @@ def is_published(wh: Warehouse, fg: FeatureGroup) -> bool:
 
 
 _DELETED = "coalesce(dbt_is_deleted, 'False') = 'True'"
+#: A snapshot row that is not a deletion marker (`hard_deletes: new_record`).
+NOT_DELETED = "coalesce(dbt_is_deleted, 'False') <> 'True'"
+#: The rows of the version published now.
+LIVE = f"dbt_valid_to is null and {NOT_DELETED}"
 # Both counts classify the versions opened at each new instant the same way (CTE `versions`: t, is_del, and the key's
 # previous version's prev_to / prev_del): an update when that one was live and closed at t, else an insert, or a
 # deletion marker.
@@ -325,12 +329,11 @@ def published_query(fg: FeatureGroup, as_of: datetime | None, quote: Any = None,
     q = quote or quote_ident
     cols = ", ".join(q(c) for c in fg.column_names)
     order = "order by " + ", ".join(q(c) for c in fg.key_columns) if ordered else ""
-    live = "coalesce(dbt_is_deleted, 'False') <> 'True'"
     if as_of is None:
-        return f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null and {live} {order}", []
+        return f"select {cols} from {fg.snapshot_relation} where {LIVE} {order}", []
     return (
         f"""select {cols} from {fg.snapshot_relation}
-            where dbt_valid_from <= ? and (dbt_valid_to is null or dbt_valid_to > ?) and {live}
+            where dbt_valid_from <= ? and (dbt_valid_to is null or dbt_valid_to > ?) and {NOT_DELETED}
             {order}""",
         [as_of, as_of],
     )

@@ -16,7 +16,7 @@ when all of these hold, and audited and published as usual otherwise:
 
 from __future__ import annotations
 
-from .commits import Commit, is_published, list_commits
+from .commits import LIVE, Commit, is_published, list_commits
 from .declarations.model import FeatureGroup
 from .warehouse import Warehouse
 
@@ -33,8 +33,7 @@ def unchanged_validated_commit(wh: Warehouse, fg: FeatureGroup) -> Commit | None
     if sorted(candidate) != sorted(published):
         return None
     cols = ", ".join(wh.quote(c) for c in candidate)
-    live = f"""(select {cols} from {fg.snapshot_relation}
-                where dbt_valid_to is null and coalesce(dbt_is_deleted, 'False') <> 'True')"""
+    live = f"(select {cols} from {fg.snapshot_relation} where {LIVE})"
     if wh.content_token(f"(select {cols} from {fg.relation})") != wh.content_token(live):
         return None
     return commits[-1]
