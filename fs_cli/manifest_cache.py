@@ -54,21 +54,24 @@ def _walk(root: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-def fingerprint(project: Project) -> str:
-    """A digest of everything dbt's parse of this project depends on (cheap: stat calls, no file reads but YAML)."""
+def fingerprint(project: Project, files: list[tuple[str, int, int]] | None = None) -> str:
+    """A digest of everything dbt's parse of this project depends on (cheap: stat calls, no file reads but YAML).
+    `files`: `project_files(project)` when the caller has it already."""
     env = _parse_env()
-    payload = json.dumps({"files": _files(project), "target": project.target, "vars": project.vars, "env": env},
+    files = project_files(project) if files is None else files
+    payload = json.dumps({"files": files, "target": project.target, "vars": project.vars, "env": env},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def files_digest(project: Project) -> str:
+def files_digest(project: Project, files: list[tuple[str, int, int]] | None = None) -> str:
     """A digest of the project's files alone (path, mtime, size): what a long-lived `Project` compares to notice an
     edit since it read its manifest. Vars are left out: they are read when dbt runs a node, not at parse time."""
-    return hashlib.sha256(json.dumps(_files(project)).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(project_files(project) if files is None else files).encode()).hexdigest()
 
 
-def _files(project: Project) -> list[tuple[str, int, int]]:
+def project_files(project: Project) -> list[tuple[str, int, int]]:
+    """(path, mtime, size) of every file dbt's parse reads, sorted: one walk of the project."""
     project_yml = project.dir / "dbt_project.yml"
     cfg = yaml.safe_load(project_yml.read_text()) or {}
     files: list[tuple[str, int, int]] = []
@@ -171,9 +174,9 @@ def store_profile_value(project: Project, name: str, value: Any) -> None:
     _store_entry(project, PROFILE_FILE, entries, key, values, _PROFILE_KEYS_KEPT)
 
 
-def load(project: Project) -> ManifestView | None:
+def load(project: Project, files: list[tuple[str, int, int]] | None = None) -> ManifestView | None:
     """The manifest dbt last wrote, if the project is unchanged since; else None (parse)."""
-    if _entry(project) is None:
+    if _entry(project, files) is None:
         return None
     path = project.target_dir / MANIFEST_COPY
     try:
@@ -183,7 +186,7 @@ def load(project: Project) -> ManifestView | None:
     return ManifestView(data)
 
 
-def _entry(project: Project) -> dict[str, Any] | None:
+def _entry(project: Project, files: list[tuple[str, int, int]] | None = None) -> dict[str, Any] | None:
     path = project.target_dir / FINGERPRINT_FILE
     try:
         entry = json.loads(path.read_text())
@@ -192,7 +195,7 @@ def _entry(project: Project) -> dict[str, Any] | None:
         return None
     if entry.get("manifest") != [st.st_size, st.st_mtime_ns]:
         return None  # the copy is not the one this fingerprint was recorded with
-    if entry.get("target") != project.target or entry.get("fingerprint") != fingerprint(project):
+    if entry.get("target") != project.target or entry.get("fingerprint") != fingerprint(project, files):
         return None
     return entry
 

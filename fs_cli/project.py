@@ -296,9 +296,9 @@ class Project:
         from . import manifest_cache
 
         if self._manifest is None and not refresh:
-            files = manifest_cache.files_digest(self)
-            self._manifest = manifest_cache.load(self)
-            self._manifest_files = files
+            files = manifest_cache.project_files(self)  # one walk for the cache check and the edit check
+            self._manifest = manifest_cache.load(self, files)
+            self._manifest_files = manifest_cache.files_digest(self, files)
         if self._manifest is None or refresh:
             res = self.dbt(["parse", "--quiet"], reuse_manifest=False)
             if not res.success:
@@ -348,8 +348,9 @@ class Project:
             self._parsed_manifest()
         given = self._manifest if (reuse_manifest and cmd != "parse") else None
         # The manifest dbt writes is `given` (parsed earlier, maybe with other vars) or its own parse of the files now.
-        fp = self._manifest_fp if given is not None else manifest_cache.fingerprint(self)
-        files = manifest_cache.files_digest(self) if cmd == "parse" else None
+        files = manifest_cache.project_files(self) if given is None else None
+        fp = self._manifest_fp if given is not None else manifest_cache.fingerprint(self, files)
+        digest = manifest_cache.files_digest(self, files) if cmd == "parse" else None
         written_before = _mtime_ns(self.target_dir / "manifest.json")
         full = [cmd, *self._base_args(), *rest]
         kind = self.target_config().get("type")
@@ -374,7 +375,7 @@ class Project:
             finally:
                 _release_duckdb()
         if cmd == "parse" and res.success:
-            self._manifest, self._manifest_fp, self._manifest_files = res.result, fp, files
+            self._manifest, self._manifest_fp, self._manifest_files = res.result, fp, digest
         rewrote = _mtime_ns(self.target_dir / "manifest.json") != written_before
         if res.success and rewrote and fp is not None and cmd in _WRITES_MANIFEST and "--inline" not in rest:
             # target/manifest.json now belongs to the files as they were when it was parsed (with this project's vars;
