@@ -4,10 +4,9 @@ itself, read with the csv module, against the seed table read back from the ware
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from test_withhold_unvalidated import make_project, write_rows
+from test_withhold_unvalidated import make_project, rows_in_file, write_rows
 
 from fs_cli import FeatureStore
 
@@ -33,10 +32,6 @@ def seed_table(fs: FeatureStore) -> list[tuple]:
     return [(int(i), float(v), c) for i, v, c in rows]
 
 
-def from_file(d: Path) -> list[tuple]:
-    with (d / "seeds" / f"{SEED}.csv").open() as f:
-        return sorted((int(r["item_id"]), float(r["value"]), r["contact"]) for r in csv.DictReader(f))
-
 
 def test_a_seed_is_loaded_again_only_when_its_file_config_or_table_changed(project_copy, engine):
     d = make_project(project_copy, engine)
@@ -45,23 +40,23 @@ def test_a_seed_is_loaded_again_only_when_its_file_config_or_table_changed(proje
 
     loaded, commit = run(d)
     assert loaded and commit == 1
-    assert seed_table(fs) == from_file(d)
+    assert seed_table(fs) == rows_in_file(d)
 
     loaded, commit = run(d)  # nothing changed: the seed is not loaded again, nothing is published
     assert (loaded, commit) == (False, None)
-    assert seed_table(fs) == from_file(d)
+    assert seed_table(fs) == rows_in_file(d)
 
     write_rows(d, CHANGED)  # a changed file is loaded, and published
     loaded, commit = run(d)
     assert loaded and commit == 2
-    assert seed_table(fs) == from_file(d)
+    assert seed_table(fs) == rows_in_file(d)
 
     with fs.project.warehouse(read_only=False) as wh:  # someone edits the loaded table by hand
         schema = next(s for s in wh.schemas() if s.endswith("_raw"))
         wh.execute(f"update {wh.relation(schema, SEED)} set value = 99 where item_id = 2")
     loaded, commit = run(d)  # reloaded from the file, as dbt build would: the candidate is unchanged
     assert (loaded, commit) == (True, None)
-    assert seed_table(fs) == from_file(d)
+    assert seed_table(fs) == rows_in_file(d)
 
     (d / "seeds" / "_test_seeds.yml").write_text(  # another load configuration, same file
         f"version: 2\nseeds:\n  - name: {SEED}\n    config:\n      column_types: {{item_id: bigint}}\n")

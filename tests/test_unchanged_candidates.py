@@ -4,10 +4,9 @@ published rows are the file's rows, and the gate ran exactly when the rules say 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from test_withhold_unvalidated import FG, make_project, write_rows
+from test_withhold_unvalidated import FG, make_project, rows_in_file, write_rows
 
 from fs_cli import FeatureStore
 
@@ -30,10 +29,6 @@ def published(d: Path) -> list[tuple]:
     return sorted((int(r.item_id), float(r.value), r.contact) for r in df.itertuples())
 
 
-def from_file(d: Path) -> list[tuple]:
-    with (d / "seeds" / "test_contacts.csv").open() as f:
-        return sorted((int(r["item_id"]), float(r["value"]), r["contact"]) for r in csv.DictReader(f))
-
 
 def gate_runs(d: Path) -> int:
     with FeatureStore(d).project.warehouse() as wh:
@@ -48,7 +43,7 @@ def test_only_a_validated_unchanged_candidate_skips_the_gate_and_the_snapshot(pr
     runs = gate_runs(d)
 
     assert run(d) == ("unchanged since commit 1", None, True)  # nothing new: no audit, no publish
-    assert gate_runs(d) == runs and published(d) == from_file(d)
+    assert gate_runs(d) == runs and published(d) == rows_in_file(d)
 
     write_rows(d, BAD)  # a change is audited: the strict group blocks it, commit 1 stays published
     audit, commit, ok = run(d)
@@ -58,7 +53,7 @@ def test_only_a_validated_unchanged_candidate_skips_the_gate_and_the_snapshot(pr
     write_rows(d, CHANGED)  # a good change: audited and published
     assert run(d) == ("pass", 2, True)
     assert run(d) == ("unchanged since commit 2", None, True)
-    assert published(d) == from_file(d)
+    assert published(d) == rows_in_file(d)
 
     # A freshness expectation depends on the clock: audited on every run, even with the same rows (here it fails,
     # the rows being from January, and says so every time).
@@ -67,4 +62,4 @@ def test_only_a_validated_unchanged_candidate_skips_the_gate_and_the_snapshot(pr
                                            "          policy: strict\n          expectations: {freshness: 1d}\n"))
     audit, commit, ok = run(d)
     assert (audit, commit, ok) == ("fail", None, False)
-    assert published(d) == from_file(d)
+    assert published(d) == rows_in_file(d)

@@ -4,6 +4,7 @@ marked by `fs commits` and withheld from serving on a strict group until `fs run
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -71,6 +72,12 @@ def make_project(project_copy, engine: str, policy: str = "strict") -> Path:
 def write_rows(d: Path, rows: list[tuple]) -> None:
     lines = ["item_id,event_time,value,contact"] + [",".join(str(x) for x in r) for r in rows]
     (d / "seeds" / "test_contacts.csv").write_text("\n".join(lines) + "\n")
+
+
+def rows_in_file(d: Path) -> list[tuple]:
+    """(item_id, value, contact) of the seed file, read with the csv module: an oracle independent of dbt."""
+    with (d / "seeds" / "test_contacts.csv").open() as f:
+        return sorted((int(r["item_id"]), float(r["value"]), r["contact"]) for r in csv.DictReader(f))
 
 
 def fs_cli(d: Path, *args: str) -> tuple[int, str]:
