@@ -117,8 +117,10 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 PROFILE_FILE = "fs_profile_cache.json"
 
 
-#: FS_ settings that cannot change what dbt parses (a different value must not cost a re-parse)
-_NOT_PARSE_INPUTS = frozenset({"FS_LOCK_TIMEOUT"})
+#: Settings that cannot change what dbt parses (a different value must not cost a re-parse): `fs run --json` sets
+#: DBT_LOG_LEVEL to keep dbt's lines out of stdout, and must still find the manifest of a plain `fs run`.
+_NOT_PARSE_INPUTS = frozenset({"FS_LOCK_TIMEOUT", "FS_REQUIRE_SERVICES", "DBT_LOG_LEVEL", "DBT_LOG_FORMAT",
+                               "DBT_QUIET", "DBT_USE_COLORS", "DBT_PRINTER_WIDTH", "DBT_SEND_ANONYMOUS_USAGE_STATS"})
 
 
 def _parse_env() -> list[tuple[str, str]]:
@@ -241,7 +243,8 @@ AS_OF_SENTINEL = "1111-11-11 11:11:11.111111"
 _COMPILED_KEPT = 32
 
 
-def _tool_versions() -> list[str]:
+def tool_versions() -> list[str]:
+    """The versions of dbt and its adapters installed here (what builds and compiles the project)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
@@ -256,7 +259,7 @@ def _tool_versions() -> list[str]:
 def compiled_key(project: Project, name: str, extra_vars: dict[str, Any]) -> str:
     """Everything a compiled feature view depends on: the project's files, profile, target, vars and environment
     (`fingerprint`), the view, the extra vars of the compile (its resolved declaration) and dbt's versions."""
-    payload = json.dumps([fingerprint(project), name, extra_vars, _tool_versions()], sort_keys=True, default=str)
+    payload = json.dumps([fingerprint(project), name, extra_vars, tool_versions()], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

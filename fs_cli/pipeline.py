@@ -21,6 +21,7 @@ Publishing is exact and atomic per run:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from . import seed_reuse
+from . import run_inputs, seed_reuse
 from .commits import Commit, claim_run, is_published, list_commits, sync_commits, sync_project
 from .declarations.model import Catalog, FeatureGroup
 from .discovery import load as load_catalog
@@ -40,6 +41,8 @@ from .timeutil import utcnow
 from .unchanged import unchanged_validated_commit
 from .warehouse import Warehouse
 from .warehouse.lock import writer_lock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,6 +92,8 @@ class RunReport:
     outcomes: dict[str, FGOutcome]
     other_failures: list[str]
     run_id: str | None = None
+    #: the last clean run, when this one found all of its inputs unchanged and built nothing (fs_cli/run_inputs.py)
+    unchanged_since: run_inputs.Recorded | None = None
 
     @property
     def ok(self) -> bool:
@@ -100,6 +105,7 @@ class RunReport:
             "run_id": self.run_id,
             "feature_groups": [o.to_dict() for o in self.outcomes.values()],
             "other_failures": self.other_failures,
+            "nothing_changed_since": self.unchanged_since.to_dict() if self.unchanged_since else None,
         }
 
 
@@ -135,6 +141,7 @@ def run_pipeline(
     progress: Callable[[str, int], None] | None = None,
     checks: Sequence[CandidateCheck] = (),
     post_publish: Sequence[PostPublishStep] = (),
+    rebuild: bool = False,
 ) -> RunReport:
     """Run the feature pipeline; `progress(message, nodes_done)` is called as dbt starts and finishes nodes and as
     each candidate is audited (a callback with a `total` keyword also gets the phase's node count: DbtProgress).
@@ -144,19 +151,30 @@ def run_pipeline(
     the link of its results to the new commits and materialization).
 
     One writer at a time: the run holds the project's writer lock (fs_cli/warehouse/lock.py) throughout, so a second
-    `fs run` waits for it (bounded by FS_LOCK_TIMEOUT) instead of failing inside dbt on the DuckDB file."""
+    `fs run` waits for it (bounded by FS_LOCK_TIMEOUT) instead of failing inside dbt on the DuckDB file.
+
+    When every input of the last clean run is unchanged (fs_cli/run_inputs.py), nothing is built, audited or
+    published and dbt is not started; `rebuild` (or a `select`) always runs dbt."""
     with writer_lock(project):  # also around dbt's parse: two runs do not write target/ at once
         catalog = load_catalog(project)  # validates every declaration before anything is written
-        return _run_locked(project, catalog, select, progress, checks, post_publish)
+        return _run_locked(project, catalog, select, progress, checks, post_publish, rebuild)
 
 
 def _run_locked(project: Project, catalog: Catalog, select: tuple[str, ...],
                 progress: Callable[[str, int], None] | None, checks: Sequence[CandidateCheck],
-                post_publish: Sequence[PostPublishStep]) -> RunReport:
+                post_publish: Sequence[PostPublishStep], rebuild: bool = False) -> RunReport:
     _check_writable(project)  # a locked warehouse is one clear line here, not dbt's traceback later
     # A publish of an earlier run that died before logging it is its own commit, not part of this run's.
     sync_project(project, list(catalog.feature_groups.values()))
     on_event = DbtProgress(progress)
+
+    fingerprint = run_inputs.fingerprint(project)  # before the build: a file edited meanwhile is a change next time
+    if not select and not rebuild and (since := run_inputs.unchanged_since(project, catalog, fingerprint)):
+        return _nothing_changed(project, catalog, since, on_event, post_publish)
+    with project.warehouse() as wh:
+        run_inputs.forget(wh)
+        # the sources as this build reads them (read before it: a source written during the run is a change)
+        sources = None if select else run_inputs.tokens(wh, run_inputs.source_relations(wh, catalog.manifest))
 
     # Seeds whose file and table are as the last load left them are not loaded again (fs_cli/seed_reuse.py).
     kept_seeds = seed_reuse.reusable(project, project.manifest())
@@ -194,7 +212,28 @@ def _run_locked(project: Project, catalog: Catalog, select: tuple[str, ...],
     for step in post_publish:
         step(project, catalog, outcomes)
     _refresh_commits(project, catalog, outcomes)
-    return RunReport(outcomes=outcomes, other_failures=other, run_id=run_id)
+    report = RunReport(outcomes=outcomes, other_failures=other, run_id=run_id)
+    if sources is not None and report.ok and not any(o.failures or o.warnings for o in outcomes.values()):
+        why_not = run_inputs.record(project, catalog, fingerprint, sources, res.results, run_id)
+        if why_not:
+            log.debug("fs run: the next run will build again: %s", why_not)
+    return report
+
+
+def _nothing_changed(project: Project, catalog: Catalog, since: run_inputs.Recorded, on_event: DbtProgress,
+                     post_publish: Sequence[PostPublishStep]) -> RunReport:
+    """The report of a run whose inputs are those of the last clean run: every group as that run left it (built,
+    unchanged since its latest commit, validated), nothing built, audited or published."""
+    outcomes: dict[str, FGOutcome] = {}
+    groups = list(catalog.feature_groups.values())
+    with project.warehouse(read_only=True) as wh:
+        for i, fg in enumerate(groups):
+            latest = list_commits(wh, fg, with_validation=False)[-1]
+            on_event.step("audit", f"{fg.name} unchanged since commit {latest.commit_id}", i + 1, len(groups))
+            outcomes[fg.name] = FGOutcome(fg.name, fg.policy, built=True)
+    for step in post_publish:
+        step(project, catalog, outcomes)
+    return RunReport(outcomes=outcomes, other_failures=[], unchanged_since=since)
 
 
 class DbtProgress:

@@ -63,10 +63,13 @@ class FeatureStore:
 
     # -- pipeline ----------------------------------------------------------------------------------------
     def run(self, select: tuple[str, ...] = (), materialize: bool = True,
-            progress: Callable[[str, int], None] | None = None, vars: dict[str, Any] | None = None) -> RunReport:
+            progress: Callable[[str, int], None] | None = None, vars: dict[str, Any] | None = None,
+            rebuild: bool = False) -> RunReport:
         """Build, validate and publish the selected feature groups, then link validation results to the new commits
         and (unless `materialize=False`) refresh the online store. The steps are composed here, explicitly.
-        `vars`: dbt vars for this project's dbt calls from now on (e.g. {"demo_data_cutoff": "2026-01-15"})."""
+        `vars`: dbt vars for this project's dbt calls from now on (e.g. {"demo_data_cutoff": "2026-01-15"}).
+        When every input of the last clean run is unchanged, nothing is built (`report.unchanged_since`);
+        `rebuild=True` runs dbt anyway (fs_cli/run_inputs.py)."""
         # What publishing needs (online/, validation/, their pandas and Soda) is imported by `fs run` only.
         from .online.from_warehouse import post_publish_materialize
         from .pipeline import run_pipeline
@@ -77,7 +80,7 @@ class FeatureStore:
 
         post_publish = [post_publish_link] + ([post_publish_materialize] if materialize else [])
         return run_pipeline(self.project, select=select, progress=progress, checks=[pipeline_check],
-                            post_publish=post_publish)
+                            post_publish=post_publish, rebuild=rebuild)
 
     # -- validation ---------------------------------------------------------------------------------------
     def contract(self, feature_group: str, generated_only: bool = False) -> dict[str, Any]:

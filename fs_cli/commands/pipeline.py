@@ -27,9 +27,12 @@ from ._output import Output, machine_readable, output_options
 @click.option("--select", "-s", multiple=True, help="dbt selection of models to build (default: the whole project).")
 @click.option("--vars", "vars_", help="dbt vars as YAML/JSON, e.g. '{demo_data_cutoff: \"2026-01-15\"}'.")
 @click.option("--no-materialize", is_flag=True, help="Publish but do not update the online store.")
+@click.option("--rebuild", is_flag=True,
+              help="Build, test and audit even when nothing changed since the last clean run.")
 @output_options(json_help="Print the run report as JSON.")
 @click.pass_context
-def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool) -> Output:
+def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool,
+        rebuild: bool) -> Output:
     """Run the feature pipeline: build, test, publish, log commits.
 
     \b
@@ -39,16 +42,19 @@ def run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mater
     4. every publish that changed data becomes a commit (inserted/updated/deleted counts);
     5. online feature groups are materialized into the online store.
     Exits 1 if any feature group failed, naming the failing checks; the previous commit stays published.
-    Nothing changed costs less: a seed whose file, config and table are as its last load left them is not loaded
-    again, and a candidate equal to its published version that a passing gate run validated is neither audited
-    nor snapshotted again (unless the group declares a freshness expectation, which is checked every run).
+    Nothing changed costs less. When the project's files, vars and target, every source and table the last clean
+    run read or built, and the push log are all as that run left them, dbt is not even started: the run reports
+    each group unchanged (--rebuild builds anyway). Otherwise a seed whose file, config and table are as its last
+    load left them is not loaded again, and a candidate equal to its published version that a passing gate run
+    validated is neither audited nor snapshotted again (unless the group declares a freshness expectation,
+    which is checked every run).
     One writer at a time: a second `fs run` (or materialize, training-dataset create, model register) on the
     project waits for the first, up to FS_LOCK_TIMEOUT seconds (default 60; one line on stderr names the
     holder), then fails with a clear error.
     """
     quiet = machine_readable()
     with _dbt_log_level("none" if quiet else None):  # programs read stdout: keep dbt's log lines out of it
-        report = _run(ctx, select, vars_, no_materialize, quiet)
+        report = _run(ctx, select, vars_, no_materialize, quiet, rebuild)
     _log_report(report)
     return Output(report.to_dict(), show=lambda: _show_report(report), exit_code=0 if report.ok else 1)
 
@@ -69,7 +75,8 @@ def _dbt_log_level(level: str | None) -> Iterator[None]:
             os.environ["DBT_LOG_LEVEL"] = previous
 
 
-def _run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool, quiet: bool):
+def _run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_materialize: bool, quiet: bool,
+         rebuild: bool):
     store = get_store(ctx)
     parsed = _parse_vars(vars_)
     verbose = bool(ctx.find_root().obj.get("verbose"))
@@ -90,7 +97,8 @@ def _run(ctx: click.Context, select: tuple[str, ...], vars_: str | None, no_mate
             if lines and (verbose or _finished(msg)):
                 progress_line(line)
 
-        return store.run(select=select, materialize=not no_materialize, progress=progress, vars=parsed)
+        return store.run(select=select, materialize=not no_materialize, progress=progress, vars=parsed,
+                         rebuild=rebuild)
 
 
 def _finished(msg: str) -> bool:
@@ -157,3 +165,8 @@ def _show_report(report) -> None:
         console.print(f"[red]FAIL[/] {escape(f)}", highlight=False)
     if not report.outcomes and not report.other_failures:
         console.print("nothing selected: no feature group was built", style="yellow")
+    if report.unchanged_since is not None:
+        since = report.unchanged_since.to_dict()
+        console.print(f"nothing changed since the run of {since['recorded_at']} (project files, vars, "
+                      f"{since['relations_compared']} tables and the push log compared): nothing built, audited "
+                      "or published; `fs run --rebuild` builds anyway", highlight=False)

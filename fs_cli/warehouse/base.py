@@ -46,6 +46,8 @@ class Warehouse(ABC):
     """One open session on the target warehouse. Use as a context manager (`with project.warehouse() as wh`)."""
 
     engine: str = ""
+    #: sqlglot's dialect name for this engine's SQL; None: compiled SQL is not analysed (fs_cli/run_inputs.py).
+    SQL_DIALECT: str | None = None
     #: Logical column types -> this engine's DDL names.
     TYPES: dict[str, str] = {
         "text": "varchar", "bigint": "bigint", "integer": "integer", "double": "double", "boolean": "boolean",

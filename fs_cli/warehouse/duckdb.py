@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 class DuckDBWarehouse(Warehouse):
+    SQL_DIALECT = "duckdb"  # sqlglot's name for this SQL (fs_cli/run_inputs.py reads compiled models with it)
     engine = "duckdb"
 
     def __init__(self, path: Path, read_only: bool = False):

@@ -67,6 +67,7 @@ SESSION_OPTIONS = "-c TimeZone=UTC -c jit=off"
 
 
 class PostgresWarehouse(Warehouse):
+    SQL_DIALECT = "postgres"  # sqlglot's name for this SQL (fs_cli/run_inputs.py reads compiled models with it)
     engine = "postgres"
     TYPES = {**Warehouse.TYPES, "double": "double precision", "text": "text"}
 

@@ -198,6 +198,7 @@ def _zoned_utc(table: pa.Table) -> pa.Table:
 
 
 class SparkWarehouse(Warehouse):
+    SQL_DIALECT = "spark"  # sqlglot's name for this SQL (fs_cli/run_inputs.py reads compiled models with it)
     engine = "spark"
     TYPES = {**Warehouse.TYPES, "text": "string", "integer": "int"}
 
