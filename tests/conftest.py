@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from services import clone_project, drop_clone, drop_pg_database, new_pg_database, pg_connect, pg_database
+from services import (
+    clone_project,
+    drop_clone,
+    drop_pg_database,
+    fresh_pg_database,
+    new_pg_database,
+    pg_connect,
+)
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
@@ -54,15 +64,90 @@ def copy_project(dst: Path, with_seeds: bool = True) -> Path:
     return dst
 
 
+#: dbt's partial-parse state (target/partial_parse.msgpack) of projects as the test helpers make them, by
+#: `_parse_key`: shared by the workers of a run (see `preparsed`).
+_PARSE_CACHE: list[Path] = []
+#: Projects given to `preparsed` whose state is not cached yet: (project, its key when it was made).
+_UNCACHED: list[tuple[Path, str]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _parse_cache(tmp_path_factory, worker_id) -> None:
+    root = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    (root / "dbt_parse_cache").mkdir(exist_ok=True)
+    _PARSE_CACHE[:] = [root / "dbt_parse_cache"]
+
+
+@pytest.fixture(autouse=True)
+def _cache_parse_states() -> Iterator[None]:
+    """After each test, keep the partial-parse state of the projects `preparsed` could not serve yet."""
+    yield
+    for d, key in list(_UNCACHED):
+        state = d / "target" / "partial_parse.msgpack"
+        if not d.is_dir() or (state.is_file() and _cache_state(d, key, state)):
+            _UNCACHED.remove((d, key))
+
+
+def _parse_key(d: Path) -> str:
+    """What dbt's partial-parse state check hashes that differs between test projects: dbt_project.yml and the
+    profile (target, connection values). Anything else it checks (vars, env) makes dbt parse in full, as before."""
+    h = hashlib.sha256()
+    for f in ("dbt_project.yml", "profiles.yml"):
+        h.update((d / f).read_bytes() + b"\0")
+    return h.hexdigest()[:24]
+
+
+def _cache_state(d: Path, key: str, state: Path) -> bool:
+    if _parse_key(d) != key:  # the test changed its dbt_project.yml: that state is of another configuration
+        return True
+    cached = _PARSE_CACHE[0] / f"{key}.msgpack"
+    if not cached.exists():
+        with tempfile.NamedTemporaryFile(dir=_PARSE_CACHE[0], delete=False) as tmp:
+            tmp.write(state.read_bytes())
+        os.replace(tmp.name, cached)  # atomic: another worker may be writing the same key
+    return True
+
+
+def preparsed(d: Path) -> Path:
+    """Give a fresh project copy the partial-parse state dbt left in an identically configured project (same
+    dbt_project.yml and profile) of an earlier test, so its first dbt command re-parses only the files that differ
+    (about a second) instead of the whole project and dbt's own macros (~10-20 s each time a test made a new
+    project). dbt itself checks that state (dbt version, profile, vars, dbt_project.yml, every file's checksum) and
+    parses the changed files, or everything when the state does not hold: the manifest is the one a full parse
+    makes, as for every later command of a test. The first project of each configuration parses in full and leaves
+    its state for the next (after its test). Postgres copies each have their own database, whose name is in the
+    profile hash: `project_copy` names them so that it holds for the next test of the same process."""
+    if not _PARSE_CACHE:
+        return d
+    key = _parse_key(d)
+    cached = _PARSE_CACHE[0] / f"{key}.msgpack"
+    if cached.exists():
+        (d / "target").mkdir(exist_ok=True)
+        shutil.copy(cached, d / "target" / "partial_parse.msgpack")
+    else:
+        _UNCACHED.append((d, key))
+    return d
+
+
+#: This process's prefix of the databases `project_copy` makes: unique per test run (other runs may share the server).
+_PG_PROCESS = f"fs_test_{uuid.uuid4().hex[:10]}"
+
+
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     """Factory: a fresh project copy under tmp_path on DuckDB (its warehouse: <copy>/.fs/feature_store.duckdb),
-    or on a fresh Postgres database with `engine="postgres"` (dropped after the test)."""
+    or on a fresh Postgres database with `engine="postgres"` (dropped after the test). The databases are named
+    <this process>_<n> for the n-th copy of a test: each test's are new and empty, but their names (in the profile)
+    are those of the previous test's, so dbt's partial-parse state carries over (`preparsed`)."""
     with ExitStack() as stack:
+        slots = iter(range(1000))
 
         def make(name: str = "proj", with_seeds: bool = True, engine: str = "duckdb") -> Path:
             d = copy_project(tmp_path / name, with_seeds=with_seeds)
-            db = stack.enter_context(pg_database()) if engine == "postgres" else None
+            db = None
+            if engine == "postgres":
+                db = fresh_pg_database(f"{_PG_PROCESS}_{next(slots)}")
+                stack.callback(drop_pg_database, db)
             return use_engine(d, engine, db)
 
         yield make

@@ -48,6 +48,18 @@ def new_pg_database(prefix: str = "fs_test") -> str:
     return name
 
 
+def fresh_pg_database(name: str) -> str:
+    """Create the database `name` empty (dropped first if a dead run of this process left it)."""
+    drop_pg_database(name)
+    con = pg_connect()
+    try:
+        with con.cursor() as cur:
+            cur.execute(f'create database "{name}"')
+    finally:
+        con.close()
+    return name
+
+
 def drop_pg_database(name: str) -> None:
     con = pg_connect()
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import drop_demo_models
+from conftest import drop_demo_models, preparsed
 
 from fs_cli import FeatureStore
 from fs_cli.cli import main
@@ -66,7 +66,7 @@ def make_project(project_copy, engine: str, policy: str = "strict") -> Path:
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
-    return d
+    return preparsed(d)
 
 
 def write_rows(d: Path, rows: list[tuple]) -> None:
