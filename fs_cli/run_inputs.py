@@ -97,6 +97,11 @@ def source_relations(wh: Warehouse, manifest: Any) -> list[str]:
 
 def tokens(wh: Warehouse, relations: Iterable[str]) -> dict[str, str | None]:
     """Content tokens of the relations; None for one that cannot be read (missing, no permission)."""
+    relations = list(relations)
+    try:
+        return dict(wh.content_tokens(relations))  # all in one statement
+    except Exception:  # noqa: BLE001 - one cannot be read: find which, one by one
+        pass
     out: dict[str, str | None] = {}
     for rel in relations:
         try:

@@ -210,3 +210,20 @@ def test_jinja_reading_the_run_clock_through_a_dispatched_macro_makes_a_run_inel
     assert run_inputs._volatile_jinja(SimpleNamespace(macros=macros), [model]) is None
     model = SimpleNamespace(unique_id="model.p.m", raw_code="select {{ fs_stamp() }} as a")
     assert "run_started_at" in run_inputs._volatile_jinja(SimpleNamespace(macros=macros), [model])
+
+
+def test_content_tokens_in_one_statement_equal_one_per_relation(project_copy, engine):
+    d = project_copy("tokens", with_seeds=False, engine=engine)
+    with FeatureStore(d).project.warehouse() as wh:
+        wh.ensure_schema("tok")
+        a, b, empty = (wh.relation("tok", n) for n in ("a", "b", "empty"))
+        wh.execute(f"create table {a} (k {wh.type('bigint')}, v {wh.type('text')})")
+        wh.execute(f"insert into {a} values (1, 'x'), (2, null), (2, null)")
+        wh.execute(f"create table {b} (t {wh.type('timestamp')})")
+        wh.execute(f"insert into {b} values (cast('2026-01-01 00:00:00' as timestamp))")
+        wh.execute(f"create table {empty} (k {wh.type('bigint')})")
+        together = wh.content_tokens([a, b, empty])
+        assert together == {r: wh.content_token(r) for r in (a, b, empty)}
+        assert together[a].startswith("3:") and together[empty] == "0:None" and together[a] != together[b]
+        missing = wh.relation("tok", "missing")
+        assert run_inputs.tokens(wh, [a, missing]) == {a: together[a], missing: None}  # the one unreadable is named

@@ -19,15 +19,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import orjson
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import FeatureStoreError
+from ..lazy import lazy
 from .specs import FGSpec, FVSpec
 from .store import OnlineStore, Pointer, data_version_of, encode_key, make_data_version, stale_error
+
+# Imported on first use: materialization that finds nothing new never needs them (fs_cli/lazy.py).
+np = lazy("numpy")
+pd = lazy("pandas")
+pa = lazy("pyarrow")
+pc = lazy("pyarrow.compute")
 
 Progress = Callable[[int, int], None]  # (rows written so far, rows to write)
 _CHUNK = 20_000

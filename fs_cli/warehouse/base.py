@@ -164,6 +164,17 @@ class Warehouse(ABC):
             f"from {relation} fs_content_row")
         return f"{int(n)}:{total if total is None else int(total)}"
 
+    def content_tokens(self, relations: Sequence[str]) -> dict[str, str]:
+        """`content_token` of each relation, in one statement (one round trip; on Spark one job, not one per
+        relation). Raises like `content_token` when one of them cannot be read."""
+        if not relations:
+            return {}
+        h = f"sum(cast({self._row_hash('fs_content_row')} as decimal(38, 0)))"
+        rows = self.fetchall(" union all ".join(
+            f"select {i} as fs_i, count(*) as fs_n, {h} as fs_h from {rel} fs_content_row"
+            for i, rel in enumerate(relations)))
+        return {relations[int(i)]: f"{int(n)}:{total if total is None else int(total)}" for i, n, total in rows}
+
     def _row_hash(self, alias: str) -> str:
         """A 64-bit hash of the whole row of table alias `alias` (DuckDB: `hash` of the row struct)."""
         return f"hash({alias})"
