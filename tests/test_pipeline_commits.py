@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import drop_demo_models
+from conftest import drop_demo_models, preparsed
 
 from fs_cli import FeatureStore
 
@@ -65,7 +65,7 @@ def make_items_project(project_copy, engine: str) -> Path:
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
-    return d
+    return preparsed(d)
 
 
 @pytest.fixture

@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from services import pg_connect
+from conftest import ENGINES, copy_project, use_engine
+from services import clone_project, drop_clone, pg_connect, pg_database
 from test_pipeline_commits import V1, V2, as_rows, bi_query, make_items_project, schema_of, write_rows
 
 from fs_cli import FeatureStore
@@ -36,14 +39,43 @@ def fs_cli(project: Path, *args: str) -> tuple[int, str]:
     return res.exit_code, res.stdout
 
 
-def test_publish_killed_before_its_log_write_is_still_a_commit(items: Path, monkeypatch):
+@pytest.fixture(scope="module", params=ENGINES)
+def killed(request, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """(engine, project) whose `fs run` of V1 died SIGKILL-like right after its snapshot, before logging the
+    commit: killed once per engine, each test gets its own copy of that state (`crashed`)."""
+    engine = request.param
+    with ExitStack() as stack:
+        db = stack.enter_context(pg_database()) if engine == "postgres" else None
+        root = tmp_path_factory.mktemp(f"killed_{engine}")
+        d = make_items_project(lambda name, with_seeds, engine: use_engine(
+            copy_project(root / name, with_seeds=with_seeds), engine, db), engine)
+        write_rows(d, V1)
+        env = {**os.environ, "FS_TEST_CRASH_AFTER_SNAPSHOT": "1"}
+        crashed = subprocess.run([*FS, "--project-dir", str(d), "run", "--json"], env=env, capture_output=True,
+                                 text=True, timeout=300)
+        assert crashed.returncode == 137, crashed.stderr[-2000:]
+        if db:  # the dead process's sessions may outlive it for a moment: a template must have none
+            con = pg_connect()
+            with con.cursor() as cur:
+                cur.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = %s", [db])
+            con.close()
+        yield engine, d
+
+
+@pytest.fixture
+def crashed(killed, tmp_path) -> Iterator[Path]:
+    engine, src = killed
+    d = clone_project(engine, src, tmp_path / "items", "fs_test_killed_")
+    try:
+        yield d
+    finally:
+        drop_clone(engine, d)
+
+
+def test_publish_killed_before_its_log_write_is_still_a_commit(crashed: Path, monkeypatch):
     """SIGKILL-like death right after the snapshot: the next `fs commits` / `fs run` logs the commit, exact counts."""
     monkeypatch.setenv("DBT_LOG_LEVEL", "none")  # `fs run --json` sets it; restored after the test
-    write_rows(items, V1)
-    env = {**os.environ, "FS_TEST_CRASH_AFTER_SNAPSHOT": "1"}
-    crashed = subprocess.run([*FS, "--project-dir", str(items), "run", "--json"], env=env, capture_output=True,
-                             text=True, timeout=300)
-    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    items = crashed
     fs = FeatureStore(items)
     with fs.project.warehouse(read_only=True) as wh:  # the snapshot is there, the log is not
         assert wh.scalar(f"select count(*) from {fs.catalog.fg('fg_test_items').snapshot_relation}") == 4
@@ -65,14 +97,9 @@ def test_publish_killed_before_its_log_write_is_still_a_commit(items: Path, monk
     assert as_rows(fs.read("fg_test_items", commit=1)) == sorted(V1)
 
 
-def test_killed_publish_then_fs_commits(items: Path):
+def test_killed_publish_then_fs_commits(crashed: Path):
     """`fs commits` alone logs the orphaned publish."""
-    write_rows(items, V1)
-    env = {**os.environ, "FS_TEST_CRASH_AFTER_SNAPSHOT": "1"}
-    crashed = subprocess.run([*FS, "--project-dir", str(items), "run"], env=env, capture_output=True, text=True,
-                             timeout=300)
-    assert crashed.returncode == 137, crashed.stderr[-2000:]
-    code, out = fs_cli(items, "commits", "fg_test_items", "--json")  # a new session after the dead process
+    code, out = fs_cli(crashed, "commits", "fg_test_items", "--json")  # a new session after the dead process
     assert code == 0 and counts(json.loads(out)) == [(1, 4, 0, 0, 4)]
 
 
