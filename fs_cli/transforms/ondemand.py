@@ -24,11 +24,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import FeatureStoreError, Problems
-from ..lazy import lazy
-from .sql import q
+import duckdb
 
-duckdb = lazy("duckdb")  # imported when an expression is first checked or evaluated (fs_cli/lazy.py)
+from ..errors import FeatureStoreError, Problems
+from .sql import q
 
 OD_KEYS = {"name", "expr", "inputs", "request", "description"}
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
