@@ -21,7 +21,8 @@ A clean run (every group ok, no warning, nothing else failing, no `--select`) re
   model's Jinja, through the macros it may call, reads `run_started_at`, `invocation_id`, the time
   (`modules.datetime...now()`) or `env_var`: those change the result with no input changing;
 - every feature group is one the next full run would skip as unchanged (fs_cli/unchanged.py: published, its latest
-  commit validated by a passing gate run, no freshness expectation -- the clock again).
+  commit validated by a passing gate run, no freshness expectation -- the clock again; its candidate equals its
+  published version after any clean run).
 Every full run first deletes the record, so a run that dies midway leaves none. `fs run --rebuild` (SDK
 `run(rebuild=True)`) always takes the full path.
 """
@@ -36,11 +37,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import manifest_cache
+from .commits import is_published, list_commits
 from .declarations.model import Catalog
 from .online.push_log import PushLog, push_dir_for
 from .project import Project
 from .timeutil import utcnow
-from .unchanged import unchanged_validated_commit
 from .warehouse import META_SCHEMA, Warehouse
 
 TABLE = "run_inputs"
@@ -184,7 +185,7 @@ def record(project: Project, catalog: Catalog, fp: str, sources: dict[str, str |
         why = _volatile_or_unknown_reads(wh, manifest, results, known)
         if why is None:
             why = next((f"feature group {fg.name} would be audited again" for fg in catalog.feature_groups.values()
-                        if unchanged_validated_commit(wh, fg) is None), None)
+                        if not _skipped_when_unchanged(wh, fg)), None)
         if why is not None:
             return why
         after = tokens(wh, sorted(set(outputs)))
@@ -198,6 +199,17 @@ def record(project: Project, catalog: Catalog, fp: str, sources: dict[str, str |
             wh.execute(f"insert into {rel} (fingerprint, inputs, run_id, recorded_at) values (?, ?, ?, ?)",
                        [fp, json.dumps(inputs, sort_keys=True), run_id, utcnow()])
     return None
+
+
+def _skipped_when_unchanged(wh: Warehouse, fg: Any) -> bool:
+    """Whether a full run over this clean run's state would leave `fg` alone (fs_cli/unchanged.py's rule, given
+    that its candidate equals its published version, which a clean run guarantees: it either found them equal or
+    published the audited candidate): published, its latest commit validated by a passing run, no freshness
+    expectation. (An incremental group's next batch is empty: nothing ingested after the published watermark.)"""
+    if (fg.meta.get("expectations") or {}).get("freshness") is not None or not is_published(wh, fg):
+        return False
+    commits = list_commits(wh, fg)
+    return bool(commits) and commits[-1].validation == "passed"
 
 
 def _normalized(relation: str) -> str:

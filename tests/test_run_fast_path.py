@@ -7,6 +7,7 @@ reverted to show that it was that change and nothing else that made the differen
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -100,6 +101,11 @@ def test_a_run_builds_nothing_only_when_every_input_is_unchanged(project_copy, e
     report, audit = run(d)
     assert report.ok and report.outcomes[FG].commit.commit_id == 1 and report.unchanged_since is None
     assert decision(d) is not None  # a clean run on a fresh warehouse is recorded
+    fg = FeatureStore(d).catalog.fg(FG)
+    with FeatureStore(d).project.warehouse() as wh:  # a freshness expectation is never skipped: never recorded
+        assert run_inputs._skipped_when_unchanged(wh, fg)
+        fresh = replace(fg, meta={**fg.meta, "expectations": {"freshness": "3650d"}})
+        assert not run_inputs._skipped_when_unchanged(wh, fresh)
 
     # Each kind of change makes the next run build; undoing it makes it skip again.
     extra = "raw_in.extra"
