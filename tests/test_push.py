@@ -284,7 +284,7 @@ snapshots:
 
 
 def make_push_project(project_copy, engine: str, t0: datetime) -> Path:
-    from conftest import drop_demo_models
+    from conftest import drop_demo_models, preparsed
 
     d = drop_demo_models(project_copy("push", with_seeds=False, engine=engine))
     (d / "models" / "feature_groups" / "fg_push_items.sql").write_text(
@@ -303,7 +303,7 @@ def make_push_project(project_copy, engine: str, t0: datetime) -> Path:
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
-    return d
+    return preparsed(d)
 
 
 def _published(fs, as_of=None) -> list[tuple]:

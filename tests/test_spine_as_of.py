@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import drop_demo_models
+from conftest import drop_demo_models, preparsed
 
 from fs_cli import FeatureStore
 
@@ -87,7 +87,7 @@ def project(project_copy, engine) -> Path:
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
-    return d
+    return preparsed(d)
 
 
 def _publish_labels(fs: FeatureStore) -> None:
