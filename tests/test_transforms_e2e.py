@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
-from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
-from conftest import ENGINES, copy_project, use_engine
-from services import pg_connect, pg_database
 
 from fs_cli import FeatureStore, training
 from fs_cli.errors import DeclarationError
@@ -66,21 +62,18 @@ FV_SQL = """-- depends_on: {{ ref('stg_fraud_labels') }}
 """
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def demo(request, tmp_path_factory) -> Iterator[dict]:
-    """The demo plus fv_tf_demo on each warehouse, published by plain `dbt build`, with TD version 1 fitted."""
-    engine = request.param
-    if engine == "postgres":
-        pg_connect().close()  # skip (laptop) or fail (CI) when the server is missing
-    with pg_database() if engine == "postgres" else nullcontext() as db:
-        d = use_engine(copy_project(tmp_path_factory.mktemp(f"tf_e2e_{engine}") / "proj"), engine, db)
-        (d / "models" / "feature_views" / "_fv_tf_demo.yml").write_text(FV_YAML)
-        (d / "models" / "feature_views" / "fv_tf_demo.sql").write_text(FV_SQL)
-        fs = FeatureStore(d)
-        assert fs.project.engine == engine
-        assert fs.project.dbt(["build"]).success
-        td = fs.create_training_dataset(FV, split="random:0.7,0.3:11")
-        yield {"dir": d, "fs": fs, "td": td, "engine": engine}
+@pytest.fixture(scope="module")
+def demo(demo_copy_on_engine) -> dict:
+    """The demo plus fv_tf_demo on each warehouse (a private copy of the run's shared demo build: its groups are
+    published, its spine built), with TD version 1 of fv_tf_demo fitted."""
+    engine, d = demo_copy_on_engine
+    (d / "models" / "feature_views" / "_fv_tf_demo.yml").write_text(FV_YAML)
+    (d / "models" / "feature_views" / "fv_tf_demo.sql").write_text(FV_SQL)
+    fs = FeatureStore(d)
+    assert fs.project.engine == engine
+    assert fs.project.dbt(["build", "--select", FV]).success  # the new view, over the published groups
+    td = fs.create_training_dataset(FV, split="random:0.7,0.3:11")
+    return {"dir": d, "fs": fs, "td": td, "engine": engine}
 
 
 def test_statistics_are_fitted_on_the_train_split_only(demo):
