@@ -273,9 +273,12 @@ def demo_on_engine(request) -> tuple[str, Path]:
 #: The modules that take longest (`make test` prints the slowest tests), started first: with `--dist loadfile
 #: --no-loadscope-reorder` (Makefile) workers take modules in collection order, and a long module collected last would
 #: run alone at the end.
-SLOW_FIRST = ["test_spark.py", "test_spark_demo.py", "test_incremental_groups.py", "test_publish_store.py",
-              "test_publish_integrity.py", "test_push.py", "test_training_datasets.py", "test_spine_as_of.py",
-              "test_monitoring.py", "test_ui.py"]
+#: test_training_datasets.py comes right after Spark: it builds the shared demos (`demo_project`,
+#: `demo_project_postgres`) while the other worker runs modules that need none, so no worker waits on the build's lock.
+SLOW_FIRST = ["test_spark.py", "test_spark_demo.py", "test_training_datasets.py", "test_incremental_groups.py",
+              "test_publish_store.py", "test_unchanged_candidates.py", "test_publish_integrity.py", "test_push.py",
+              "test_withhold_unvalidated.py", "test_pipeline_commits.py", "test_ci_workflow.py", "test_monitoring.py",
+              "test_spine_as_of.py", "test_ui.py"]
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters (kept within each module)
