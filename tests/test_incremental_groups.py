@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ENGINES, copy_project, drop_demo_models, use_engine
+from conftest import ENGINES, copy_project, drop_demo_models, preparsed, use_engine
 from services import pg_database
 
 from fs_cli import FeatureStore
@@ -189,7 +189,7 @@ def _make_project(d: Path) -> Path:
         FG_YAML.replace("fg_test_items", TABLE).replace("built incrementally", "recomputed in full"))
     (d / "snapshots" / f"{TABLE}.yml").write_text(TABLE_SNAPSHOT_YAML)
     add_entity_item(d)
-    return d
+    return preparsed(d)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -312,6 +312,7 @@ def test_only_incremental_groups_may_compare_one_column(project_copy):
     (d / "snapshots" / "test_items.yml").write_text(SNAPSHOT_YAML)
     drop_demo_models(d)
     add_entity_item(d)
+    preparsed(d)
     write_rows(d, V1)
     with pytest.raises(FeatureStoreError) as e:
         FeatureStore(d).catalog.fg("fg_test_items")
