@@ -80,7 +80,8 @@ def test_a_second_concurrent_fs_run_waits_for_the_first(items: Path):
         first = start(items, "run", "--json")
         procs.append(first)
         wait_for_lock_holder(items, first.pid, first)
-        second = start(items, "run", "--json")
+        # waits as long as the first takes: the default bound (60 s) is less than one fs run on a loaded machine
+        second = start(items, "run", "--json", FS_LOCK_TIMEOUT=str(DEADLINE))
         procs.append(second)
         code1, out1, err1 = finish(first)
         code2, out2, err2 = finish(second)
