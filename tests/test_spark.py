@@ -136,8 +136,9 @@ def write_items(project: Path, rows: list[tuple]) -> None:
 def make_project(root: Path) -> Path:
     d = use_engine(copy_project(root, with_seeds=False), "spark")
     fgs = d / "models" / "feature_groups"
+    # Only this module's models: the demo's groups, staging and monitoring views would be rebuilt by every run.
     for p in [*fgs.iterdir(), *(d / "models" / "staging").iterdir(), *(d / "models" / "feature_views").iterdir(),
-              *(d / "snapshots").iterdir()]:
+              *(d / "models" / "monitoring").iterdir(), *(d / "snapshots").iterdir()]:
         p.unlink()
     (fgs / f"{FG}.sql").write_text(FG_SQL)
     (fgs / "_spark_items.yml").write_text(FG_YAML)
@@ -152,12 +153,6 @@ def make_project(root: Path) -> Path:
         "        {example_id: bigint, item_id: bigint, label_at: timestamp, label: int}\n"
         "  - name: spark_items\n    config:\n      column_types:\n"
         "        {item_id: bigint, event_time: timestamp, value: double, color: string}\n")
-    # The PIT macro, compiled by dbt-spark over hand-made tables in schema pit (pit_oracle's variants).
-    (d / "models" / "pit").mkdir()
-    (d / "models" / "pit" / "_sources.yml").write_text(
-        "version: 2\nsources:\n  - name: pit\n    schema: pit\n    tables: [{name: spine}, {name: fg_a}, {name: fg_b}]\n")
-    for v in VARIANTS:
-        (d / "models" / "pit" / f"{v.name}.sql").write_text(model_sql(v))
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
         "  fs_entities:\n", "  fs_entities:\n    item:\n      join_keys: [item_id]\n"))
@@ -174,13 +169,23 @@ def spark_project(tmp_path_factory):
     d = make_project(tmp_path_factory.mktemp("spark") / "proj")
     fs = FeatureStore(d)
     assert fs.project.engine == "spark"
-    load_pit_tables(fs)  # before any dbt build: the PIT views over them are built with the feature group
+    load_pit_tables(fs)  # the hand-made tables test_point_in_time_join_matches_oracle joins
     runs = [fs.run()]
     write_items(d, V2)
     runs.append(fs.run())
     write_items(d, BAD)
     runs.append(fs.run())
     yield {"dir": d, "fs": fs, "runs": runs}
+
+
+def write_pit_models(d: Path) -> None:
+    """The PIT macro's variants (pit_oracle) as models over the hand-made tables in schema pit. Written by the PIT
+    test just before it compiles them, not by make_project: every `fs run` of the fixture would build them as views."""
+    (d / "models" / "pit").mkdir(exist_ok=True)
+    (d / "models" / "pit" / "_sources.yml").write_text(
+        "version: 2\nsources:\n  - name: pit\n    schema: pit\n    tables: [{name: spine}, {name: fg_a}, {name: fg_b}]\n")
+    for v in VARIANTS:
+        (d / "models" / "pit" / f"{v.name}.sql").write_text(model_sql(v))
 
 
 def load_pit_tables(fs) -> None:
@@ -321,7 +326,8 @@ def test_point_in_time_join_matches_oracle(spark_project):
     on hand-made edge cases: TTL boundary, ties on event time (created time, NULL created), NULL keys and times,
     duplicates, spine order kept."""
     fs = spark_project["fs"]
-    res = fs.project.dbt(["compile", "--select", "path:models/pit"])
+    write_pit_models(spark_project["dir"])
+    res = fs.project.dbt(["compile", "--select", "path:models/pit"], reuse_manifest=False)  # parse the new files
     assert res.success, res.exception
     compiled = {r.node.name: r.node.compiled_code for r in res.results}
     assert set(compiled) == {v.name for v in VARIANTS}

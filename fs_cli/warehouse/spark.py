@@ -92,7 +92,23 @@ def session(project: Project) -> Any:
                 "use, Maven Central to fetch Delta's jars",
             ) from None
         spark.sparkContext.setLogLevel("ERROR")
+        _quiet_metastore_alter_errors(spark)
         return spark
+
+
+def _quiet_metastore_alter_errors(spark: Any) -> None:
+    """Silence the Hive metastore's "ERROR HiveAlterHandler: Failed to alter table" lines.
+
+    dbt-spark rebuilds a Delta table with `create or replace table`; Delta then updates the table in the metastore,
+    whose alter handler logs that ERROR (it cannot alter the non-native table's storage description) although the
+    statement succeeds, and Delta's log, not the metastore, holds the table's schema and data. A real failure still
+    raises in the statement. On the demo that was one alarming line per feature group rebuilt."""
+    try:
+        jvm = spark.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            "org.apache.hadoop.hive.metastore.HiveAlterHandler", jvm.org.apache.logging.log4j.Level.OFF)
+    except Exception as e:  # noqa: BLE001 - a cosmetic setting: never fail a session over it
+        log.debug("could not quiet HiveAlterHandler: %s", e)
 
 
 def _same_warehouse(active: Any, params: dict[str, Any]) -> bool:
