@@ -174,7 +174,7 @@ def _run_locked(project: Project, catalog: Catalog, select: tuple[str, ...],
     with project.warehouse() as wh:
         run_inputs.forget(wh)
         # the sources as this build reads them (read before it: a source written during the run is a change)
-        sources = None if select else run_inputs.tokens(wh, run_inputs.source_relations(wh, catalog.manifest))
+        sources = None if select else run_inputs.source_tokens(wh, catalog.manifest)
 
     # Seeds whose file and table are as the last load left them are not loaded again (fs_cli/seed_reuse.py).
     kept_seeds = seed_reuse.reusable(project, project.manifest())

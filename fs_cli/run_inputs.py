@@ -88,12 +88,16 @@ def _built_by_run(node: Any) -> bool:
     return not str(getattr(node, "original_file_path", "")).startswith(FEATURE_VIEWS_PATH + "/")
 
 
-def source_relations(wh: Warehouse, manifest: Any) -> list[str]:
-    """The sources the build reads (those the nodes it builds depend on), as relations on the target."""
+def source_tokens(wh: Warehouse, manifest: Any) -> dict[str, str | None]:
+    """Content tokens of the sources the build reads (those the nodes it builds depend on); None for a source that
+    does not exist yet (looked up in the catalog first: a failing query would log an error on Spark)."""
     sources = getattr(manifest, "sources", None) or {}
     used = {uid for node in (getattr(manifest, "nodes", None) or {}).values() if _built_by_run(node)
             for uid in (getattr(node.depends_on, "nodes", None) or []) if uid.startswith("source.")}
-    return sorted({wh.relation(sources[u].schema, sources[u].identifier) for u in used if u in sources})
+    pairs = sorted({(sources[u].schema, sources[u].identifier) for u in used if u in sources})
+    existing = {schema: set(wh.tables(schema)) for schema in {s for s, _ in pairs}}
+    present = [wh.relation(s, n) for s, n in pairs if n in existing[s]]
+    return {**{wh.relation(s, n): None for s, n in pairs if n not in existing[s]}, **tokens(wh, present)}
 
 
 def tokens(wh: Warehouse, relations: Iterable[str]) -> dict[str, str | None]:
