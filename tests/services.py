@@ -36,9 +36,7 @@ def pg_connect(dbname: str = "postgres"):
     return con
 
 
-def new_pg_database(prefix: str = "fs_test") -> str:
-    """Create a fresh database with a unique name; the caller drops it (drop_pg_database)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+def _create_pg_database(name: str) -> str:
     con = pg_connect()
     try:
         with con.cursor() as cur:
@@ -46,18 +44,17 @@ def new_pg_database(prefix: str = "fs_test") -> str:
     finally:
         con.close()
     return name
+
+
+def new_pg_database(prefix: str = "fs_test") -> str:
+    """Create a fresh database with a unique name; the caller drops it (drop_pg_database)."""
+    return _create_pg_database(f"{prefix}_{uuid.uuid4().hex[:12]}")
 
 
 def fresh_pg_database(name: str) -> str:
     """Create the database `name` empty (dropped first if a dead run of this process left it)."""
     drop_pg_database(name)
-    con = pg_connect()
-    try:
-        with con.cursor() as cur:
-            cur.execute(f'create database "{name}"')
-    finally:
-        con.close()
-    return name
+    return _create_pg_database(name)
 
 
 def drop_pg_database(name: str) -> None:
