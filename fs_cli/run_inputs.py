@@ -37,11 +37,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import manifest_cache
-from .commits import is_published, list_commits
 from .declarations.model import Catalog
 from .online.push_log import PushLog, push_dir_for
 from .project import Project
+from .push_publish import PUSH_SCHEMA
 from .timeutil import utcnow
+from .unchanged import validated_latest_commit
 from .warehouse import META_SCHEMA, Warehouse
 
 TABLE = "run_inputs"
@@ -183,8 +184,8 @@ def record(project: Project, catalog: Catalog, fp: str, sources: dict[str, str |
                    if _kind(n) in ("model", "seed") and _built_by_run(n)
                    and getattr(n.config, "materialized", None) != "ephemeral"]
         outputs += [fg.snapshot_relation for fg in catalog.feature_groups.values()]
-        outputs += [wh.relation("fs_push", name) for name in catalog.feature_groups
-                    if wh.relation_exists("fs_push", name)]
+        outputs += [wh.relation(PUSH_SCHEMA, name) for name in catalog.feature_groups
+                    if wh.relation_exists(PUSH_SCHEMA, name)]
         known = set(sources) | set(outputs)
         why = _volatile_or_unknown_reads(wh, manifest, results, known)
         if why is None:
@@ -210,10 +211,7 @@ def _skipped_when_unchanged(wh: Warehouse, fg: Any) -> bool:
     that its candidate equals its published version, which a clean run guarantees: it either found them equal or
     published the audited candidate): published, its latest commit validated by a passing run, no freshness
     expectation. (An incremental group's next batch is empty: nothing ingested after the published watermark.)"""
-    if (fg.meta.get("expectations") or {}).get("freshness") is not None or not is_published(wh, fg):
-        return False
-    commits = list_commits(wh, fg)
-    return bool(commits) and commits[-1].validation == "passed"
+    return validated_latest_commit(wh, fg) is not None
 
 
 def _normalized(relation: str) -> str:

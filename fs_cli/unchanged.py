@@ -21,12 +21,19 @@ from .declarations.model import FeatureGroup
 from .warehouse import Warehouse
 
 
-def unchanged_validated_commit(wh: Warehouse, fg: FeatureGroup) -> Commit | None:
-    """The latest commit of `fg` if its candidate equals that published version and a passing run validated it."""
+def validated_latest_commit(wh: Warehouse, fg: FeatureGroup) -> Commit | None:
+    """The latest commit of `fg` when an unchanged candidate may skip the audit: published, that commit validated by a
+    passing run, and no freshness expectation (its answer changes with the clock)."""
     if (fg.meta.get("expectations") or {}).get("freshness") is not None or not is_published(wh, fg):
         return None
     commits = list_commits(wh, fg)
-    if not commits or commits[-1].validation != "passed":
+    return commits[-1] if commits and commits[-1].validation == "passed" else None
+
+
+def unchanged_validated_commit(wh: Warehouse, fg: FeatureGroup) -> Commit | None:
+    """The latest commit of `fg` if its candidate equals that published version and a passing run validated it."""
+    latest = validated_latest_commit(wh, fg)
+    if latest is None:
         return None
     candidate = [c for c, _ in wh.describe(fg.relation)]
     published = [c for c, _ in wh.describe(fg.snapshot_relation) if not c.lower().startswith("dbt_")]
@@ -36,4 +43,4 @@ def unchanged_validated_commit(wh: Warehouse, fg: FeatureGroup) -> Commit | None
     live = f"(select {cols} from {fg.snapshot_relation} where {LIVE})"
     if wh.content_token(f"(select {cols} from {fg.relation})") != wh.content_token(live):
         return None
-    return commits[-1]
+    return latest
