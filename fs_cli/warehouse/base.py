@@ -159,10 +159,7 @@ class Warehouse(ABC):
     def content_token(self, relation: str) -> str:
         """A token that changes when the rows of `relation` change: its row count and an order-independent sum of
         64-bit row hashes (equal tokens mean equal content, up to a hash collision). One scan of the table."""
-        n, total = self.fetchone(
-            f"select count(*), sum(cast({self._row_hash('fs_content_row')} as decimal(38, 0))) "
-            f"from {relation} fs_content_row")
-        return f"{int(n)}:{total if total is None else int(total)}"
+        return self.content_tokens([relation])[relation]
 
     def content_tokens(self, relations: Sequence[str]) -> dict[str, str]:
         """`content_token` of each relation, in one statement (one round trip; on Spark one job, not one per
