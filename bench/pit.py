@@ -1,30 +1,45 @@
-"""Point-in-time training set through the real product path, on the benchmark layout (bench/gen_data.py).
+"""Point-in-time training set through the product's path, on the benchmark layout (bench/gen_data.py).
 
 usage: python bench/pit.py --data DIR --ttl-days N --out OUT.parquet [--size-label small] [--keep-project DIR]
-                           [--target duckdb|postgres|spark] [--pg-database DB]
+                           [--target duckdb|postgres|spark] [--pg-database DB] [--threads N]
 
-A throw-away dbt project (named feature_store, using this repo's macros/) declares the Parquet files as dbt
-sources, the two feature groups as models with their `config.meta.fs` (entity, event_time, created_time,
-ttl), and a table model whose body reads that metadata from the graph and calls fs_point_in_time_join. dbt
-runs in-process; the table is then exported to Parquet: customer_id, event_timestamp, label and the six
-features, in spine order. Prints the join step (dbt's execution time of the table model), the export and the
-whole command (interpreter start-up excluded, dbt start-up and parsing included), and a last JSON line.
+A bench project (named feature_store, using this repo's macros/) declares the Parquet files as dbt sources, the two
+feature groups as view models with their `config.meta.fs` (entity, event_time, created_time, ttl), and a table model
+whose body reads that metadata from the graph and calls fs_point_in_time_join. It lives on between runs in
+bench/.pit-project/<target>/ (or --keep-project DIR; gitignored), its files rewritten only when their text changes.
+
+The run is what `fs training-dataset create` does (fs_cli/training/build.py `compile_feature_view` and `build`):
+the models' SQL is compiled by dbt once per project state and kept under a key of everything that determines it
+(fs_cli/manifest_cache.py `compiled_key`: the project's files with sizes and mtimes, macros included, the profile,
+target, vars, FS_/DBT_/PG environment and the installed dbt versions; plus this bench's inputs: the text of every file
+it writes, the data directory, the TTL, and the columns of the three input relations as the warehouse holds them, which
+the macro reads while compiling). A later run with the same key starts no dbt at all: it opens fs's warehouse layer
+(`Project.warehouse()`), creates the two views and runs `create table ... as <compiled SQL>` itself, then exports to
+Parquet: customer_id, event_timestamp, label and the six features, in spine order. Any other input (another TTL, data
+directory, target, database, an edited macro, another dbt) misses the cache and dbt compiles again.
+
+Prints whether dbt compiled or the cache served the SQL, the join step (the CREATE TABLE ... AS of the training set),
+the compile, the export, the whole command (interpreter start-up excluded, dbt's start-up and parse included when it
+runs) and the overhead (whole command - join step - Postgres data load), and a last JSON line.
 
 --target postgres runs the same project through dbt-postgres (the default, window-function implementation of the
 macro) on the Postgres server of bench/pg_bench.py: the Parquet files are loaded into a fresh database (dropped at
 the end; with --pg-database DB, a database already loaded by `bench/pg_bench.py load` is used and only this run's
-schema is dropped), the training set is a table there, exported back to Parquet with COPY. On Postgres the join
+schema is dropped), the training set is a table there, exported back to Parquet with COPY. The compiled SQL names the
+database, so only --pg-database runs can be served from the cache (a fresh database is a new key). On Postgres the join
 runs in server processes: "server CPU" is the CPU of the processes serving the bench database (backends and their
 parallel workers) during the join, sampled from /proc (pg_bench.DatabaseCpuClock).
 
---target spark runs it through dbt-spark's session method on a local Spark started from the project's `spark` target
-settings (bench/spark_conf.py: local[2], UTC, Delta; driver memory 4g): the Parquet files are external tables read
-in place, the training set is a Delta table, exported to Parquet through Arrow. The join runs in Spark's JVM, a child
-of this process that rusage does not see: CPU and peak memory are sampled from /proc over the process tree
+--target spark runs it on fs's in-process Spark session (fs_cli/warehouse/spark.py `session`, started from the bench
+profile's server_side_parameters = the project's `spark` target settings, bench/spark_conf.py: local[2], UTC, Delta;
+driver memory 4g; metastore and tables under <bench project>/.fs/spark): the Parquet files are external tables read in
+place, the training set is a Delta table, exported to Parquet through Arrow. The join runs in Spark's JVM, a child of
+this process that rusage does not see: CPU and peak memory are sampled from /proc over the process tree
 (bench/proc_tree.py).
 
 Time zones are pinned to UTC in every profile this writes (DuckDB `settings: {TimeZone: UTC}`; Postgres: PGTZ and
-the connection options), so the machine's TZ cannot shift a comparison of naive and tz-aware timestamps.
+the connection options) and in fs's warehouse sessions, so the machine's TZ cannot shift a comparison of naive and
+tz-aware timestamps.
 """
 
 from __future__ import annotations
@@ -34,14 +49,14 @@ import time
 T_START = time.perf_counter()
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import textwrap  # noqa: E402
-import uuid  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -49,10 +64,18 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 REPO = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))  # bench/pg_bench.py
+sys.path.insert(1, str(REPO))  # fs_cli, when run as a script from elsewhere
+DEFAULT_PROJECTS = BENCH / ".pit-project"  # <target>/ below; gitignored
+MODEL = "training_set"
+PG_SCHEMA = "fs_pit_ours"  # stable: the compiled SQL names the feature-group views' schema
+SPARK_SCHEMA = "bench_out"
+#: Settings of the caller's environment that would point fs at another project, warehouse file or target.
+_REDIRECTING_ENV = ("FS_PROJECT_DIR", "FS_PROFILES_DIR", "FS_TARGET", "FS_DUCKDB_PATH", "FS_SPARK_DIR", "DBT_TARGET")
 FEATURE_GROUPS = {
     "fg_customer_tx": ["tx_amount_7d", "tx_count_7d", "avg_basket"],
     "fg_customer_profile": ["credit_score", "tenure_days", "risk_ratio"],
 }
+INPUT_TABLES = ["spine", *FEATURE_GROUPS]
 OUTPUT_COLUMNS = ["customer_id", "event_timestamp", "label"] + [f for fs in FEATURE_GROUPS.values() for f in fs]
 
 # The model body: feature groups come from their meta.fs declarations, not from this file.
@@ -83,18 +106,28 @@ select 1
 """
 
 
+def duckdb_path(root: Path) -> Path:
+    """Where fs keeps a project's DuckDB file (fs_cli/project.py): the profile says the same, so dbt and fs agree."""
+    return root / ".fs" / "feature_store.duckdb"
+
+
+def spark_scratch(root: Path) -> Path:
+    """fs's Spark directory of a project (fs_cli/warehouse/spark.py `spark_dir`): metastore, tables, scratch."""
+    return root / ".fs" / "spark"
+
+
 def profile_yml(root: Path, threads: int, target: str, pg: dict | None) -> str:
-    """The throw-away profile, TimeZone pinned to UTC on both targets (with TZ=America/New_York and no setting, a
+    """The bench profile, TimeZone pinned to UTC on every target (with TZ=America/New_York and no setting, a
     tz-aware spine against naive features was shifted by the machine's offset)."""
     if target == "duckdb":
-        return (f"pit_bench:\n  target: duckdb\n  outputs:\n    duckdb: {{type: duckdb, path: '{root / 'bench.duckdb'}',"
+        return (f"pit_bench:\n  target: duckdb\n  outputs:\n    duckdb: {{type: duckdb, path: '{duckdb_path(root)}',"
                 f" schema: main, threads: {threads}, settings: {{TimeZone: UTC}}}}\n")
-    if target == "spark":  # dbt-spark's session method reuses the session run_spark starts from the same params
+    if target == "spark":  # dbt-spark's session method reuses the session fs starts from the same params
         from spark_conf import spark_params
 
-        params = json.dumps(spark_params(root / "spark"))
+        params = json.dumps(spark_params(spark_scratch(root)))
         return (f"pit_bench:\n  target: spark\n  outputs:\n    spark: {{type: spark, method: session, host: NA,"
-                f" schema: bench_out, threads: 1, server_side_parameters: {params}}}\n")
+                f" schema: {SPARK_SCHEMA}, threads: 1, server_side_parameters: {params}}}\n")
     # dbt-postgres has no session-settings field: libpq applies PGTZ=UTC (pinned by main) when it connects.
     return (f"pit_bench:\n  target: postgres\n  outputs:\n    postgres: {{type: postgres, host: '{pg['host']}',"
             f" port: {pg['port']}, user: '{pg['user']}', password: '{os.environ.get('PGPASSWORD', '')}',"
@@ -119,12 +152,12 @@ def sources_yml(data: Path, target: str, tables: list[str]) -> str:
     return "\n".join(src) + "\n"
 
 
-def write_project(root: Path, data: Path, ttl_days: int, threads: int, target: str = "duckdb",
-                  pg: dict | None = None) -> Path:
-    (root / "models" / "feature_groups").mkdir(parents=True, exist_ok=True)
+def project_texts(root: Path, data: Path, ttl_days: int, threads: int, target: str = "duckdb",
+                  pg: dict | None = None) -> dict[Path, str]:
+    """Every file of the bench project, by path."""
     fg_names = list(FEATURE_GROUPS)
-    (root / "dbt_project.yml").write_text(
-        textwrap.dedent(
+    texts = {
+        root / "dbt_project.yml": textwrap.dedent(
             f"""\
             name: feature_store
             version: "0.1.0"
@@ -132,7 +165,7 @@ def write_project(root: Path, data: Path, ttl_days: int, threads: int, target: s
             profile: pit_bench
             model-paths: ["models"]
             macro-paths: ["{REPO / 'macros'}"]
-            flags: {{send_anonymous_usage_stats: false, partial_parse: false}}
+            flags: {{send_anonymous_usage_stats: false}}
             vars:
               fs_entities: {{customer: {{join_keys: [customer_id]}}}}
               bench_feature_groups: {json.dumps(fg_names)}
@@ -141,13 +174,14 @@ def write_project(root: Path, data: Path, ttl_days: int, threads: int, target: s
                 feature_groups: {{+materialized: view}}
                 {"+file_format: delta" if target == "spark" else ""}
             """
-        )
-    )
-    (root / "profiles.yml").write_text(profile_yml(root, threads, target, pg))
-    (root / "models" / "_sources.yml").write_text(sources_yml(data, target, ["spine", *fg_names]))
+        ),
+        root / "profiles.yml": profile_yml(root, threads, target, pg),
+        root / "models" / "_sources.yml": sources_yml(data, target, INPUT_TABLES),
+        root / "models" / f"{MODEL}.sql": TRAINING_SET_SQL,
+    }
     fg_yml = ["version: 2", "models:"]
     for name, feats in FEATURE_GROUPS.items():
-        (root / "models" / "feature_groups" / f"{name}.sql").write_text(f"select * from {{{{ source('bench', '{name}') }}}}\n")
+        texts[root / "models" / "feature_groups" / f"{name}.sql"] = f"select * from {{{{ source('bench', '{name}') }}}}\n"
         fg_yml += [
             f"  - name: {name}",
             "    config:",
@@ -164,52 +198,110 @@ def write_project(root: Path, data: Path, ttl_days: int, threads: int, target: s
             "      - {name: created, data_type: timestamp}",
             *[f"      - {{name: {f}, data_type: double}}" for f in feats],
         ]
-    (root / "models" / "feature_groups" / "_feature_groups.yml").write_text("\n".join(fg_yml) + "\n")
-    (root / "models" / "training_set.sql").write_text(TRAINING_SET_SQL)
-    return root
+    texts[root / "models" / "feature_groups" / "_feature_groups.yml"] = "\n".join(fg_yml) + "\n"
+    return texts
 
 
-def run_dbt(root: Path, cpu_clock) -> tuple[float, float, float]:
-    """dbt run in-process; (join step s, join CPU s by cpu_clock, whole dbt run s)."""
-    from dbt.cli.main import dbtRunner
+def write_project(root: Path, data: Path, ttl_days: int, threads: int, target: str = "duckdb",
+                  pg: dict | None = None) -> str:
+    """Write the bench project, touching only files whose text changed (the cache key holds their mtimes: an
+    unchanged file keeps its mtime, so an unchanged project keeps its key). Returns a digest of all the texts."""
+    texts = project_texts(root, data, ttl_days, threads, target, pg)
+    for path, text in texts.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+    return hashlib.sha256(json.dumps({str(p): t for p, t in sorted(texts.items())}).encode()).hexdigest()
 
-    # CPU seconds of the join step, from dbt's node events: on a busy machine wall times inflate, CPU less so.
-    cpu_marks: dict[str, float] = {}
 
-    def on_event(e) -> None:
-        if e.info.name in ("NodeStart", "NodeFinished"):
-            if getattr(e.data.node_info, "node_name", "") == "training_set":
-                cpu_marks[e.info.name] = cpu_clock()
+def open_project(root: Path, target: str):
+    """The bench project as fs sees it (fs_cli/project.py): its dbt runner, manifest cache and warehouse layer."""
+    from fs_cli.project import Project
 
-    t_dbt = time.perf_counter()
-    res = dbtRunner(callbacks=[on_event]).invoke(
-        ["run", "--project-dir", str(root), "--profiles-dir", str(root), "--quiet"]
-    )
-    dbt_s = time.perf_counter() - t_dbt
-    join_cpu_s = cpu_marks.get("NodeFinished", 0.0) - cpu_marks.get("NodeStart", 0.0)
+    return Project(root, target=target)
+
+
+def parquet_columns(data: Path) -> dict[str, list[list[str]]]:
+    """The columns (name, type) of the three Parquet files, read from their footers: what DuckDB and Spark see."""
+    import pyarrow.parquet as pq
+
+    return {t: [[f.name, str(f.type)] for f in pq.read_schema(data / f"{t}.parquet")] for t in INPUT_TABLES}
+
+
+def compile_models(project, inputs: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
+    """The bench models compiled as `fs training-dataset create` compiles a feature view: from the cache when the key
+    (manifest_cache.compiled_key of the project, plus the bench's `inputs`) was compiled before, else by `dbt compile`
+    (stored under that key). Returns [{name, relation, schema, materialized, sql}] (the feature-group views, then the
+    training set) and how it was obtained: "cached" or "dbt"."""
+    from fs_cli import manifest_cache
+
+    key = manifest_cache.compiled_key(project, MODEL, inputs)
+    cached = manifest_cache.cached_compiled(project, key)
+    if cached is not None:
+        return json.loads(cached), "cached"
+    res = project.dbt(["compile", "--log-level", "none"])
     if not res.success:
-        raise SystemExit(f"error: dbt run failed: {res.exception or [r.message for r in res.result.results]}")
-    join_s = next(r.execution_time for r in res.result.results if r.node.name == "training_set")
-    return join_s, join_cpu_s, dbt_s
+        why = res.exception or [r.message for r in res.results if r.message]
+        raise SystemExit(f"error: dbt compile failed: {why}")
+    nodes = [{"name": r.node.name, "relation": r.node.relation_name, "schema": r.node.schema,
+              "materialized": r.node.config.materialized, "sql": r.node.compiled_code.strip().rstrip(";")}
+             for r in res.results if r.node.resource_type == "model"]
+    nodes.sort(key=lambda n: n["name"] == MODEL)  # the views it reads first
+    if sorted(n["name"] for n in nodes) != sorted([*FEATURE_GROUPS, MODEL]):
+        raise SystemExit(f"error: dbt compiled {[n['name'] for n in nodes]}, expected {[*FEATURE_GROUPS, MODEL]}")
+    manifest_cache.store_compiled(project, key, json.dumps(nodes))
+    return nodes, "dbt"
+
+
+def cache_inputs(data: Path, ttl_days: int, target: str, project_digest: str, columns: dict) -> dict[str, Any]:
+    """What the compiled SQL depends on beyond manifest_cache.compiled_key's project state: the text of the files this
+    bench writes (the key's mtimes could repeat within a clock tick), the data directory and TTL (also in those texts),
+    and the input relations' columns (the macro reads the spine's columns from the warehouse while compiling)."""
+    return {"bench": "pit", "target": target, "data": str(data), "ttl_days": ttl_days,
+            "project_texts": project_digest, "input_columns": columns}
+
+
+def materialize(wh, nodes: list[dict[str, str]], cpu_clock: Callable[[], float]) -> tuple[str, float, float]:
+    """What dbt run did, on fs's warehouse session: the feature-group views, then the training set as
+    `create table ... as <compiled SQL>`. Returns (the table's relation, join step s, join CPU s by cpu_clock)."""
+    *views, table = nodes
+    for schema in dict.fromkeys(n["schema"] for n in nodes):
+        wh.ensure_schema(schema)
+    wh.drop_table(table["relation"])
+    for v in views:
+        wh.execute(f"drop view if exists {v['relation']}")
+        wh.execute(f"create view {v['relation']} as\n{v['sql']}")
+    t0, c0 = time.perf_counter(), cpu_clock()
+    wh.execute(f"create table {table['relation']} as\n{table['sql']}")
+    return table["relation"], time.perf_counter() - t0, cpu_clock() - c0
 
 
 def run_duckdb(args, data: Path, root: Path) -> dict:
-    write_project(root, data, args.ttl_days, args.threads)
-    join_s, join_cpu_s, dbt_s = run_dbt(root, time.process_time)
-
-    import duckdb
-
-    t_exp = time.perf_counter()
-    con = duckdb.connect(str(root / "bench.duckdb"))
-    con.execute("set TimeZone = 'UTC'")  # as the profile: the machine's TZ must not shift timestamps
-    cols = ", ".join(f'"{c}"' for c in OUTPUT_COLUMNS)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    # The table was written in spine order (the model ends with ORDER BY) and DuckDB keeps insertion order.
-    con.execute(f"copy (select {cols} from training_set) to '{args.out.resolve()}' (format parquet)")
-    rows = con.execute("select count(*) from training_set").fetchall()[0][0]
-    con.close()
-    return {"rows": rows, "join_s": join_s, "join_cpu_s": join_cpu_s, "dbt_s": dbt_s,
+    digest = write_project(root, data, args.ttl_days, args.threads)
+    project = open_project(root, "duckdb")
+    t_compile = time.perf_counter()
+    nodes, compiled = compile_models(project, cache_inputs(data, args.ttl_days, "duckdb", digest,
+                                                           parquet_columns(data)))
+    compile_s = time.perf_counter() - t_compile
+    with project.warehouse() as wh:  # SET TimeZone = 'UTC' (fs_cli/warehouse/duckdb.py)
+        relation, join_s, join_cpu_s = materialize(wh, nodes, time.process_time)
+        t_exp = time.perf_counter()
+        cols = ", ".join(wh.quote(c) for c in OUTPUT_COLUMNS)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        # The table was written in spine order (the model ends with ORDER BY) and DuckDB keeps insertion order.
+        wh.execute(f"copy (select {cols} from {relation}) to '{args.out.resolve()}' (format parquet)")
+        rows = wh.scalar(f"select count(*) from {relation}")
+    return {"rows": rows, "compiled": compiled, "compile_s": compile_s, "join_s": join_s, "join_cpu_s": join_cpu_s,
             "export_s": time.perf_counter() - t_exp}
+
+
+def postgres_columns(project) -> dict[str, list[list[str]]]:
+    """The columns (name, type) of the loaded input tables, as the database holds them (--pg-database may have been
+    loaded from other files than --data)."""
+    from pg_bench import DATA_SCHEMA
+
+    with project.warehouse(read_only=True) as wh:
+        return {t: [list(c) for c in wh.describe(wh.relation(DATA_SCHEMA, t))] for t in INPUT_TABLES}
 
 
 def run_postgres(args, data: Path, root: Path) -> dict:
@@ -221,56 +313,63 @@ def run_postgres(args, data: Path, root: Path) -> dict:
             t_load = time.perf_counter()
             pg_bench.load_parquet(dbname, data)
             out["load_s"] = time.perf_counter() - t_load
-        schema = f"fs_pit_ours_{uuid.uuid4().hex[:8]}"
         try:
-            write_project(root, data, args.ttl_days, args.threads, "postgres",
-                          {**pg_bench.server(), "dbname": dbname, "schema": schema})
-            with pg_bench.DatabaseCpuClock(dbname) as clock:
-                join_s, join_cpu_s, dbt_s = run_dbt(root, clock.read)
+            digest = write_project(root, data, args.ttl_days, args.threads, "postgres",
+                                   {**pg_bench.server(), "dbname": dbname, "schema": PG_SCHEMA})
+            project = open_project(root, "postgres")
+            t_compile = time.perf_counter()
+            nodes, compiled = compile_models(project, cache_inputs(data, args.ttl_days, "postgres", digest,
+                                                                   postgres_columns(project)))
+            compile_s = time.perf_counter() - t_compile
+            with project.warehouse() as wh, pg_bench.DatabaseCpuClock(dbname) as clock:
+                relation, join_s, join_cpu_s = materialize(wh, nodes, clock.read)
             t_exp = time.perf_counter()
             # CREATE TABLE AS ... ORDER BY wrote the heap in spine order; export_parquet reads it back in heap order.
-            rows = pg_bench.export_parquet(dbname, f'"{schema}".training_set', OUTPUT_COLUMNS, args.out.resolve())
-            out.update(rows=rows, join_s=join_s, join_cpu_s=join_cpu_s, dbt_s=dbt_s,
+            rows = pg_bench.export_parquet(dbname, relation, OUTPUT_COLUMNS, args.out.resolve())
+            out.update(rows=rows, compiled=compiled, compile_s=compile_s, join_s=join_s, join_cpu_s=join_cpu_s,
                        export_s=time.perf_counter() - t_exp)
         finally:
-            if args.pg_database:
+            if args.pg_database:  # the loaded database stays; this run's views and table go
                 con = pg_bench.connect(dbname)
                 with con.cursor() as cur:
-                    cur.execute(f'drop schema if exists "{schema}" cascade')
+                    cur.execute(f'drop schema if exists "{PG_SCHEMA}" cascade')
                 con.close()
     return out
 
 
 def run_spark(args, data: Path, root: Path) -> dict:
-    """Spark (local[2], the project's spark target settings): the Parquet files are external tables read in place,
-    the training set is a Delta table written by dbt-spark; CPU and memory are those of Python + the JVM."""
+    """Spark (local[2], the project's spark target settings) through fs's session: the Parquet files are external
+    tables read in place, the training set a Delta table (spark.sql.sources.default); CPU and memory are those of
+    Python + the JVM."""
     from proc_tree import TreeSampler
-    from spark_conf import spark_params
 
     out: dict = {}
     with TreeSampler() as sampler:
-        write_project(root, data, args.ttl_days, args.threads, "spark")
-        from pyspark.sql import SparkSession
+        digest = write_project(root, data, args.ttl_days, args.threads, "spark")
+        project = open_project(root, "spark")
+        from fs_cli.warehouse.spark import session
 
         t_start = time.perf_counter()
-        builder = SparkSession.builder.enableHiveSupport()
-        for k, v in spark_params(root / "spark").items():
-            builder = builder.config(k, v)
-        spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("ERROR")
+        spark = session(project)  # what dbt-spark's session method and fs's SparkWarehouse both use
         spark.sql("create schema if not exists bench")
-        for t in ["spine", *FEATURE_GROUPS]:
+        for t in INPUT_TABLES:  # the metastore outlives the run: the tables point at this run's files
+            spark.sql(f"drop table if exists bench.{t}")
             spark.sql(f"create table bench.{t} using parquet location '{data / (t + '.parquet')}'")
         out["spark_start_s"] = time.perf_counter() - t_start
-        join_s, join_cpu_s, dbt_s = run_dbt(root, sampler.cpu)
-        t_exp = time.perf_counter()
-        import pyarrow.parquet as pq
+        t_compile = time.perf_counter()
+        nodes, compiled = compile_models(project, cache_inputs(data, args.ttl_days, "spark", digest,
+                                                               parquet_columns(data)))
+        compile_s = time.perf_counter() - t_compile
+        with project.warehouse() as wh:
+            relation, join_s, join_cpu_s = materialize(wh, nodes, sampler.cpu)
+            t_exp = time.perf_counter()
+            import pyarrow.parquet as pq
 
-        table = spark.table("bench_out.training_set").select(*OUTPUT_COLUMNS).toArrow()
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, args.out.resolve())
-        out.update(rows=table.num_rows, join_s=join_s, join_cpu_s=join_cpu_s, dbt_s=dbt_s,
-                   export_s=time.perf_counter() - t_exp)
+            table = wh.spark.table(relation).select(*OUTPUT_COLUMNS).toArrow()
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, args.out.resolve())
+        out.update(rows=table.num_rows, compiled=compiled, compile_s=compile_s, join_s=join_s,
+                   join_cpu_s=join_cpu_s, export_s=time.perf_counter() - t_exp)
         spark.stop()
     out.update(tree_cpu_s=sampler.cpu(), tree_peak_rss_mib=sampler.peak_rss_mib)
     return out
@@ -283,36 +382,40 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path, help="Parquet file to write")
     ap.add_argument("--size-label", default="", help="a name for this data size, echoed in the output")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--keep-project", type=Path, help="build the dbt project here and keep it (default: a temp dir)")
+    ap.add_argument("--keep-project", type=Path,
+                    help="the bench project's directory, kept between runs with its compiled-SQL cache"
+                         f" (default: {DEFAULT_PROJECTS.relative_to(REPO)}/<target>)")
     ap.add_argument("--target", choices=["duckdb", "postgres", "spark"], default="duckdb")
     ap.add_argument("--pg-database", help="postgres: use this database, already loaded by `bench/pg_bench.py load`"
                                           " (default: a fresh database, loaded here and dropped at the end)")
     args = ap.parse_args()
     data = args.data.resolve()
-    for t in ["spine", *FEATURE_GROUPS]:
+    for t in INPUT_TABLES:
         if not (data / f"{t}.parquet").is_file():
             raise SystemExit(f"error: {data / (t + '.parquet')} is missing; generate it with bench/gen_data.py DIR ...")
     os.environ["PGTZ"] = "UTC"  # every libpq connection of this process (dbt-postgres, psycopg2)
+    for name in _REDIRECTING_ENV:  # the bench project is fs's project here, on its own file and target
+        os.environ.pop(name, None)
 
-    root = args.keep_project.resolve() if args.keep_project else Path(tempfile.mkdtemp(prefix="fs_pit_bench_"))
-    try:
-        if args.keep_project and root.exists():
-            shutil.rmtree(root)
-        res = {"postgres": run_postgres, "spark": run_spark, "duckdb": run_duckdb}[args.target](args, data, root)
-    finally:
-        if not args.keep_project:
-            shutil.rmtree(root, ignore_errors=True)
+    root = (args.keep_project or DEFAULT_PROJECTS / args.target).resolve()
+    res = {"postgres": run_postgres, "spark": run_spark, "duckdb": run_duckdb}[args.target](args, data, root)
     total_s = time.perf_counter() - T_START
+    overhead_s = total_s - res["join_s"] - res.get("load_s", 0.0)
     label = f"[{args.size_label}] " if args.size_label else ""
     cpu_what = {"postgres": "server CPU", "spark": "CPU of Python + JVM"}.get(args.target, "CPU")
+    how = ("from the cache (no dbt)" if res["compiled"] == "cached"
+           else "dbt compile (start-up, parse, compile; cache was cold or the inputs changed)")
     print(f"{label}rows: {res['rows']}")
-    print(f"{label}join step (dbt table model with fs_point_in_time_join, {args.target}): {res['join_s']:.3f} s"
+    print(f"{label}compiled SQL: {how}: {res['compile_s']:.3f} s")
+    print(f"{label}join step (create table as fs_point_in_time_join's SQL, {args.target}): {res['join_s']:.3f} s"
           f" ({cpu_what} {res['join_cpu_s']:.3f} s)")
     if "load_s" in res:
         print(f"{label}load Parquet into Postgres: {res['load_s']:.3f} s")
-    print(f"{label}dbt run (start-up, parse, views, join): {res['dbt_s']:.3f} s; export to Parquet: {res['export_s']:.3f} s")
-    print(f"{label}total command: {total_s:.3f} s")
-    print(json.dumps({"size": args.size_label, "target": args.target, **res, "total_s": total_s}))
+    print(f"{label}export to Parquet: {res['export_s']:.3f} s")
+    print(f"{label}total command: {total_s:.3f} s; overhead (total - join"
+          f"{' - load' if 'load_s' in res else ''}): {overhead_s:.3f} s")
+    print(json.dumps({"size": args.size_label, "target": args.target, **res, "total_s": total_s,
+                      "overhead_s": overhead_s}))
 
 
 if __name__ == "__main__":
