@@ -113,6 +113,12 @@ def latest_query(wh: Warehouse, fg: Any, spec: FGSpec, now: datetime,
             f"where fs_latest_rank = 1", params)
 
 
+def _count(wh: Warehouse, query: tuple[str, list[Any]]) -> int:
+    """Rows a query returns, counted in the warehouse (a plain value: no Arrow)."""
+    sql, params = query
+    return int(wh.scalar(f"select count(*) from ({sql}) fs_counted", params) or 0)
+
+
 def _published_count(wh: Warehouse, fg: Any) -> int:
     pub_sql, params = published_query(fg, None, wh.quote)
     return int(wh.scalar(f"select count(*) from ({pub_sql}) fs_pub", params) or 0)
@@ -158,7 +164,7 @@ def _materialize_once(wh: Warehouse, fg: Any, store: OnlineStore, now: datetime,
     wm = _watermark(wh, fg)
     watermark = {"commit_time": wm.isoformat() if wm and start is None else None}
     note = {"unvalidated": unvalidated} if unvalidated else None  # served without a passing validation run
-    published_rows = _published_count(wh, fg)  # what a full run considers (the report's input rows)
+    published_rows: int | None = None  # what a full run considers (the report's input rows): counted when needed
     ptr = store.pointers().get(spec.name)
     prev = (ptr.meta.get("watermark") or {}).get("commit_time") if ptr else None
     # "data_version" in meta: versions published before publishes were ordered get one full rewrite first
@@ -167,7 +173,12 @@ def _materialize_once(wh: Warehouse, fg: Any, store: OnlineStore, now: datetime,
     if can_incr:
         since, prev_now = datetime.fromisoformat(prev), datetime.fromisoformat(ptr.meta["now"])
         changed_query = _changed_keys_query(wh, fg, spec, since, prev_now, now)
+        if _count(wh, changed_query) == 0:  # nothing new: plain rows only, no Arrow (fs_cli/online/materialize.py)
+            _check_watermark_still(wh, fg, wm)
+            return materialize(store, spec, None, now, views=views, changed=[], watermark=watermark,
+                               progress=progress, input_rows=0, base=ptr, note=note)
         changed = wh.arrow(*changed_query)
+        published_rows = _published_count(wh, fg)
         # compare with the published size (what a full run would read), not the online size (TTL may empty it)
         if changed.num_rows <= max(1, FULL_IF_CHANGED_SHARE * published_rows):
             rows = wh.arrow(*latest_query(wh, fg, spec, now, only_keys=changed_query))
@@ -175,6 +186,8 @@ def _materialize_once(wh: Warehouse, fg: Any, store: OnlineStore, now: datetime,
             return materialize(store, spec, rows, now, views=views, changed=keys_of(spec, changed),
                                watermark=watermark, progress=progress, input_rows=changed.num_rows, base=ptr,
                                note=note)
+    if published_rows is None:
+        published_rows = _published_count(wh, fg)
     rows = wh.arrow(*latest_query(wh, fg, spec, now, start=start))
     _check_watermark_still(wh, fg, wm)
     return materialize(store, spec, rows, now, views=views, watermark=watermark, progress=progress,

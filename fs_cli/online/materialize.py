@@ -250,7 +250,7 @@ def _norm_keys(spec: FGSpec, keys: Iterable[Any] | None) -> list[str]:
 def materialize(
     store: OnlineStore,
     spec: FGSpec,
-    rows: pa.Table | pd.DataFrame,
+    rows: pa.Table | pd.DataFrame | None,
     now: datetime,
     *,
     views: dict[str, FVSpec] | None = None,
@@ -266,7 +266,7 @@ def materialize(
 ) -> MaterializeResult:
     """Write the latest row per entity of `rows` into `store` as a new version of `spec.name`.
 
-    Full unless `changed`/`deleted` is given. `views` (all feature view definitions) are published in the
+    Full unless `changed`/`deleted` is given; when both are empty (nothing new) `rows` is not read (may be None). `views` (all feature view definitions) are published in the
     same atomic step. `watermark` is stored with the version (e.g. the commit time it reflects) so the caller
     can compute the next incremental change set. `input_rows`: how many rows the caller narrowed down to `rows`
     (reported instead of len(rows), e.g. the published rows the warehouse picked the latest of).
@@ -283,12 +283,19 @@ def materialize(
     if now.tzinfo is not None:
         raise FeatureStoreError("materialize: `now` must be a naive UTC datetime", fix="use fs_cli.timeutil.utcnow()")
     check_range(start, now)
-    table = _as_arrow(rows)
-    latest = latest_rows(spec, table, now, start)
-    items = encode_rows(spec, latest)
+    incremental = changed is not None or deleted is not None
+    changed_keys = set(_norm_keys(spec, changed))
+    deleted_keys = set(_norm_keys(spec, deleted))
+    if incremental and not changed_keys and not deleted_keys:
+        # Nothing new: no rows to pack, so no Arrow (importing pyarrow/pandas is most of the cost of a no-op run).
+        # The version is still published: it records this run's clock and watermark (the next run's change window
+        # starts there) without touching a row.
+        table_rows, items = 0, []
+    else:
+        table = _as_arrow(rows)
+        table_rows, items = table.num_rows, encode_rows(spec, latest_rows(spec, table, now, start))
     meta = {"spec": spec.to_dict(), "now": now.isoformat(), "watermark": watermark or {},
             "data_version": make_data_version((watermark or {}).get("commit_time"), now)}
-    incremental = changed is not None or deleted is not None
     if incremental and (start is not None or rewind):
         raise FeatureStoreError(f"materialize {spec.name}: a start time or a rewind needs a full materialization",
                                 fix="drop `changed`/`deleted`, or drop `start`/`rewind`")
@@ -303,10 +310,9 @@ def materialize(
             raise FeatureStoreError(
                 f"materialize {spec.name}: incremental update needs an online version with the same schema",
                 fix="run a full materialization (fs materialize --full)")
-        changed_keys = set(_norm_keys(spec, changed))
         upserts = [(k, v) for k, v in items if k in changed_keys]
         present = {k for k, _ in upserts}
-        removes = (changed_keys - present) | (set(_norm_keys(spec, deleted)) - present)
+        removes = (changed_keys - present) | (deleted_keys - present)
         meta["mode"] = "incremental"
         ptr = store.apply_incremental(spec.name, upserts, sorted(removes), meta, views,
                                       base=(current.gen, current.version))
@@ -335,7 +341,7 @@ def materialize(
         written, removed = len(items), 0
     return MaterializeResult(
         feature_group=spec.name, mode=meta["mode"],
-        input_rows=table.num_rows if input_rows is None else input_rows, written=written, deleted=removed,
+        input_rows=table_rows if input_rows is None else input_rows, written=written, deleted=removed,
         version=ptr.version, gen=ptr.gen, seconds=time.perf_counter() - t0, now=now.isoformat(),
     )
 
