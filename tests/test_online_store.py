@@ -100,6 +100,29 @@ def test_incremental_equals_full_and_costs_the_change(store):
     assert {k for k, v in zip(range(300), all_rows, strict=True) if v is not None} == set(expected)
 
 
+def test_nothing_new_publishes_an_empty_version_without_rows(store):
+    """An empty change set needs no rows (None: nothing is read or packed): the version records the new clock and
+    watermark and bumps, every row stays as served, and TTL still follows the reader's clock."""
+    rows = make_rows(100, 3, seed=4)
+    first = materialize(store, SPEC, rows, NOW, watermark={"commit_time": "2026-01-10T11:00:00"})
+    _, before = read_all(store, SPEC, range(100))
+    later = NOW + timedelta(minutes=30)
+    r = materialize(store, SPEC, None, later, changed=[], watermark={"commit_time": "2026-01-10T11:00:00"})
+    assert (r.mode, r.written, r.deleted, r.input_rows) == ("incremental", 0, 0, 0)
+    assert (r.gen, r.version) == (first.gen, first.version + 1)
+    ptr = store.pointers()[SPEC.name]
+    assert ptr.meta["now"] == later.isoformat() and ptr.meta["rows"] == first.written
+    assert read_all(store, SPEC, range(100))[1] == before
+    expected = oracle_latest(SPEC, rows, NOW)
+    body = {"features": ["fg_test:amount"], "entities": {"customer_id": sorted(expected)}}
+    at_now, _ = OnlineReader(store, clock=_at(NOW)).get_online_features(body)
+    assert set(at_now["results"][1]["statuses"]) == {"PRESENT"}
+    past_ttl, _ = OnlineReader(store, clock=_at(NOW + timedelta(hours=3))).get_online_features(body)
+    assert set(past_ttl["results"][1]["statuses"]) == {"OUTSIDE_MAX_AGE"}  # TTL 1 h, judged on the reader's clock
+    with pytest.raises(FeatureStoreError, match="rows must be"):  # a full materialization does need rows
+        materialize(store, SPEC, None, later)
+
+
 def test_incremental_needs_same_schema(store):
     materialize(store, SPEC, make_rows(5, 1), NOW)
     other = SPEC.__class__(**{**SPEC.__dict__, "ttl_seconds": 60})
