@@ -131,7 +131,48 @@ def change_source(fs, rows: int, fraction: float, step: int, seed: int) -> int:
         return int(wh.scalar(f"select count(*) from {SOURCE} where ingested_at = {ingested}"))
 
 
-def timed_run(fs, group: str, profile: Path | None = None) -> dict:
+class SqlTimes:
+    """Wall and CPU of every SQL statement run on DuckDB (dbt's cursor and fs's Warehouse) while active: where a
+    publish's time goes, statement by statement (`--sql-times`)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, float, str, str]] = []  # wall, CPU, who (dbt | fs), SQL
+
+    def _wrap(self, owner, name: str, who: str):
+        original = getattr(owner, name)
+        rows = self.rows
+
+        def timed(this, sql, *args, **kwargs):
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return original(this, sql, *args, **kwargs)
+            finally:
+                rows.append((time.perf_counter() - w, time.process_time() - c, who, " ".join(str(sql).split())))
+
+        setattr(owner, name, timed)
+        return owner, name, original
+
+    def __enter__(self):
+        from dbt.adapters.duckdb.environments.local import DuckDBCursorWrapper
+
+        from fs_cli.warehouse.duckdb import DuckDBWarehouse
+
+        self._patched = [self._wrap(DuckDBCursorWrapper, "execute", "dbt"),
+                         self._wrap(DuckDBWarehouse, "execute", "fs"), self._wrap(DuckDBWarehouse, "arrow", "fs")]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, original in self._patched:
+            setattr(owner, name, original)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f:
+            for w, c, who, sql in sorted(self.rows, key=lambda r: -r[1]):
+                f.write(f"{w:8.3f}s {c:8.3f}s {who:3} {sql[:6000]}\n")
+
+
+def timed_run(fs, group: str, profile: Path | None = None, sql_times: Path | None = None) -> dict:
     """`fs run --select group` without materialization; wall and CPU of the publish (after the build) and of the run.
     `profile`: write the run's cProfile stats there (pstats format; the timings then include the profiler's cost)."""
     from fs_cli.pipeline import run_pipeline
@@ -159,13 +200,19 @@ def timed_run(fs, group: str, profile: Path | None = None) -> dict:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    statements = SqlTimes() if sql_times is not None else None
     start = (time.perf_counter(), time.process_time())
     drift.feature_group_drift = timed_drift  # the gate calls it through the module
     try:
+        if statements is not None:
+            statements.__enter__()
         report = run_pipeline(fs.project, select=(group,), progress=progress, checks=[pipeline_check],
                               post_publish=[post_publish_link])
     finally:
         drift.feature_group_drift = drift_check
+        if statements is not None:
+            statements.__exit__()
+            statements.write(sql_times)
     end = (time.perf_counter(), time.process_time())
     if profiler is not None:
         profiler.disable()
@@ -201,6 +248,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the throw-away project")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="write cProfile stats of each incremental publish to DIR/incr-<fraction>.pstats")
+    ap.add_argument("--sql-times", type=Path, metavar="DIR",
+                    help="write each incremental run's SQL statements, by CPU time, to DIR/incr-<fraction>.sql.txt")
     args = ap.parse_args()
 
     from fs_cli import FeatureStore
@@ -219,7 +268,8 @@ def main() -> None:
             changed = change_source(fs, args.rows, fraction, step + 1, args.seed)
             table = timed_run(fs, "fg_bench_table")
             incr = timed_run(fs, "fg_bench_incr",
-                             None if args.profile is None else args.profile / f"incr-{fraction:g}.pstats")
+                             None if args.profile is None else args.profile / f"incr-{fraction:g}.pstats",
+                             None if args.sql_times is None else args.sql_times / f"incr-{fraction:g}.sql.txt")
             if table["commit"] != incr["commit"] or not same_published_rows(fs):
                 raise SystemExit(f"routes disagree at {fraction}: table {table['commit']}, incremental {incr['commit']}")
             results.append({"rows": args.rows, "fraction": fraction, "changed": changed, "table": table,

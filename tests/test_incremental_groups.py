@@ -136,14 +136,16 @@ def run_counting_audited_rows(fs: FeatureStore) -> tuple[RunReport, dict[str, in
 
 def versions(fs: FeatureStore, name: str) -> list[tuple]:
     """Every version the snapshot of `name` holds: (key, value, ingested_at, commit id that wrote it, commit id that
-    closed it or None, deleted)."""
+    closed it or None, deleted, dbt_scd_id). The scd id too: the batch route's staging and merge do not read it (they
+    carry a row locator or match the key instead, macros/publish/publish_batch.sql), and must leave every version's
+    id as dbt's own snapshot of the whole table writes it."""
     commit_of = {c.commit_time: c.commit_id for c in fs.commits(name)}
     fg = fs.catalog.fg(name)
     with fs.project.warehouse(read_only=True) as wh:
         rows = wh.fetchall(f"select item_id, event_time, value, ingested_at, dbt_valid_from, dbt_valid_to, "
-                           f"coalesce(dbt_is_deleted, 'False') from {fg.snapshot_relation}")
-    return sorted((int(i), str(et), float(v), str(ing), commit_of[vf], commit_of.get(vt), dl == "True")
-                  for i, et, v, ing, vf, vt, dl in rows)
+                           f"coalesce(dbt_is_deleted, 'False'), dbt_scd_id from {fg.snapshot_relation}")
+    return sorted((int(i), str(et), float(v), str(ing), commit_of[vf], commit_of.get(vt), dl == "True", scd)
+                  for i, et, v, ing, vf, vt, dl, scd in rows)
 
 
 T4 = "2026-02-04 00:00:00"

@@ -102,8 +102,14 @@
   snapshotted_data is only ever joined to the batch on the unique key with `=` (an insert is a batch row without a
   current version of its key, an update one whose check columns differ from it), so versions of other keys never
   match, and of a version it reads the key, the check columns, and dbt's own columns (the closed version's
-  dbt_scd_id for the merge, dbt_valid_from for the timestamp strategy, dbt_valid_to for the current-row filter).
+  dbt_scd_id for dbt's own merge, dbt_valid_from for the timestamp strategy, dbt_valid_to for the current-row filter).
   Without it dbt reads every column of every current row: at 10M rows that is most of the staging time.
+  The one read left here is a scan of the current rows' keys for the batch's keys (there is no index to look them up
+  by). When the merge is fs's (fs_snapshot_merges_by_key: it never reads dbt_scd_id), the closed version's dbt_scd_id
+  is not read either: in the staged update rows, that column holds what fs's merge finds the version by instead
+  (fs_snapshot_version_locator: DuckDB's rowid, as text; elsewhere a NULL, and the merge matches the key). That text
+  column (an md5 per row) was most of what the scan read: at 10M current rows, 10k-row batch, DuckDB, staging
+  0.56 s -> 0.18 s CPU. Inserted rows keep the dbt_scd_id the staging query computes.
 -#}
 {% macro fs_snapshot_batch_versions(target_relation, batch, strategy, columns) %}
     {%- set keys = strategy.unique_key if strategy.unique_key is not string else [strategy.unique_key] -%}
@@ -113,7 +119,10 @@
     {%- else -%}
         {%- set quoted_checks = [] -%}
         {%- for col in check_cols -%}{%- do quoted_checks.append(adapter.quote(col)) -%}{%- endfor -%}
-        {%- set wanted = (keys + quoted_checks + [columns.dbt_scd_id, columns.dbt_updated_at, columns.dbt_valid_from,
+        {%- set locator = fs_snapshot_version_locator() if fs_snapshot_merges_by_key(batch) else none -%}
+        {%- set scd_id = columns.dbt_scd_id if locator is none else
+                         'cast(' ~ (locator or 'null') ~ ' as ' ~ dbt.type_string() ~ ') as ' ~ columns.dbt_scd_id -%}
+        {%- set wanted = (keys + quoted_checks + [scd_id, columns.dbt_updated_at, columns.dbt_valid_from,
                                                columns.dbt_valid_to]) | unique | join(', ') -%}
     {%- endif -%}
     {%- set same_key = [] -%}
@@ -143,12 +152,14 @@
   (the staging query joined it on the key with `=`), and a published group has one current version per key (fs
   refuses NULL and duplicate keys under every policy, README "Incremental feature groups"), so that version is the
   one current row with the key. Why: matching dbt_scd_id reads and hashes that text column of every current row; the
-  key columns are a fraction of it (at 10M rows, most of the merge's time). Otherwise (no batch, or
-  `dbt_valid_to_current`) dbt's own merge, unchanged.
+  key columns are a fraction of it (at 10M rows, most of the merge's time). Where the engine has a row locator
+  (fs_snapshot_version_locator: DuckDB's rowid), the staging query carried the located version's locator instead
+  of its dbt_scd_id and the merge matches that: the same version, found without joining on the key columns.
+  Otherwise (no batch, `dbt_valid_to_current`, an engine whose merge fs does not override) dbt's own merge, unchanged.
 -#}
 {% macro fs_snapshot_merge_sql(target, source, insert_cols, adapter_merge) %}
     {%- set batch = fs_publish_batch(model) -%}
-    {%- if batch is none or config.get('dbt_valid_to_current') -%}
+    {%- if not fs_snapshot_merges_by_key(batch) -%}
         {{ return(adapter_merge(target, source, insert_cols)) }}
     {%- endif -%}
     {%- set columns = config.get('snapshot_table_column_names') or get_snapshot_table_column_names() -%}
@@ -158,10 +169,16 @@
     {%- for key in keys -%}
         {%- do same_key.append('fs_staged.' ~ key ~ ' = fs_target.' ~ key) -%}
     {%- endfor -%}
+    {%- set locator = fs_snapshot_version_locator() -%}
+    {%- if locator -%}
+        {%- set same_version = 'fs_target.' ~ locator ~ ' = ' ~ fs_snapshot_located('fs_staged.' ~ columns.dbt_scd_id) -%}
+    {%- else -%}
+        {%- set same_version = same_key | join(' and ') -%}
+    {%- endif %}
     update {{ target }} as fs_target
     set {{ columns.dbt_valid_to }} = fs_staged.{{ columns.dbt_valid_to }}
     from {{ source }} as fs_staged
-    where {{ same_key | join(' and ') }}
+    where {{ same_version }}
       and fs_staged.dbt_change_type in ('update', 'delete')
       and fs_target.{{ columns.dbt_valid_to }} is null;
 
@@ -172,6 +189,40 @@
     from {{ source }} as fs_staged
     where fs_staged.dbt_change_type = 'insert';
 {% endmacro %}
+
+{#-
+  Whether the merge of this snapshot is fs_snapshot_merge_sql (closes versions by unique key) rather than dbt's own
+  (by dbt_scd_id): a batch publish, no `dbt_valid_to_current`, on an engine whose snapshot_merge_sql fs overrides
+  (below: DuckDB, Postgres; elsewhere dbt's merge, which needs the closed versions' dbt_scd_id in the staging table).
+-#}
+{% macro fs_snapshot_merges_by_key(batch) %}
+    {%- if batch is none or config.get('dbt_valid_to_current') -%}{{ return(false) }}{%- endif -%}
+    {{ return(adapter.dispatch('fs_snapshot_key_merge', 'feature_store')()) }}
+{% endmacro %}
+
+{#-
+  What fs's merge finds a closed version by, carried from the staging query's read of the version (as text, in the
+  staged update row's dbt_scd_id): an expression over the snapshot's own row, or '' to match the unique key.
+  DuckDB: its `rowid`, stable within the snapshot's transaction (staging and merge run in it; a DuckDB file has one
+  writer). The merge then finds the 5k closed versions of a 10k-row batch among 10M current rows in 0.08 s CPU
+  instead of 0.23 s for a join on the key columns. Postgres: the key (a unique-key index would serve it).
+-#}
+{% macro fs_snapshot_version_locator() %}
+    {{ return(adapter.dispatch('fs_snapshot_version_locator', 'feature_store')()) }}
+{% endmacro %}
+{% macro default__fs_snapshot_version_locator() %}{{ return('') }}{% endmacro %}
+{% macro duckdb__fs_snapshot_version_locator() %}{{ return('rowid') }}{% endmacro %}
+
+{#- The locator back from its text in the staged row (NULL for other rows' dbt_scd_id, an md5, never an error). -#}
+{% macro fs_snapshot_located(text_column) %}
+    {{ return(adapter.dispatch('fs_snapshot_located', 'feature_store')(text_column)) }}
+{% endmacro %}
+{% macro default__fs_snapshot_located(text_column) %}{{ return(text_column) }}{% endmacro %}
+{% macro duckdb__fs_snapshot_located(text_column) %}{{ return('try_cast(' ~ text_column ~ ' as bigint)') }}{% endmacro %}
+
+{% macro default__fs_snapshot_key_merge() %}{{ return(false) }}{% endmacro %}
+{% macro duckdb__fs_snapshot_key_merge() %}{{ return(true) }}{% endmacro %}
+{% macro postgres__fs_snapshot_key_merge() %}{{ return(true) }}{% endmacro %}
 
 {% macro duckdb__snapshot_merge_sql(target, source, insert_cols) -%}
     {{ return(fs_snapshot_merge_sql(target, source, insert_cols, dbt.duckdb__snapshot_merge_sql)) }}
