@@ -36,10 +36,11 @@ WINDOW = timedelta(days=3)
 LIVE_AT_COMMIT = T0 + timedelta(days=40)  # the time of the generated "commit N" (between the two publish instants)
 
 
-def generated_history(seed: int) -> tuple[list[dict], list[dict]]:
+def generated_history(seed: int, batch_after: timedelta = timedelta(0)) -> tuple[list[dict], list[dict]]:
     """A published snapshot of ~2,000 keys over 20 days of event time (values with ties and NULLs, a category),
     each key with 1-3 versions (closed at two publish instants, some closed as deleted), and an incremental batch:
-    corrections of existing keys and new keys, event times spread over the same days (like bench/publish.py)."""
+    corrections of existing keys and new keys, event times spread over the same days (like bench/publish.py), or
+    `batch_after` later (past every published event time when more than 20 days: publishing lags behind)."""
     rng = np.random.default_rng(seed)
     publishes = [T0 + timedelta(days=30), T0 + timedelta(days=50), T0 + timedelta(days=60)]
     snapshot, batch = [], []
@@ -63,7 +64,7 @@ def generated_history(seed: int) -> tuple[list[dict], list[dict]]:
                              "dbt_is_deleted": "True" if deleted else "False"})
     for i in range(600):
         key = int(rng.integers(0, 2000)) if i % 2 else 5000 + i  # half corrections, half new keys
-        event_time = T0 + timedelta(seconds=int(rng.integers(0, 20 * 86400)))
+        event_time = T0 + batch_after + timedelta(seconds=int(rng.integers(0, 20 * 86400)))
         shift = 1.5 if seed % 2 else 0.0  # odd seeds: the batch drifted
         v = value()
         batch.append({"item_id": key, "event_time": event_time, "value": None if v is None else v + shift,
@@ -107,7 +108,18 @@ def as_float(rows: list[dict], column: str) -> np.ndarray:
 @pytest.mark.parametrize("seed", [3, 4])
 @pytest.mark.parametrize("reference", ["previous_window", "last_commit", "commit"])
 def test_batch_drift_equals_scipy_on_the_same_windows(wh, seed, reference):
-    snapshot, batch = generated_history(seed)
+    check_batch_drift(wh, seed, reference)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_previous_window_when_publishing_lags_behind(wh, seed):
+    """Every batch event time is after every published one: the reference is the latest published `window` (the
+    newest published event time is looked up only then; otherwise the detection start bounds the reference)."""
+    check_batch_drift(wh, seed, "previous_window", batch_after=timedelta(days=25))
+
+
+def check_batch_drift(wh, seed: int, reference: str, batch_after: timedelta = timedelta(0)) -> None:
+    snapshot, batch = generated_history(seed, batch_after)
     fg = SimpleNamespace(
         relation=write(wh, "batch", batch, FEATURE_TYPES),
         snapshot_relation=write(wh, "batch_snapshot", snapshot, SNAPSHOT_TYPES),

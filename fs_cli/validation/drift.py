@@ -141,9 +141,10 @@ def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) ->
     if dc.reference == "previous_window":
         pub = _published_live(fg, False, cols)
         detect_start = _as_datetime(wh.scalar(f"select min({et}) from {cur}"))
-        pub_newest = _as_datetime(wh.scalar(f"select max({et}) from ({pub}) as pub"))
         # The window before the detection window (or the latest published one, when publishing lags behind).
-        hi = min((t for t in (detect_start, pub_newest) if t is not None), default=None)
+        hi = detect_start if _published_from(wh, pub, et, detect_start) else min(
+            (t for t in (detect_start, _as_datetime(wh.scalar(f"select max({et}) from ({pub}) as pub")))
+             if t is not None), default=None)
         if hi is None:
             ref = wh.create_temp_table("fs_drift_ref", f"{pub} and 1 = 0")
         else:
@@ -156,6 +157,17 @@ def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) ->
     else:
         ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, True, cols), [commit_time, commit_time])
     return ref, cur
+
+
+def _published_from(wh: Any, pub: str, et: str, start: Any) -> bool:
+    """Whether a published row has an event time at or after `start`: then min(start, newest published) is `start`,
+    and the newest published event time need not be found (a max over every published row; this stops at the first
+    such row)."""
+    if start is None:
+        return False
+    found = wh.scalar(f"select count(*) from (select 1 as found from ({pub}) as pub where {et} >= ? limit 1) as f",
+                      [start])
+    return bool(found)
 
 
 def feature_group_drift(wh, fg, exp, published: bool, commit_time=None, *, macro_dir: Path) -> list:
