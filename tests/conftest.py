@@ -272,7 +272,7 @@ def demo_on_engine(request) -> tuple[str, Path]:
 
 #: The modules that take longest (`make test` prints the slowest tests), started first: with `--dist loadfile
 #: --no-loadscope-reorder` (Makefile) workers take modules in collection order, and a long module collected last would
-#: run alone at the end.
+#: run alone at the end. The two Spark modules are one work unit (`pytest_xdist_make_scheduler`).
 #: test_training_datasets.py comes right after Spark: it builds the shared demos (`demo_project`,
 #: `demo_project_postgres`) while the other worker runs modules that need none, so no worker waits on the build's lock.
 SLOW_FIRST = ["test_spark.py", "test_spark_demo.py", "test_training_datasets.py", "test_incremental_groups.py",
@@ -285,3 +285,36 @@ SLOW_FIRST = ["test_spark.py", "test_spark_demo.py", "test_training_datasets.py"
 def pytest_collection_modifyitems(items) -> None:
     rank = {name: i for i, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
+
+
+#: The modules that run on Spark. Under `--dist loadfile` they are one work unit: one worker runs them in turn in one
+#: JVM (the second module's session starts in the JVM the first one warmed up: Delta's jars are loaded and the JIT has
+#: compiled Spark's planner and Delta's log replay, which made the same statements ~2x slower in a fresh JVM), instead
+#: of two JVMs of ~1.3 GB started side by side on the two workers, each paying that warm-up while competing for the
+#: same two cores.
+SPARK_MODULES = ("test_spark.py", "test_spark_demo.py")
+SPARK_UNIT = "tests/test_spark*.py (one JVM)"
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadfile scheduling with the Spark modules as one unit, and a worker's next module sent when one test is
+    left in its queue, not two: the worker holds its last test until it gets more work (pytest's teardown needs the
+    next item), so one is the least that keeps it running, and with two the next module waited behind the
+    second-to-last test, e.g. behind the Spark demo's ~7-minute fixture while the other worker could have run it.
+    Other dist modes: xdist's own."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkModulesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return SPARK_UNIT if Path(scope).name in SPARK_MODULES else scope
+
+        def _reschedule(self, node) -> None:
+            if self.workqueue and not node.shutting_down and self._pending_of(self.assigned_work[node]) > 1:
+                return
+            super()._reschedule(node)
+
+    return SparkModulesTogether(config, log)
