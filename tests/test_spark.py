@@ -3,8 +3,10 @@
 One Spark session serves the whole module (the Hive metastore is an embedded Derby database: one process per
 project, and a JVM start costs tens of seconds), so everything here shares one session-scoped project: a small
 hand-made online feature group published twice (insert/update/delete), a feature view over a hand-made label spine,
-and the point-in-time macro compiled by dbt-spark next to them. pytest-xdist (--dist loadfile) keeps the module on one
-worker. Without Java/pyspark the module skips on a laptop and fails in CI (FS_REQUIRE_SERVICES).
+and the point-in-time macro compiled by dbt-spark next to them. Under pytest-xdist (--dist loadfile) this module and
+tests/test_spark_demo.py are one work unit (tests/conftest.py, `pytest_xdist_make_scheduler`): one worker runs them in
+turn in one JVM, the demo's session in the JVM this module warmed up. Without Java/pyspark the module skips on a laptop
+and fails in CI (FS_REQUIRE_SERVICES).
 """
 
 from __future__ import annotations

@@ -10,15 +10,17 @@ features, the split assignment), floats within 1e-9 relative, NULLs where DuckDB
 group must insert what DuckDB's inserted.
 
 Not covered by default: `build_demo`'s second publish (day 2, all the data). On this 2-core machine shared with other
-jobs the whole build took 21-26 minutes (1268-1587 s); the first publish and the training dataset are ~2/3 of it, so
-even this subset takes 10-17 minutes here (last run: 582 s of build, 646 s for the module), over the ~8 the suite can afford (README, Spark: a fixed cost of seconds per
-statement). `FS_SPARK_DEMO_FULL=1` runs `build_demo` exactly (both publishes) and compares both commits of every group
-(passed by hand, 1268 s of build).
+jobs the whole build took 21-26 minutes (1268-1587 s); the first publish and the training dataset are ~2/3 of it (README,
+Spark: a fixed cost of seconds per statement, about twice that in a JVM whose JIT has not warmed up yet). Measured at
+load ~5: alone in a fresh JVM the fixture took 449 s (module 477 s); after tests/test_spark.py in the same process, as
+the suite runs it (tests/conftest.py keeps both modules on one worker), 183 s (module ~190 s). `FS_SPARK_DEMO_FULL=1`
+runs `build_demo` exactly (both publishes) and compares both commits of every group (passed by hand, 1268 s of build).
 Nor covered: the demo program's later steps (materialization, serving, the model registry, monitoring); some are on
 Spark in tests/test_spark.py on its own small project.
 
-pytest-xdist (--dist loadfile) keeps the module on one worker. Without Java/pyspark the module skips on a laptop and
-fails in CI (FS_REQUIRE_SERVICES), like tests/test_spark.py.
+pytest-xdist (--dist loadfile) runs the module on the worker of tests/test_spark.py, right after it (one work unit,
+tests/conftest.py). Without Java/pyspark the module skips on a laptop and fails in CI (FS_REQUIRE_SERVICES), like
+tests/test_spark.py.
 """
 
 from __future__ import annotations
