@@ -89,3 +89,30 @@ def oracle_latest(spec: FGSpec, rows: pa.Table, now: datetime) -> dict[Any, dict
         if cur is None or rank > cur["__rank"]:
             best[k] = {**r, "__rank": rank}
     return best
+
+
+def epoch(t: datetime) -> float:
+    """Seconds since the epoch of a naive UTC time (the service's clock)."""
+    return (t - datetime(1970, 1, 1)).total_seconds()
+
+
+def published_rows(fs: Any, fg: Any) -> pa.Table:
+    """The live published rows of feature group `fg` (its snapshot's current, not deleted versions)."""
+    with fs.project.warehouse(read_only=True) as wh:
+        cols = ", ".join(wh.quote(c) for c in fg.column_names)
+        return wh.arrow(f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null "
+                        f"and (dbt_is_deleted is null or dbt_is_deleted <> 'True')")
+
+
+def online_answer(url: str, clock: datetime, name: str, spec: FGSpec, keys: list) -> list[dict[str, Any]]:
+    """The service's `results` for every feature of `name` and `keys`, answered by the store at `url` at `clock`."""
+    from fastapi.testclient import TestClient
+
+    from fs_cli.server import create_app
+
+    with open_store(url) as store:
+        client = TestClient(create_app(store, clock=lambda: epoch(clock), log_dir=None))
+        r = client.post("/get-online-features", json={
+            "features": [f"{name}:{f}" for f in spec.feature_names], "entities": {spec.keys[0]: keys}})
+        assert r.status_code == 200, r.text
+        return r.json()["results"]

@@ -13,30 +13,17 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 
-from fastapi.testclient import TestClient
-from online_support import oracle_latest
+from online_support import online_answer, oracle_latest, published_rows
 
 from fs_cli import FeatureStore
 from fs_cli.online import from_warehouse
 from fs_cli.online.backends import open_store
 from fs_cli.online.specs import FGSpec
 from fs_cli.online.store import unpack_row
-from fs_cli.server import create_app
 
 T1 = datetime(2026, 1, 10, 12, 0)  # inside the demo's history: rows after it exist
 T2 = T1 + timedelta(minutes=1)  # no event time in (T1, T2], no commit: nothing new
 T3 = T1 + timedelta(days=2)  # rows of every group became current in (T2, T3]
-
-
-def _epoch(t: datetime) -> float:
-    return (t - datetime(1970, 1, 1)).total_seconds()
-
-
-def _published(fs: FeatureStore, fg):
-    with fs.project.warehouse(read_only=True) as wh:
-        cols = ", ".join(wh.quote(c) for c in fg.column_names)
-        return wh.arrow(f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null "
-                        f"and (dbt_is_deleted is null or dbt_is_deleted <> 'True')")
 
 
 def _norm(v):
@@ -45,12 +32,7 @@ def _norm(v):
 
 def _present(url: str, clock: datetime, name: str, spec: FGSpec, keys: list) -> dict:
     """{key: [feature values]} of the entities the service answers PRESENT (or NULL_VALUE) at `clock`."""
-    with open_store(url) as store:
-        client = TestClient(create_app(store, clock=lambda: _epoch(clock), log_dir=None))
-        r = client.post("/get-online-features", json={
-            "features": [f"{name}:{f}" for f in spec.feature_names], "entities": {spec.keys[0]: keys}})
-        assert r.status_code == 200, r.text
-        res = r.json()["results"]
+    res = online_answer(url, clock, name, spec, keys)
     n = len(spec.feature_names)
     return {k: [res[1 + c]["values"][j] for c in range(n)] for j, k in enumerate(keys)
             if any(res[1 + c]["statuses"][j] in ("PRESENT", "NULL_VALUE") for c in range(n))}
@@ -70,7 +52,7 @@ def test_nothing_new_keeps_every_row_records_the_clock_and_ttl_follows_the_servi
     online = {n: fg for n, fg in fs.catalog.feature_groups.items() if fg.online}
     specs = {n: FGSpec.from_feature_group(fg) for n, fg in online.items()}
     assert all(len(s.keys) == 1 for s in specs.values())
-    tables = {n: _published(fs, fg) for n, fg in online.items()}
+    tables = {n: published_rows(fs, fg) for n, fg in online.items()}
     keys = {n: sorted({r[specs[n].keys[0]] for r in tables[n].to_pylist()}) for n in online}
     ttl_groups = [n for n, s in specs.items() if s.ttl_seconds]
     assert ttl_groups and len(ttl_groups) < len(specs), "the demo has groups with and without a TTL"

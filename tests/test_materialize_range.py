@@ -9,38 +9,19 @@ from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
-from online_support import oracle_latest
+from online_support import online_answer, oracle_latest, published_rows
 
 from fs_cli import FeatureStore
 from fs_cli.cli import main
-from fs_cli.online.backends import open_store
 from fs_cli.online.specs import FGSpec
-from fs_cli.server import create_app
 
 END = datetime(2026, 1, 10, 12, 0)  # inside the demo's history: later rows exist and must not be served
 START = datetime(2026, 1, 9, 0, 0)
 
 
-def _epoch(t: datetime) -> float:
-    return (t - datetime(1970, 1, 1)).total_seconds()
-
-
-def published_rows(fs: FeatureStore, fg):
-    with fs.project.warehouse(read_only=True) as wh:
-        cols = ", ".join(wh.quote(c) for c in fg.column_names)
-        return wh.arrow(f"select {cols} from {fg.snapshot_relation} where dbt_valid_to is null "
-                        f"and (dbt_is_deleted is null or dbt_is_deleted <> 'True')")
-
-
 def served(url: str, clock: datetime, name: str, spec: FGSpec, keys: list) -> dict:
     """{key: (event time text, [feature values])} of the entities the store has, as the service answers."""
-    with open_store(url) as store:
-        client = TestClient(create_app(store, clock=lambda: _epoch(clock), log_dir=None))
-        r = client.post("/get-online-features", json={
-            "features": [f"{name}:{f}" for f in spec.feature_names], "entities": {spec.keys[0]: keys}})
-        assert r.status_code == 200, r.text
-        res = r.json()["results"]
+    res = online_answer(url, clock, name, spec, keys)
     out = {}
     for j, k in enumerate(keys):
         if res[1]["statuses"][j] != "NOT_FOUND":
