@@ -5,20 +5,26 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-
 from ..errors import FeatureStoreError
+from ..lazy import lazy
 from .base import Result, Warehouse
 
-# Postgres type OIDs -> Arrow types; anything else is inferred from the Python values psycopg2 returns.
-_OID_TYPES = {
-    16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(), 701: pa.float64(),
-    25: pa.string(), 1043: pa.string(), 1042: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
-    1184: pa.timestamp("us", tz="UTC"), 114: pa.string(), 3802: pa.string(),
-}
+# pyarrow is imported on first use: a command that reads no Arrow (most of them) does not pay its ~0.2 s start-up.
+pa = lazy("pyarrow")
+pacsv = lazy("pyarrow.csv")
+
+
+@cache
+def _oid_types() -> dict[int, Any]:
+    """Postgres type OIDs -> Arrow types; anything else is inferred from the Python values psycopg2 returns."""
+    return {
+        16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 700: pa.float64(), 701: pa.float64(),
+        25: pa.string(), 1043: pa.string(), 1042: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
+        1184: pa.timestamp("us", tz="UTC"), 114: pa.string(), 3802: pa.string(),
+    }
 
 
 def _arrow_to_pg(t: pa.DataType) -> str:
@@ -116,7 +122,7 @@ class PostgresWarehouse(Warehouse):
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         arrays = []
         for values, oid in zip(cols, oids, strict=True):
-            t = _OID_TYPES.get(oid)
+            t = _oid_types().get(oid)
             arrays.append(pa.array(list(values), type=t) if t is not None or values else pa.array([], pa.null()))
         return pa.Table.from_arrays(arrays, names=names)
 
