@@ -3,7 +3,8 @@
 One Spark session serves the whole module (the Hive metastore is an embedded Derby database: one process per
 project, and a JVM start costs tens of seconds), so everything here shares one session-scoped project: a small
 hand-made online feature group published twice (insert/update/delete), a feature view over a hand-made label spine,
-and the point-in-time macro compiled by dbt-spark next to them. Under pytest-xdist (--dist loadfile) this module and
+and the point-in-time macro compiled by dbt-spark next to them; fs_window_aggregate compiled by dbt-spark against
+tests/test_window_aggregate.py's reference, on a session temp view. Under pytest-xdist (--dist loadfile) this module and
 tests/test_spark_demo.py are one work unit (tests/conftest.py, `pytest_xdist_make_scheduler`): one worker runs them in
 turn in one JVM, the demo's session in the JVM this module warmed up. Without Java/pyspark the module skips on a laptop
 and fails in CI (FS_REQUIRE_SERVICES).
@@ -11,7 +12,9 @@ and fails in CI (FS_REQUIRE_SERVICES).
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import subprocess
 from datetime import datetime, timedelta
@@ -24,11 +27,22 @@ from fastapi.testclient import TestClient
 from online_support import oracle_latest
 from pit_oracle import SPINE_COLS, STEP, T0, VARIANTS, check, model_sql, oracle
 from services import missing
+from test_window_aggregate import AGGS as WA_AGGS
+from test_window_aggregate import BASE as WA_BASE
+from test_window_aggregate import CONFIGS as WA_CONFIGS
+from test_window_aggregate import STEP as WA_STEP
+from test_window_aggregate import as_dict as wa_as_dict
+from test_window_aggregate import assert_same as wa_assert_same
+from test_window_aggregate import inline_sql as wa_inline_sql
+from test_window_aggregate import reference as wa_reference
+from test_window_aggregate import seconds as wa_seconds
+from test_window_aggregate import split_rendered as wa_split_rendered
 
 from fs_cli.online.backends import open_store
 from fs_cli.online.from_warehouse import materialize_project
 from fs_cli.online.specs import FGSpec
 from fs_cli.server import create_app
+from fs_cli.warehouse.spark import literal
 
 # Delta's jars are fetched from Maven Central once and cached here for every later test run.
 os.environ.setdefault("FS_SPARK_IVY", str(Path.home() / ".cache" / "fs-cli" / "spark-ivy"))
@@ -371,3 +385,67 @@ def test_model_registry_and_lineage(spark_project, tmp_path):
                for c in lineage["feature_group_commits"]]
     assert commits == [(FG, 2, 1, 1, 1, 4)]
     assert "spark_items" in lineage["sources"]
+
+
+# ------------------------------------------------------------------------------- fs_window_aggregate on Spark
+def window_events(rng: random.Random, key_base: int, clustered: bool) -> list[tuple]:
+    """One event table shaped like test_window_aggregate's strategies (NULL keys, times and values; ties; events on
+    window boundaries), its keys moved to key_base + 1.. so that several tables share one Spark query."""
+    if clustered:  # many events on few times: ties on (key, time), dense windows
+        return [(key_base + rng.randint(1, 2), WA_BASE + rng.randint(0, 12) * WA_STEP,
+                 rng.choice([None, *range(0, 4)])) for _ in range(rng.randint(1, 25))]
+    return [(rng.choice([None, key_base + 1, key_base + 2, key_base + 3]),
+             rng.choice([None, *(WA_BASE + i * WA_STEP for i in range(0, 4 * 24 * 4 + 1))]),
+             rng.choice([None, *range(-5, 21)])) for _ in range(rng.randint(0, 40))]
+
+
+def window_batch(seed: int = 13) -> list[tuple]:
+    """Eight generated tables and test_window_aggregate's by-hand boundaries (key 1000) as one event table."""
+    rng = random.Random(seed)
+    events = [e for i in range(8) for e in window_events(rng, 10 * i, clustered=i % 2 == 1)]
+    t0 = WA_BASE + timedelta(hours=10)
+    return [*events, (1000, t0 - timedelta(hours=1), 100), (1000, t0 - timedelta(minutes=30), 10), (1000, t0, 1)]
+
+
+class SparkWindowRunner:
+    """The event table as a session temp view `ev` (a literal VALUES list: no Delta files), the rendered SQL run on
+    it through the warehouse layer."""
+
+    def __init__(self, wh):
+        self.wh = wh
+
+    def run(self, sql: str, events: list[tuple]) -> dict:
+        values = ", ".join(f"({literal(k)}, {literal(t)}, {literal(v)})" for k, t, v in events)
+        self.wh.execute("create or replace temporary view ev as select cast(k as int) as k, "
+                        f"cast(ts as timestamp) as ts, cast(v as bigint) as v from values {values} as t(k, ts, v)")
+        res = self.wh.execute(sql)
+        return wa_as_dict(res.columns, res.fetchall())
+
+
+def test_window_aggregate_matches_reference(spark_project):
+    """fs_window_aggregate compiled by dbt-spark (its Spark interval arithmetic, sequence() grid and mean), every
+    configuration of tests/test_window_aggregate.py (every aggregate function and window unit, a lag with
+    closed='left', two grids) on one generated event table against the brute-force reference; then future events
+    appended, the reference again, and no value of an existing evaluation point changed (no leakage)."""
+    fs = spark_project["fs"]
+    inline = wa_inline_sql().replace("var('aggs')", json.dumps(WA_AGGS))  # no --vars: the project's manifest holds
+    res = fs.project.dbt(["compile", "--quiet", "--inline", inline])
+    assert res.success, res.exception
+    rendered = wa_split_rendered(res.results[0].node.compiled_code)
+    assert set(rendered) == set(WA_CONFIGS)
+    assert "sequence(" in rendered["grid_1h"] and "generate_series" not in rendered["grid_1h"]  # Spark's dispatch
+    events = window_batch()
+    latest = max(t for k, t, _ in events if k is not None and t is not None)
+    future = [(k, latest + timedelta(minutes=m), v) for k, m, v in ((1000, 15, 7), (1, 1, 3), (11, 30, 2),
+                                                                     (21, 60 * 25, 9), (2, 15, None))]
+    with fs.project.warehouse() as wh:
+        runner = SparkWindowRunner(wh)
+        for name, kw in WA_CONFIGS.items():
+            before = runner.run(rendered[name], events)
+            wa_assert_same(before, wa_reference(events, **kw))
+            after = runner.run(rendered[name], events + future)
+            wa_assert_same(after, wa_reference(events + future, **kw))
+            lag = timedelta(seconds=wa_seconds(kw["lag"])) if kw.get("lag") else timedelta(0)
+            for key, row in before.items():  # a point sees events up to t - lag; the future ones are all > latest
+                if kw["at"] == "events" or key[1] - lag <= latest:
+                    assert after[key] == row, (name, key)
