@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -244,6 +245,9 @@ class DbtProgress:
         self.progress = progress
         self.with_total = progress is not None and _takes_total(progress)
         self.name, self.done, self.total = "", 0, 0
+        # dbt calls back from its worker threads: counting and reporting under one lock keeps the counts in order
+        # (two nodes finishing together printed [2/28] before [1/28]).
+        self._lock = threading.Lock()
 
     def phase(self, name: str) -> None:
         self.name, self.done, self.total = name, 0, 0
@@ -251,6 +255,10 @@ class DbtProgress:
     def __call__(self, ev) -> None:
         if self.progress is None:
             return
+        with self._lock:
+            self._on_event(ev)
+
+    def _on_event(self, ev) -> None:
         kind = ev.info.name
         if kind == "LogStartLine":  # dbt's "N of M START ...": M is every node this invocation runs
             self.total = max(self.total, int(getattr(ev.data, "total", 0) or 0))
