@@ -120,8 +120,7 @@ def _count(wh: Warehouse, query: tuple[str, list[Any]]) -> int:
 
 
 def _published_count(wh: Warehouse, fg: Any) -> int:
-    pub_sql, params = published_query(fg, None, wh.quote)
-    return int(wh.scalar(f"select count(*) from ({pub_sql}) fs_pub", params) or 0)
+    return _count(wh, published_query(fg, None, wh.quote))
 
 
 _PLAN_ATTEMPTS = 4
