@@ -17,6 +17,7 @@ result is checked: both groups publish the same rows and the same commit counts.
     .venv/bin/python bench/publish.py                  # 10M rows
     .venv/bin/python bench/publish.py --rows 1000000   # quicker
     .venv/bin/python bench/publish.py --rows 20000 --fractions 0.01   # smoke
+    .venv/bin/python bench/publish.py --max-reference-rows 200000     # drift against a sample of the reference
 
 Everything runs in this process (dbt in-process, DuckDB embedded): nothing to end but the process itself; the project
 lives in a temporary directory removed at the end (--keep keeps it).
@@ -57,7 +58,7 @@ GROUP_YAML = """
     description: bench group ({route} route)
     config:
       meta:
-        fs: {{entities: [item], event_time: event_time, online: false, ttl: null, owner: bench, policy: strict}}
+        fs: {{entities: [item], event_time: event_time, online: false, ttl: null, owner: bench, policy: strict{drift}}}
     columns:
       - {{name: item_id, data_type: bigint, description: the item}}
       - {{name: event_time, data_type: timestamp, description: when}}
@@ -75,7 +76,7 @@ snapshots:
 """
 
 
-def make_project(d: Path) -> Path:
+def make_project(d: Path, max_reference_rows: int | None = None) -> Path:
     for f in ("dbt_project.yml", "profiles.yml"):
         shutil.copy(ROOT / f, d / f)
     shutil.copytree(ROOT / "macros", d / "macros")
@@ -85,8 +86,10 @@ def make_project(d: Path) -> Path:
     fg = d / "models" / "feature_groups"
     (fg / "fg_bench_incr.sql").write_text(INCREMENTAL_MODEL)
     (fg / "fg_bench_table.sql").write_text(TABLE_MODEL)
-    (fg / "_bench.yml").write_text("version: 2\nmodels:" + GROUP_YAML.format(name="fg_bench_table", route="table")
-                                   + GROUP_YAML.format(name="fg_bench_incr", route="incremental"))
+    drift = "" if max_reference_rows is None else f", drift: {{max_reference_rows: {max_reference_rows}}}"
+    (fg / "_bench.yml").write_text(
+        "version: 2\nmodels:" + GROUP_YAML.format(name="fg_bench_table", route="table", drift=drift)
+        + GROUP_YAML.format(name="fg_bench_incr", route="incremental", drift=drift))
     (d / "snapshots" / "bench.yml").write_text(SNAPSHOTS_YAML)
     text = (d / "dbt_project.yml").read_text()
     (d / "dbt_project.yml").write_text(text.replace(
@@ -250,13 +253,16 @@ def main() -> None:
                     help="write cProfile stats of each incremental publish to DIR/incr-<fraction>.pstats")
     ap.add_argument("--sql-times", type=Path, metavar="DIR",
                     help="write each incremental run's SQL statements, by CPU time, to DIR/incr-<fraction>.sql.txt")
+    ap.add_argument("--max-reference-rows", type=int, metavar="N",
+                    help="declare `drift: {max_reference_rows: N}` on both groups (a hash sample of ~N reference "
+                         "rows instead of the exact reference)")
     args = ap.parse_args()
 
     from fs_cli import FeatureStore
 
     tmp = Path(tempfile.mkdtemp(prefix="fs_publish_bench_"))
     try:
-        fs = FeatureStore(make_project(tmp))
+        fs = FeatureStore(make_project(tmp, args.max_reference_rows))
         t = time.perf_counter()
         seed_source(fs, args.rows, args.seed)
         print(f"source: {args.rows:,} rows seeded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
@@ -273,7 +279,7 @@ def main() -> None:
             if table["commit"] != incr["commit"] or not same_published_rows(fs):
                 raise SystemExit(f"routes disagree at {fraction}: table {table['commit']}, incremental {incr['commit']}")
             results.append({"rows": args.rows, "fraction": fraction, "changed": changed, "table": table,
-                            "incremental": incr})
+                            "incremental": incr, "max_reference_rows": args.max_reference_rows})
             print(f"{fraction:.1%} done: commit {incr['commit']}", file=sys.stderr)
         print_table(results)
         if args.results:

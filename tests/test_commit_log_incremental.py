@@ -154,7 +154,7 @@ def test_drift_on_narrow_windows_equals_drift_on_whole_rows(project_copy, engine
             exp.drift.reference = reference
             narrow = {r.column: r.metrics for r in drift.feature_group_drift(wh, fg, exp, True, commit_time,
                                                                              macro_dir=macro_dir)}
-            ref, cur = drift._windows(wh, fg, exp.drift, commit_time)  # whole rows
+            ref, cur, _ = drift._windows(wh, fg, exp.drift, commit_time)  # whole rows
             try:
                 whole = {c: drift.column_drift(wh, ref, cur, c, True, macro_dir=macro_dir) for c in narrow}
             finally:

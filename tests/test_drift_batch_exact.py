@@ -141,6 +141,56 @@ def check_batch_drift(wh, seed: int, reference: str, batch_after: timedelta = ti
         assert got["category"][k] == pytest.approx(v, rel=1e-9, abs=1e-12), (k, got["category"][k], v)
 
 
+@pytest.mark.parametrize("reference", ["previous_window", "last_commit", "commit"])
+def test_a_capped_reference_is_a_deterministic_sample_with_exact_statistics(wh, reference):
+    """drift.max_reference_rows: a reference larger than the cap is replaced by a hash sample of about `cap` of its
+    rows. Checked against the oracle's reference: the sample is a subset of it (no row outside the window, no closed
+    or deleted version), its size is binomial around the cap, the same rows come back on a second check, the
+    statistics are scipy's on exactly the sampled values, and the metrics record the reference's size and fraction.
+    A cap at or above the reference's size changes nothing (same numbers as the exact check)."""
+    from fs_cli.validation import drift
+
+    snapshot, batch = generated_history(5)
+    fg = SimpleNamespace(
+        relation=write(wh, "batch", batch, FEATURE_TYPES),
+        snapshot_relation=write(wh, "batch_snapshot", snapshot, SNAPSHOT_TYPES),
+        event_time="event_time", key_columns=["item_id", "event_time"],
+        features=[SimpleNamespace(name="value", data_type="double")])
+    ref, cur = oracle_windows(snapshot, batch, reference)
+    cap = len(ref) // 3
+
+    def check(max_rows):
+        exp = Expectations("fg_gen", {"value": ColumnExpectations("value", "double")},
+                           drift=DriftConfig(window=WINDOW, reference=reference, max_reference_rows=max_rows))
+        got = feature_group_drift(wh, fg, exp, True, LIVE_AT_COMMIT, macro_dir=MACROS)[0].metrics
+        ref_table, _, sample = drift._windows(wh, fg, exp.drift, LIVE_AT_COMMIT)  # whole rows
+        try:
+            rows = wh.fetchall(f"select item_id, event_time, value from {ref_table}")
+        finally:
+            for name in ("fs_drift_cur", "fs_drift_ref"):
+                wh.execute(f"drop table if exists {wh.temp_relation(name)}")
+        return got, sample, sorted(rows, key=lambda r: (r[0], r[1], r[2] is None, r[2] or 0.0))
+
+    got, sample, rows = check(cap)
+    assert sample == {"max_reference_rows": cap, "reference_rows": len(ref), "fraction": pytest.approx(cap / len(ref))}
+    assert got["reference_sample"] == sample and got["n_ref"] == len(rows)
+    assert abs(len(rows) - cap) < 5 * (cap * (1 - cap / len(ref))) ** 0.5, (len(rows), cap)
+    in_reference = {(r["item_id"], r["event_time"], r["value"]) for r in ref}
+    assert all((k, t.replace(tzinfo=None), v) in in_reference for k, t, v in rows)
+    values = np.array([np.nan if v is None else v for _, _, v in rows], dtype=float)
+    for k, v in numeric_oracle(values, as_float(cur, "value")).items():
+        assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-12), (k, got[k], v)
+    again, _, rows_again = check(cap)
+    assert rows_again == rows and again == got
+    exact = {r.column: r.metrics for r in feature_group_drift(
+        wh, fg, Expectations("fg_gen", {"value": ColumnExpectations("value", "double")},
+                             drift=DriftConfig(window=WINDOW, reference=reference)), True, LIVE_AT_COMMIT,
+        macro_dir=MACROS)}["value"]
+    whole, sample, _ = check(len(ref))
+    assert sample["fraction"] == 1.0 and whole["n_ref"] == len(ref)
+    assert {k: v for k, v in whole.items() if k != "reference_sample"} == exact
+
+
 tied = st.integers(0, 3).map(float)
 
 

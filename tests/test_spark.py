@@ -36,6 +36,8 @@ from test_incremental_groups import V1 as INCR_V1
 from test_incremental_groups import as_rows as incr_as_rows
 from test_incremental_groups import latest as incr_latest
 from test_incremental_groups import write_rows as write_incr_rows
+from test_push import ITEMS_SNAPSHOT as PUSH_ITEMS_SNAPSHOT
+from test_push import ITEMS_YAML as PUSH_ITEMS_YAML
 from test_window_aggregate import AGGS as WA_AGGS
 from test_window_aggregate import BASE as WA_BASE
 from test_window_aggregate import CONFIGS as WA_CONFIGS
@@ -505,3 +507,77 @@ def test_incremental_group_publishes_its_batches(spark_project):
     assert incr_as_rows(fs.read(INCR)) == incr_latest(INCR_V1 + INCR_B2)
     between = log[0].commit_time + (log[1].commit_time - log[0].commit_time) / 2
     assert incr_as_rows(fs.read(INCR, as_of=between)) == incr_latest(INCR_V1)
+
+
+# ------------------------------------------------------------------------------- pushed rows published on Spark
+PUSHED = "fg_push_items"
+
+
+def write_push_group(d: Path, day: datetime, spine_at: datetime) -> None:
+    """tests/test_push.py's pushed group (push source, strict range and allowed values) and its feature view, with
+    Spark's types."""
+    fgs = d / "models" / "feature_groups"
+    (fgs / f"{PUSHED}.sql").write_text(
+        "select cast(item_id as bigint) as item_id, cast(event_time as timestamp) as event_time,"
+        " cast(value as double) as value, cast(grade as string) as grade from {{ ref('push_items') }}\n")
+    (fgs / "_push_items.yml").write_text(PUSH_ITEMS_YAML)
+    (d / "snapshots" / "push_items.yml").write_text(PUSH_ITEMS_SNAPSHOT)
+    (d / "models" / "feature_views" / "fv_push_items.sql").write_text("{{ feature_store.fs_feature_view() }}\n")
+    (d / "seeds" / "push_items.csv").write_text(
+        f"item_id,event_time,value,grade\n1,{day:%Y-%m-%d %H:%M:%S},10.0,a\n2,{day:%Y-%m-%d %H:%M:%S},20.0,b\n")
+    (d / "seeds" / "push_spine.csv").write_text(
+        f"item_id,ts,label\n1,{spine_at - timedelta(minutes=2):%Y-%m-%d %H:%M:%S},0\n"
+        f"1,{spine_at:%Y-%m-%d %H:%M:%S},1\n2,{spine_at:%Y-%m-%d %H:%M:%S},0\n")
+    (d / "seeds" / "_push_seeds.yml").write_text(
+        "version: 2\nseeds:\n  - name: push_items\n    config:\n      column_types:\n"
+        "        {item_id: bigint, event_time: timestamp, value: double, grade: string}\n"
+        "  - name: push_spine\n    config:\n      column_types: {item_id: bigint, ts: timestamp, label: int}\n")
+
+
+def test_pushed_rows_are_published_through_the_gate(spark_project):
+    """tests/test_push.py's publish path on Spark: rows in the push log become a commit of their group at the next
+    run (fs_push.<group> on Delta, merged into the candidate), a row that breaks the group's rules is kept as
+    rejected with the reason, time travel and a training dataset see the pushed value from its event time on, and a
+    later run publishes nothing again."""
+    from fs_cli.online.push_log import PushLog
+    from fs_cli.timeutil import utcnow
+
+    d, fs = spark_project["dir"], spark_project["fs"]
+    t0 = utcnow().replace(microsecond=0)
+    day, pushed_at = t0 - timedelta(days=1), t0 - timedelta(minutes=1)
+    write_push_group(d, day, t0)
+    select = (f"+{PUSHED}", "push_spine")
+    first = fs.run(select=select, materialize=False)
+    assert first.outcomes[PUSHED].status == "ok", first.to_dict()
+    push_dir = fs.project.state_dir / "push"
+    PushLog(push_dir).append(PUSHED, [
+        {"id": "p:0", "pushed_at": t0.isoformat(), "row": {
+            "item_id": 1, "event_time": pushed_at.isoformat(), "value": 55.5, "grade": "b"}},
+        {"id": "p:1", "pushed_at": t0.isoformat(), "row": {  # breaks allowed_values: kept, rejected
+            "item_id": 2, "event_time": pushed_at.isoformat(), "value": 1.0, "grade": "z"}}])
+    before_publish = utcnow()
+    report = fs.run(select=select, materialize=False)
+    o = report.outcomes[PUSHED]
+    assert o.status in ("ok", "warn"), report.to_dict()
+    assert o.commit is not None and (o.commit.inserted, o.commit.updated, o.commit.deleted) == (1, 0, 0)
+    assert any("rejected" in w and "allowed_values" in w for w in o.warnings), o.warnings
+
+    def published(as_of=None) -> list[tuple]:
+        return sorted((int(r.item_id), r.event_time.to_pydatetime().replace(tzinfo=None), float(r.value), r.grade)
+                      for r in fs.read(PUSHED, as_of=as_of).itertuples())
+
+    batch = [(1, day, 10.0, "a"), (2, day, 20.0, "b")]
+    assert published() == sorted([*batch, (1, pushed_at, 55.5, "b")])
+    assert published(as_of=before_publish) == batch
+    assert PushLog(push_dir).read(PUSHED)[0] == []  # consumed after the commit
+    with fs.project.warehouse() as wh:
+        rows = wh.fetchall(f"select fs_push_id, fs_status, fs_commit_id, fs_reason from fs_push.{PUSHED} "
+                           "order by fs_push_id")
+    assert [r[:3] for r in rows] == [("p:0", "published", o.commit.commit_id), ("p:1", "rejected", None)]
+    assert "allowed_values" in rows[1][3]
+    fs.create_training_dataset("fv_push_items")
+    td = fs.training_dataset("fv_push_items").sort_values(["item_id", "ts"])
+    assert list(td["value"]) == [10.0, 55.5, 20.0]
+    again = fs.run(select=select, materialize=False)
+    assert again.outcomes[PUSHED].commit is None, again.to_dict()
+    assert len(fs.commits(PUSHED)) == 2

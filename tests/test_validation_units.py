@@ -207,3 +207,12 @@ def test_drift_false_on_the_group_disables_drift():
     assert parse_expectations(_fg(COLS)).drift.enabled is True
     with pytest.raises(DeclarationError, match="drift"):
         parse_expectations(_fg(COLS, meta={"drift": "off"}))
+
+
+def test_max_reference_rows_is_a_row_count_of_at_least_a_thousand():
+    assert parse_expectations(_fg(COLS)).drift.max_reference_rows is None  # default: the exact check
+    exp = parse_expectations(_fg(COLS, meta={"drift": {"max_reference_rows": 200_000}}))
+    assert exp.drift.max_reference_rows == 200_000
+    for bad in (10, True, "200k", 1.5e5, -1):
+        with pytest.raises(DeclarationError, match=r"(?s)drift\.max_reference_rows = .*use a whole number of rows >= 1000"):
+            parse_expectations(_fg(COLS, meta={"drift": {"max_reference_rows": bad}}))

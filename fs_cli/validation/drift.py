@@ -123,8 +123,9 @@ def _as_datetime(v: Any) -> Any:
 # order-statistic index). A fixed-size sample of the reference would cost the batch but change the numbers. So the
 # reference is the published window, read once into a narrow temp table, and the statistics are made cheap per
 # reference row instead (macros/drift/drift_statistics.sql: one sort for the deciles, bins without a join).
-def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) -> tuple[str, str]:
-    """Materialize the detection window (fs_drift_cur) and the reference (fs_drift_ref) as temp tables.
+def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) -> tuple[str, str, dict | None]:
+    """Materialize the detection window (fs_drift_cur) and the reference (fs_drift_ref) as temp tables; the third
+    value describes the reference's sample (None: every reference row).
 
     Window bounds are computed here and bound as values, so the SQL needs no engine's interval syntax. With
     `features`, the tables hold only those columns and the event time (the statistics read nothing else): the
@@ -138,6 +139,7 @@ def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) ->
     else:
         cur = wh.create_temp_table("fs_drift_cur", f"select {cols} from {fg.relation} where {et} > ?",
                                    [newest - window])
+    params: list[Any] = []
     if dc.reference == "previous_window":
         pub = _published_live(fg, False, cols)
         detect_start = _as_datetime(wh.scalar(f"select min({et}) from {cur}"))
@@ -146,17 +148,37 @@ def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) ->
             (t for t in (detect_start, _as_datetime(wh.scalar(f"select max({et}) from ({pub}) as pub")))
              if t is not None), default=None)
         if hi is None:
-            ref = wh.create_temp_table("fs_drift_ref", f"{pub} and 1 = 0")
+            query = f"{pub} and 1 = 0"
         else:
             # Rows at exactly the detection start belong to the detection window, not the reference.
             before_detection = f" and {et} < ?" if detect_start is not None else ""
             params = [hi, hi - window] + ([detect_start] if detect_start is not None else [])
-            ref = wh.create_temp_table("fs_drift_ref", f"{pub} and {et} <= ? and {et} > ?{before_detection}", params)
+            query = f"{pub} and {et} <= ? and {et} > ?{before_detection}"
     elif dc.reference == "last_commit":
-        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, False, cols))
+        query = _published_live(fg, False, cols)
     else:
-        ref = wh.create_temp_table("fs_drift_ref", _published_live(fg, True, cols), [commit_time, commit_time])
-    return ref, cur
+        query, params = _published_live(fg, True, cols), [commit_time, commit_time]
+    query, params, sample = _sampled(wh, fg, dc, query, params)
+    return wh.create_temp_table("fs_drift_ref", query, params), cur, sample
+
+
+# Why a cap on the reference is opt-in (drift.max_reference_rows) and a hash sample. Exact statistics need every
+# reference row (comment above), and the reference of a dense group can be millions of rows whatever the batch: the
+# cap trades exactness for a check whose cost is the sample's. The sample is the rows whose hash of (key, event
+# time) falls below cap / reference size: deterministic (the same rows on every engine run, so a re-run gives the
+# same numbers, and a row keeps its place in the sample as the reference moves), spread over the whole window and
+# every key, and selected while the reference is read (no sort or second pass). Its size is binomial around the cap.
+def _sampled(wh: Any, fg, dc, query: str, params: list[Any]) -> tuple[str, list[Any], dict | None]:
+    cap = dc.max_reference_rows
+    if cap is None:
+        return query, params, None
+    rows = int(wh.scalar(f"select count(*) from ({query}) as ref", params) or 0)
+    if rows <= cap:
+        return query, params, {"max_reference_rows": cap, "reference_rows": rows, "fraction": 1.0}
+    fraction = cap / rows
+    keys = [wh.quote(c) for c in dict.fromkeys(fg.key_columns)]
+    return (f"{query} and {wh.unit_hash(keys)} < ?", [*params, fraction],
+            {"max_reference_rows": cap, "reference_rows": rows, "fraction": fraction})
 
 
 def _published_from(wh: Any, pub: str, et: str, start: Any) -> bool:
@@ -189,7 +211,7 @@ def feature_group_drift(wh, fg, exp, published: bool, commit_time=None, *, macro
     seconds = int(dc.window.total_seconds())
     try:
         drifting = [col.name for col in fg.features if exp.columns[col.name].drift]
-        ref, cur = _windows(wh, fg, dc, commit_time, drifting)
+        ref, cur, sample = _windows(wh, fg, dc, commit_time, drifting)
         results = []
         base = {**DEFAULT_THRESHOLDS, **dc.thresholds}
         for col in fg.features:
@@ -200,7 +222,8 @@ def feature_group_drift(wh, fg, exp, published: bool, commit_time=None, *, macro
             stats = column_drift(wh, ref, cur, col.name, numeric, macro_dir=macro_dir)
             fd = evaluate(col.name, numeric, stats, {**base, **ce.drift_thresholds})
             metrics = {**stats, "thresholds": fd.thresholds, "exceeded": fd.exceeded, "kind": fd.kind,
-                       "reference": dc.reference, "window_seconds": seconds}
+                       "reference": dc.reference, "window_seconds": seconds,
+                       **({"reference_sample": sample} if sample else {})}
             n_ref, n_cur = stats.get("n_ref") or 0, stats.get("n_cur") or 0
             if min(n_ref, n_cur) < MIN_SAMPLES:
                 outcome = "skipped"

@@ -8,7 +8,8 @@ Per column, under `config.meta.fs` of the column:
     drift: false | {psi: 0.3, ...} # skip drift for this feature, or override thresholds
 Per feature group, under `config.meta.fs`:
     expectations: {freshness: 3d, min_rows: 1}
-    drift: {enabled: true, window: 7d, reference: previous_window | last_commit | {commit: N}, thresholds: {...}}
+    drift: {enabled: true, window: 7d, reference: previous_window | last_commit | {commit: N}, thresholds: {...},
+            max_reference_rows: N}      # opt-in: compare with a deterministic sample of ~N reference rows
     contract: path/to/extra.contract.yml   # default: <model>.contract.yml next to the model's SQL
 """
 
@@ -24,7 +25,10 @@ from ..timeutil import parse_ttl
 
 COLUMN_KEYS = {"not_null", "range", "allowed_values", "categorical", "drift"}
 FG_EXPECTATION_KEYS = {"freshness", "min_rows"}
-DRIFT_KEYS = {"enabled", "window", "reference", "thresholds"}
+# A sampled reference smaller than this would make the statistics noise (KS's 5% critical value at 1,000 rows is ~0.04
+# on the reference side alone); a cap is for references of hundreds of thousands of rows.
+MIN_REFERENCE_SAMPLE = 1000
+DRIFT_KEYS = {"enabled", "window", "reference", "thresholds", "max_reference_rows"}
 
 
 @dataclass
@@ -51,6 +55,7 @@ class DriftConfig:
     reference: str = "previous_window"  # previous_window | last_commit | commit
     reference_commit: int | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
+    max_reference_rows: int | None = None  # None: the whole reference (exact); N: a sample of ~N rows beyond N
 
 
 @dataclass
@@ -179,4 +184,11 @@ def _drift_config(dspec: Any, default_reference: Any, problems: Problems) -> Dri
             "`last_commit` (the feature group as published now) or `{commit: N}` (as published by commit N)",
             field="drift.reference")
     dc.thresholds = _thresholds(dspec.get("thresholds"), problems, "drift.thresholds")
+    cap = dspec.get("max_reference_rows")
+    if cap is not None:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < MIN_REFERENCE_SAMPLE:
+            problems.add(f"= {cap!r}", fix=f"use a whole number of rows >= {MIN_REFERENCE_SAMPLE} (e.g. 200000), "
+                         "or leave it out to compare with every reference row", field="drift.max_reference_rows")
+        else:
+            dc.max_reference_rows = cap
     return dc

@@ -176,6 +176,12 @@ class Warehouse(ABC):
         """A 64-bit hash of the whole row of table alias `alias` (DuckDB: `hash` of the row struct)."""
         return f"hash({alias})"
 
+    def unit_hash(self, exprs: Sequence[str]) -> str:
+        """A number in [0, 1) that depends only on the values of `exprs` (SQL expressions), spread uniformly: a row
+        whose value is below p is in a deterministic sample of about a fraction p of the rows. The top 53 bits of a
+        64-bit hash (what a double holds exactly)."""
+        return f"cast(hash({', '.join(exprs)}) >> 11 as double) / 9007199254740992.0"
+
     def add_column(self, relation: str, column: str, logical: str) -> None:
         """Add a nullable column to a table (a migration; callers check first that it is missing)."""
         self.execute(f"alter table {relation} add column {self.quote(column)} {self.type(logical)}")

@@ -184,6 +184,12 @@ class PostgresWarehouse(Warehouse):
     def _row_hash(self, alias: str) -> str:
         return f"hashtextextended(cast({alias} as text), 0)"  # the row's text form, hashed to a bigint
 
+    def unit_hash(self, exprs: Sequence[str]) -> str:
+        # The values' text forms, separated by a unit separator (concat_ws skips NULLs, so NULL and '' differ only by
+        # position: enough for sampling), hashed to a bigint; its top 53 bits, as a non-negative number.
+        text = "concat_ws(chr(31), " + ", ".join(f"cast({e} as text)" for e in exprs) + ")"
+        return f"cast((hashtextextended({text}, 0) >> 11) & 9007199254740991 as double precision) / 9007199254740992.0"
+
     def temp_relation(self, name: str) -> str:
         return f"pg_temp.{self.quote(name)}"
 

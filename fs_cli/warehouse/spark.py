@@ -327,6 +327,10 @@ class SparkWarehouse(Warehouse):
     def _row_hash(self, alias: str) -> str:
         return "xxhash64(*)"  # every column of the one table in content_token's FROM
 
+    def unit_hash(self, exprs: Sequence[str]) -> str:
+        return (f"cast(shiftright(xxhash64({', '.join(exprs)}), 11) & 9007199254740991 as double)"
+                " / 9007199254740992.0")
+
     def temp_relation(self, name: str) -> str:
         return self.quote(name)
 
