@@ -1,4 +1,4 @@
-"""Publish cost of a feature group: the table route vs the incremental route, same data, same run (DuckDB).
+"""Publish cost of a feature group: the table route vs the incremental route, same data, same run (DuckDB, Postgres).
 
 A throw-away project (this repo's dbt_project.yml, profiles.yml and macros/) holds two feature groups over one seeded
 source table `bench_raw.items` (item_id, event_time, value, ingested_at; N rows):
@@ -18,14 +18,17 @@ result is checked: both groups publish the same rows and the same commit counts.
     .venv/bin/python bench/publish.py --rows 1000000   # quicker
     .venv/bin/python bench/publish.py --rows 20000 --fractions 0.01   # smoke
     .venv/bin/python bench/publish.py --max-reference-rows 200000     # drift against a sample of the reference
+    .venv/bin/python bench/publish.py --target postgres --rows 1000000   # on Postgres (a fresh database, dropped)
 
-Everything runs in this process (dbt in-process, DuckDB embedded): nothing to end but the process itself; the project
-lives in a temporary directory removed at the end (--keep keeps it).
+Everything runs in this process (dbt in-process, DuckDB embedded or a Postgres client): it starts no other process;
+the project lives in a temporary directory removed at the end (--keep keeps it), and a Postgres database made for
+the run is dropped at the end, also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -97,40 +100,62 @@ def make_project(d: Path, max_reference_rows: int | None = None) -> Path:
     return d
 
 
+# The engine's SQL for the seeded data: a 64-bit hash of integers, seconds/hours as an interval, a row generator.
+# The values differ between engines; a run compares the two routes on one engine.
+def _pg_hash(x: str, *salt: int) -> str:
+    """Postgres: hashint8extended of `x` seeded by the salt (made non-negative, as DuckDB's hash is unsigned)."""
+    seed = int.from_bytes(hashlib.blake2b(repr(salt).encode(), digest_size=7).digest(), "big")
+    return f"(hashint8extended({x}, {seed}) & 9223372036854775807)"
+
+
+DIALECT = {
+    "duckdb": {"hash": lambda *a: f"hash({', '.join(map(str, a))})", "secs": "to_seconds({})", "hours": "to_hours({})",
+               "rows": "range({n}) t(i)", "double": "double"},
+    "postgres": {"hash": _pg_hash, "secs": "make_interval(secs => {})", "hours": "make_interval(hours => {})",
+                 "rows": "generate_series(0, {n} - 1) t(i)", "double": "double precision"},
+}
+
+
 def seed_source(fs, rows: int, seed: int) -> None:
     """N rows, deterministic in (row, seed): item i, an event time spread over 30 days, a value in [0, 1000)."""
+    d = DIALECT[fs.project.engine]
     with fs.project.warehouse() as wh:
         wh.ensure_schema("bench_raw")
         wh.execute(f"drop table if exists {SOURCE}")
         wh.execute(f"""
             create table {SOURCE} as
             select cast(i as bigint) as item_id,
-                   cast('{T0}' as timestamp) - to_seconds(cast(hash(i, {seed}) % (30 * 86400) as bigint)) as event_time,
-                   cast(hash(i, {seed}, 1) % 1000000 as double) / 1000 as value,
+                   cast('{T0}' as timestamp) - {d['secs'].format(f"cast({d['hash']('i', seed)} % (30 * 86400) as bigint)")}
+                       as event_time,
+                   cast({d['hash']('i', seed, 1)} % 1000000 as {d['double']}) / 1000 as value,
                    cast('{T0}' as timestamp) as ingested_at
-            from range({rows}) t(i)""")
+            from {d['rows'].format(n=rows)}""")
+        if fs.project.engine == "postgres":
+            wh.execute(f"analyze {SOURCE}")
 
 
 def change_source(fs, rows: int, fraction: float, step: int, seed: int) -> int:
     """`fraction` of N rows changed at ingestion time T0 + step hours: half corrections of existing keys (a new
     value), half new keys. Returns the number of changed rows."""
     changed = max(2, int(rows * fraction))
-    ingested = f"cast('{T0}' as timestamp) + to_hours({step})"
+    d = DIALECT[fs.project.engine]
+    ingested = f"cast('{T0}' as timestamp) + {d['hours'].format(step)}"
     with fs.project.warehouse() as wh:
         n_items = int(wh.scalar(f"select count(*) from {SOURCE}"))
         updates, inserts = changed // 2, changed - changed // 2
         # Corrections: a deterministic pseudo-random set of existing items (the modulus picks every k-th row).
         stride = max(1, n_items // updates)
         wh.execute(f"""
-            update {SOURCE} set value = cast(hash(item_id, {seed}, {step}) % 1000000 as double) / 1000,
+            update {SOURCE} set value = cast({d['hash']('item_id', seed, step)} % 1000000 as {d['double']}) / 1000,
                                ingested_at = {ingested}
             where (item_id + {step}) % {stride} = 0 and item_id < {updates * stride}""")
         wh.execute(f"""
             insert into {SOURCE}
             select cast({n_items} + i as bigint),
-                   cast('{T0}' as timestamp) - to_seconds(cast(hash(i, {seed}, {step}) % (30 * 86400) as bigint)),
-                   cast(hash(i, {seed}, {step}, 2) % 1000000 as double) / 1000, {ingested}
-            from range({inserts}) t(i)""")
+                   cast('{T0}' as timestamp)
+                       - {d['secs'].format(f"cast({d['hash']('i', seed, step)} % (30 * 86400) as bigint)")},
+                   cast({d['hash']('i', seed, step, 2)} % 1000000 as {d['double']}) / 1000, {ingested}
+            from {d['rows'].format(n=inserts)}""")
         return int(wh.scalar(f"select count(*) from {SOURCE} where ingested_at = {ingested}"))
 
 
@@ -175,9 +200,12 @@ class SqlTimes:
                 f.write(f"{w:8.3f}s {c:8.3f}s {who:3} {sql[:6000]}\n")
 
 
-def timed_run(fs, group: str, profile: Path | None = None, sql_times: Path | None = None) -> dict:
+def timed_run(fs, group: str, profile: Path | None = None, sql_times: Path | None = None,
+              server_cpu=lambda: 0.0) -> dict:
     """`fs run --select group` without materialization; wall and CPU of the publish (after the build) and of the run.
-    `profile`: write the run's cProfile stats there (pstats format; the timings then include the profiler's cost)."""
+    `profile`: write the run's cProfile stats there (pstats format; the timings then include the profiler's cost).
+    `server_cpu`: CPU seconds of the database server so far (Postgres: its processes serving the bench database),
+    added to this process's."""
     from fs_cli.pipeline import run_pipeline
     from fs_cli.validation import drift, pipeline_check, post_publish_link
 
@@ -186,16 +214,16 @@ def timed_run(fs, group: str, profile: Path | None = None, sql_times: Path | Non
     drift_check = drift.feature_group_drift
 
     def timed_drift(*args, **kwargs):
-        w, c = time.perf_counter(), time.process_time()
+        w, c = time.perf_counter(), time.process_time() + server_cpu()
         try:
             return drift_check(*args, **kwargs)
         finally:
             in_drift[0] += time.perf_counter() - w
-            in_drift[1] += time.process_time() - c
+            in_drift[1] += time.process_time() + server_cpu() - c
 
     def progress(message: str, done: int, total: int | None = None) -> None:
         if not message.startswith("build") and "publish_start" not in marks:
-            marks["publish_start"] = (time.perf_counter(), time.process_time())
+            marks["publish_start"] = (time.perf_counter(), time.process_time() + server_cpu())
 
     profiler = None
     if profile is not None:
@@ -204,7 +232,7 @@ def timed_run(fs, group: str, profile: Path | None = None, sql_times: Path | Non
         profiler = cProfile.Profile()
         profiler.enable()
     statements = SqlTimes() if sql_times is not None else None
-    start = (time.perf_counter(), time.process_time())
+    start = (time.perf_counter(), time.process_time() + server_cpu())
     drift.feature_group_drift = timed_drift  # the gate calls it through the module
     try:
         if statements is not None:
@@ -216,7 +244,7 @@ def timed_run(fs, group: str, profile: Path | None = None, sql_times: Path | Non
         if statements is not None:
             statements.__exit__()
             statements.write(sql_times)
-    end = (time.perf_counter(), time.process_time())
+    end = (time.perf_counter(), time.process_time() + server_cpu())
     if profiler is not None:
         profiler.disable()
         profile.parent.mkdir(parents=True, exist_ok=True)
@@ -256,30 +284,50 @@ def main() -> None:
     ap.add_argument("--max-reference-rows", type=int, metavar="N",
                     help="declare `drift: {max_reference_rows: N}` on both groups (a hash sample of ~N reference "
                          "rows instead of the exact reference)")
+    ap.add_argument("--target", choices=("duckdb", "postgres"), default="duckdb",
+                    help="postgres: a fresh database on FS_BENCH_PG_HOST:FS_BENCH_PG_PORT (default 127.0.0.1:5432, "
+                         "user postgres), dropped at the end; CPU = this process + the server processes serving it")
     args = ap.parse_args()
+    if args.sql_times and args.target != "duckdb":
+        ap.error("--sql-times records DuckDB's statements only")
+    if args.target == "postgres":
+        import pg_bench
 
+        pg_bench.pin_utc_env()
+        with pg_bench.database() as db, pg_bench.DatabaseCpuClock(db) as clock:
+            os.environ.update({"FS_TARGET": "postgres", "FS_PG_DATABASE": db, "FS_PG_HOST": pg_bench.server()["host"],
+                               "FS_PG_PORT": str(pg_bench.server()["port"]), "FS_PG_USER": pg_bench.server()["user"]})
+            run_bench(args, clock.read)
+    else:
+        run_bench(args, lambda: 0.0)
+
+
+def run_bench(args, server_cpu) -> None:
     from fs_cli import FeatureStore
 
     tmp = Path(tempfile.mkdtemp(prefix="fs_publish_bench_"))
     try:
         fs = FeatureStore(make_project(tmp, args.max_reference_rows))
+        assert fs.project.engine == args.target, (fs.project.engine, args.target)
         t = time.perf_counter()
         seed_source(fs, args.rows, args.seed)
         print(f"source: {args.rows:,} rows seeded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         for group in ("fg_bench_table", "fg_bench_incr"):  # the first publish: the whole table on both routes
-            first = timed_run(fs, group)
+            first = timed_run(fs, group, server_cpu=server_cpu)
             print(f"first publish {group}: {first}", file=sys.stderr)
         results = []
         for step, fraction in enumerate(float(f) for f in args.fractions.split(",")):
             changed = change_source(fs, args.rows, fraction, step + 1, args.seed)
-            table = timed_run(fs, "fg_bench_table")
+            table = timed_run(fs, "fg_bench_table", server_cpu=server_cpu)
             incr = timed_run(fs, "fg_bench_incr",
                              None if args.profile is None else args.profile / f"incr-{fraction:g}.pstats",
-                             None if args.sql_times is None else args.sql_times / f"incr-{fraction:g}.sql.txt")
+                             None if args.sql_times is None else args.sql_times / f"incr-{fraction:g}.sql.txt",
+                             server_cpu=server_cpu)
             if table["commit"] != incr["commit"] or not same_published_rows(fs):
                 raise SystemExit(f"routes disagree at {fraction}: table {table['commit']}, incremental {incr['commit']}")
             results.append({"rows": args.rows, "fraction": fraction, "changed": changed, "table": table,
-                            "incremental": incr, "max_reference_rows": args.max_reference_rows})
+                            "incremental": incr, "max_reference_rows": args.max_reference_rows,
+                            "target": args.target})
             print(f"{fraction:.1%} done: commit {incr['commit']}", file=sys.stderr)
         print_table(results)
         if args.results:

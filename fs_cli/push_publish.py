@@ -122,11 +122,11 @@ def _merge_into_candidate(wh: Warehouse, fg: FeatureGroup, ps: PushSpec) -> int:
     if not n:
         return 0
     same = [*ps.spec.keys, ps.spec.event_time, *([ps.spec.created_time] if ps.spec.created_time else [])]
-    match = " and ".join(f"p.{q(c)} = c.{q(c)}" for c in same)
+    match = " and ".join(f"s.{q(c)} = t.{q(c)}" for c in same)
     cand_cols = {c.lower() for c, _ in wh.describe(fg.relation)}
     cols = [c for c in ps.columns if c.lower() in cand_cols]
     with wh.transaction():
-        wh.execute(f"delete from {fg.relation} as c where exists (select 1 from {rel} p where {accepted} and {match})")
+        wh.delete_matching(fg.relation, f"select {', '.join(q(c) for c in same)} from {rel} p where {accepted}", match)
         wh.execute(f"insert into {fg.relation} ({', '.join(q(c) for c in cols)}) "
                    f"select {', '.join('p.' + q(c) for c in cols)} from {rel} p where {accepted}")
     return n

@@ -176,6 +176,11 @@ class Warehouse(ABC):
         """A 64-bit hash of the whole row of table alias `alias` (DuckDB: `hash` of the row struct)."""
         return f"hash({alias})"
 
+    def delete_matching(self, target: str, source: str, condition: str) -> None:
+        """Delete the rows of table `target` (alias `t`) that match a row of the query `source` (alias `s`) by the
+        boolean SQL `condition` over both."""
+        self.execute(f"delete from {target} as t where exists (select 1 from ({source}) as s where {condition})")
+
     def unit_hash(self, exprs: Sequence[str]) -> str:
         """A number in [0, 1) that depends only on the values of `exprs` (SQL expressions), spread uniformly: a row
         whose value is below p is in a deterministic sample of about a fraction p of the rows. The top 53 bits of a

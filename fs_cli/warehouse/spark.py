@@ -327,6 +327,11 @@ class SparkWarehouse(Warehouse):
     def _row_hash(self, alias: str) -> str:
         return "xxhash64(*)"  # every column of the one table in content_token's FROM
 
+    def delete_matching(self, target: str, source: str, condition: str) -> None:
+        # Delta's DELETE takes no subquery (DELTA_UNSUPPORTED_SUBQUERY); its MERGE deletes by a join, and an
+        # unconditional DELETE clause accepts several source rows matching one target row.
+        self.execute(f"merge into {target} as t using ({source}) as s on {condition} when matched then delete")
+
     def unit_hash(self, exprs: Sequence[str]) -> str:
         return (f"cast(shiftright(xxhash64({', '.join(exprs)}), 11) & 9007199254740991 as double)"
                 " / 9007199254740992.0")
