@@ -41,6 +41,7 @@ from .warehouse import Warehouse
 PUSH_SCHEMA = "fs_push"
 ACCEPTED = ("pending", "published")
 _LOGICAL = {"int": "bigint", "float": "double", "str": "text", "bool": "boolean", "timestamp": "timestamp"}
+_INSERT_CHUNK = 500  # rows per INSERT statement (bound parameters: Postgres allows 65,535 per statement)
 _META_COLUMNS = [("fs_push_id", "text"), ("fs_pushed_at", "timestamp"), ("fs_status", "text"), ("fs_reason", "text"),
                  ("fs_commit_id", "bigint")]
 
@@ -78,39 +79,70 @@ def _param(value: Any, kind: str) -> Any:
 def _load(wh: Warehouse, fg: FeatureGroup, ps: PushSpec, records: list[dict[str, Any]], now: datetime,
           batch: PushedBatch) -> None:
     """New log records into fs_push.<group>: checked again (rejected ones kept with the reason), earlier pushes of
-    the same key and event time superseded."""
+    the same key and event time superseded (the latest push wins).
+
+    In a fixed number of statements, not one per record (on Spark each statement is a Delta commit): the records'
+    outcome is decided here, in log order, as if they were loaded one by one (a pending row is superseded by the
+    next accepted push of its key, in the log or in this batch), then one UPDATE of the earlier rows and one
+    multi-row INSERT per chunk. tests/test_push_load.py checks this against the one-by-one semantics."""
     rel = push_table(wh, fg)
     q = wh.quote
     known = {r[0] for r in wh.fetchall(f"select {q('fs_push_id')} from {rel}")}
-    fresh = [r for r in records if r.get("id") not in known]
+    fresh, seen = [], set(known)
+    for r in records:  # a record logged twice (a retried append) is loaded once
+        if r.get("id") not in seen:
+            seen.add(r.get("id"))
+            fresh.append(r)
     if not fresh:
         return
     cols = ps.columns
     same = [*ps.spec.keys, ps.spec.event_time, *([ps.spec.created_time] if ps.spec.created_time else [])]
-    insert = (f"insert into {rel} ({', '.join(q(c) for c, _ in _META_COLUMNS)}, {', '.join(q(c) for c in cols)}) "
-              f"values ({', '.join('?' for _ in range(len(_META_COLUMNS) + len(cols)))})")
-    supersede = (f"update {rel} set {q('fs_status')} = 'superseded', {q('fs_reason')} = ? "
-                 f"where {q('fs_status')} in ('pending', 'published') and "
-                 + " and ".join(f"{q(c)} = ?" for c in same))
+    rows: list[list[Any]] = []  # fs_push_id, fs_pushed_at, fs_status, fs_reason, fs_commit_id, *cols
+    for rec in fresh:
+        raw = rec.get("row") or {}
+        status, reason = "pending", None
+        try:
+            row = check_row(ps, raw, 0, now)
+        except FeatureStoreError as e:
+            # kept as sent (JSON in the reason: its values may not even fit the column types), columns null
+            row = {}
+            status, reason = "rejected", e.message.removeprefix("row 0, ")
+            batch.rejected.append(f"push {rec.get('id')}: {reason}")
+            reason += " | row: " + orjson.dumps(raw, default=str).decode()
+        rows.append([rec.get("id"), _param(rec.get("pushed_at"), "timestamp"), status, reason, None,
+                     *(_param(row.get(c), ps.rules[c].kind) for c in cols)])
+    # Within the batch: each pending row is superseded by the next pending row of its key; the earlier rows of the
+    # table, by the batch's first pending row of their key.
+    at = {c: len(_META_COLUMNS) + i for i, c in enumerate(cols)}
+    pending = [row for row in rows if row[2] == "pending"]
+    first_of_key: dict[tuple, str] = {}
+    for row in pending:
+        first_of_key.setdefault(tuple(row[at[c]] for c in same), row[0])
+    next_of_key: dict[tuple, str] = {}
+    for row in reversed(pending):
+        key = tuple(row[at[c]] for c in same)
+        if key in next_of_key:
+            row[2], row[3] = "superseded", f"replaced by push {next_of_key[key]}"
+        next_of_key[key] = row[0]
+    names = [*(n for n, _ in _META_COLUMNS), *cols]
     with wh.transaction():
-        for rec in fresh:
-            raw = rec.get("row") or {}
-            status, reason = "pending", None
-            try:
-                row = check_row(ps, raw, 0, now)
-            except FeatureStoreError as e:
-                # kept as sent (JSON in the reason: its values may not even fit the column types), columns null
-                row = {}
-                status, reason = "rejected", e.message.removeprefix("row 0, ")
-                batch.rejected.append(f"push {rec.get('id')}: {reason}")
-                reason += " | row: " + orjson.dumps(raw, default=str).decode()
-            params = [_param(row.get(c), ps.rules[c].kind) for c in cols]
-            if status == "pending":
-                by_col = dict(zip(cols, params, strict=True))
-                wh.execute(supersede, [f"replaced by push {rec['id']}", *(by_col[c] for c in same)])
-            wh.execute(insert, [rec.get("id"), _param(rec.get("pushed_at"), "timestamp"), status, reason, None,
-                                *params])
-            batch.loaded += 1
+        firsts = list(first_of_key.items()) if known else []
+        for chunk in range(0, len(firsts), _INSERT_CHUNK):
+            part = firsts[chunk:chunk + _INSERT_CHUNK]
+            values = ", ".join(["(" + ", ".join(["?"] * (len(same) + 1)) + ")"] * len(part))
+            wh.update_matching(
+                rel, f"select * from (values {values}) as fs_keys ({', '.join(q(c) for c in same)}, "
+                     f"{q('fs_first_push')})",
+                " and ".join(f"t.{q(c)} = s.{q(c)}" for c in same)
+                + f" and t.{q('fs_status')} in ('pending', 'published')",
+                {"fs_status": "'superseded'", "fs_reason": f"'replaced by push ' || s.{q('fs_first_push')}"},
+                [v for key, first in part for v in (*key, first)])
+        for chunk in range(0, len(rows), _INSERT_CHUNK):
+            part = rows[chunk:chunk + _INSERT_CHUNK]
+            values = ", ".join(["(" + ", ".join(["?"] * len(names)) + ")"] * len(part))
+            wh.execute(f"insert into {rel} ({', '.join(q(c) for c in names)}) values {values}",
+                       [v for row in part for v in row])
+    batch.loaded += len(rows)
 
 
 def _merge_into_candidate(wh: Warehouse, fg: FeatureGroup, ps: PushSpec) -> int:

@@ -537,8 +537,8 @@ def write_push_group(d: Path, day: datetime, spine_at: datetime) -> None:
 def test_pushed_rows_are_published_through_the_gate(spark_project):
     """tests/test_push.py's publish path on Spark: rows in the push log become a commit of their group at the next
     run (fs_push.<group> on Delta, merged into the candidate), a row that breaks the group's rules is kept as
-    rejected with the reason, time travel and a training dataset see the pushed value from its event time on, and a
-    later run publishes nothing again."""
+    rejected with the reason, time travel and a training dataset see the pushed value from its event time on, a later
+    push of the same key supersedes it, and a run with nothing new publishes nothing."""
     from fs_cli.online.push_log import PushLog
     from fs_cli.timeutil import utcnow
 
@@ -578,6 +578,17 @@ def test_pushed_rows_are_published_through_the_gate(spark_project):
     fs.create_training_dataset("fv_push_items")
     td = fs.training_dataset("fv_push_items").sort_values(["item_id", "ts"])
     assert list(td["value"]) == [10.0, 55.5, 20.0]
+    # a later push of the same key and event time supersedes the published one (Delta MERGE) and updates the row
+    PushLog(push_dir).append(PUSHED, [{"id": "p:2", "pushed_at": utcnow().isoformat(), "row": {
+        "item_id": 1, "event_time": pushed_at.isoformat(), "value": 66.0, "grade": "a"}}])
+    third = fs.run(select=select, materialize=False)
+    c3 = third.outcomes[PUSHED].commit
+    assert c3 is not None and (c3.inserted, c3.updated, c3.deleted) == (0, 1, 0), third.to_dict()
+    assert published() == sorted([*batch, (1, pushed_at, 66.0, "a")])
+    with fs.project.warehouse() as wh:
+        rows = wh.fetchall(f"select fs_push_id, fs_status, fs_reason from fs_push.{PUSHED} where fs_push_id <> 'p:1' "
+                           "order by fs_push_id")
+    assert rows == [("p:0", "superseded", "replaced by push p:2"), ("p:2", "published", None)]
     again = fs.run(select=select, materialize=False)
     assert again.outcomes[PUSHED].commit is None, again.to_dict()
-    assert len(fs.commits(PUSHED)) == 2
+    assert len(fs.commits(PUSHED)) == 3

@@ -181,6 +181,13 @@ class Warehouse(ABC):
         boolean SQL `condition` over both."""
         self.execute(f"delete from {target} as t where exists (select 1 from ({source}) as s where {condition})")
 
+    def update_matching(self, target: str, source: str, condition: str, assignments: dict[str, str],
+                        params: Sequence[Any] = ()) -> None:
+        """Set columns of the rows of table `target` (alias `t`) that match a row of the query `source` (alias `s`)
+        by `condition`: {column: SQL expression over s and t}. At most one source row may match a target row."""
+        sets = ", ".join(f"{self.quote(c)} = {e}" for c, e in assignments.items())
+        self.execute(f"update {target} as t set {sets} from ({source}) as s where {condition}", params)
+
     def unit_hash(self, exprs: Sequence[str]) -> str:
         """A number in [0, 1) that depends only on the values of `exprs` (SQL expressions), spread uniformly: a row
         whose value is below p is in a deterministic sample of about a fraction p of the rows. The top 53 bits of a

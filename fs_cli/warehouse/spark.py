@@ -332,6 +332,13 @@ class SparkWarehouse(Warehouse):
         # unconditional DELETE clause accepts several source rows matching one target row.
         self.execute(f"merge into {target} as t using ({source}) as s on {condition} when matched then delete")
 
+    def update_matching(self, target: str, source: str, condition: str, assignments: dict[str, str],
+                        params: Sequence[Any] = ()) -> None:
+        # Delta's UPDATE takes no FROM or subquery: its MERGE updates by a join.
+        sets = ", ".join(f"t.{self.quote(c)} = {e}" for c, e in assignments.items())
+        self.execute(f"merge into {target} as t using ({source}) as s on {condition} when matched then update set {sets}",
+                     params)
+
     def unit_hash(self, exprs: Sequence[str]) -> str:
         return (f"cast(shiftright(xxhash64({', '.join(exprs)}), 11) & 9007199254740991 as double)"
                 " / 9007199254740992.0")
