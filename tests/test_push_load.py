@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-import pytest
 import test_validation_drift_stats as drift_stats
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
