@@ -5,7 +5,8 @@ source table `bench_raw.items` (item_id, event_time, value, ingested_at; N rows)
   fg_bench_table  a table model: the whole source, snapshot `check_cols: all` (the default route)
   fg_bench_incr   a dbt incremental model (delete+insert on the key) reading rows ingested after max(ingested_at) of
                   itself, snapshot `check_cols: [ingested_at]`: published from its batch (README "Incremental
-                  feature groups")
+                  feature groups"); with dbt-postgres' `indexes` on ingested_at and the key (the README's advice
+                  for Postgres; dbt-duckdb ignores them)
 Both are published once (not measured). Then, per change fraction (0.1%, 1%, 10% by default), the source gets that
 many changed rows (half corrections of existing keys, half new keys; one new ingestion time) and each group is run
 on its own (`fs run --select <group>`, no materialization): build, then the publish = audit (copy + the validation
@@ -50,7 +51,8 @@ SOURCE = "bench_raw.items"
 T0 = "2026-01-01 00:00:00"
 
 INCREMENTAL_MODEL = f"""
-{{{{ config(materialized='incremental', unique_key=['item_id', 'event_time'], incremental_strategy='delete+insert') }}}}
+{{{{ config(materialized='incremental', unique_key=['item_id', 'event_time'], incremental_strategy='delete+insert',
+           indexes=[{{'columns': ['ingested_at']}}, {{'columns': ['item_id', 'event_time']}}]) }}}}
 select item_id, event_time, value, ingested_at from {SOURCE}
 {{% if is_incremental() %}} where ingested_at > (select max(ingested_at) from {{{{ this }}}}) {{% endif %}}
 """

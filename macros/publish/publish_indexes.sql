@@ -9,7 +9,9 @@
     - the unique key, partial on the current versions (`dbt_valid_to is null`): the versions a batch replaces are
       found by key among the current ones, and a version leaves this index when it is closed. Not unique: a group
       published with a duplicate key under `warn` must publish (its gate reports it);
-    - dbt_valid_from and dbt_valid_to: the versions opened or closed after an instant.
+    - dbt_valid_from and dbt_valid_to: the versions opened or closed after an instant;
+    - an incremental group's ingestion column (`check_cols: [ingested_at]`), over the current versions: the group's
+      published watermark, max() of it, read at every run.
   Created once (`if not exists`), in the snapshot's post-hook (dbt_project.yml), so plain `dbt snapshot` creates them
   too; names are a hash of the snapshot's name (Postgres truncates identifiers at 63 bytes). Skipped under
   `dbt_valid_to_current` (current versions then carry a date, not NULL).
@@ -32,5 +34,12 @@
         'create index if not exists ' ~ prefix ~ '_valid_from on ' ~ this ~ ' (' ~ columns.dbt_valid_from ~ ')',
         'create index if not exists ' ~ prefix ~ '_valid_to on ' ~ this ~ ' (' ~ columns.dbt_valid_to ~ ')',
     ] -%}
+    {%- set check_cols = config.get('check_cols') -%}
+    {%- if check_cols is not string and check_cols | length == 1 -%}
+        {#- An incremental group's ingestion column: its published watermark is max() of it over the current
+            versions (fs_cli/pipeline.py), read at every run; the index answers it without a scan. -#}
+        {%- do statements.append('create index if not exists ' ~ prefix ~ '_watermark on ' ~ this ~ ' ('
+                                 ~ adapter.quote(check_cols[0]) ~ ') where ' ~ columns.dbt_valid_to ~ ' is null') -%}
+    {%- endif -%}
     {{ return(statements | join(';\n')) }}
 {% endmacro %}
