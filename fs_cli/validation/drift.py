@@ -120,9 +120,10 @@ def _as_datetime(v: Any) -> Any:
 # the batch's detection window starts (its event times decide it), so a summary kept per commit would have to be per
 # (event time, value): the snapshot itself. Deciles and CDF positions of a multiset that changes by a batch cannot be
 # updated in a batch's time in portable SQL (every larger value's cumulative count moves; it would take an
-# order-statistic index). A fixed-size sample of the reference would cost the batch but change the numbers. So the
-# reference is the published window, read once into a narrow temp table, and the statistics are made cheap per
-# reference row instead (macros/drift/drift_statistics.sql: one sort for the deciles, bins without a join).
+# order-statistic index). A fixed-size sample of the reference would cost the batch but change the numbers. So by
+# default the reference is the published window, read once into a narrow temp table, and the statistics are made
+# cheap per reference row instead (macros/drift/drift_statistics.sql: one sort for the deciles, bins without a join);
+# a group may opt into a sample (`max_reference_rows`, `_sampled` below).
 def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) -> tuple[str, str, dict | None]:
     """Materialize the detection window (fs_drift_cur) and the reference (fs_drift_ref) as temp tables; the third
     value describes the reference's sample (None: every reference row).
