@@ -291,7 +291,8 @@ def test_training_dataset_and_export(spark_project, tmp_path):
 
 def test_materialization_into_sqlite_equals_warehouse(spark_project, tmp_path):
     """Latest row per item within the TTL, picked in Spark, read as Arrow, served from SQLite: equal to the oracle
-    over the rows published now (plain SQL on the snapshot)."""
+    over the rows published now (plain SQL on the snapshot); then backfills to an earlier end, with and without a
+    start (Feast's materialize(start_date, end_date)), equal to the oracle over the rows in the range."""
     fs = spark_project["fs"]
     fg = fs.catalog.fg(FG)
     with fs.project.warehouse(read_only=True) as wh:
@@ -319,6 +320,19 @@ def test_materialization_into_sqlite_equals_warehouse(spark_project, tmp_path):
                 assert [res[1]["values"][j], res[2]["values"][j]] == [expected[k]["value"], expected[k]["color"]]
             else:
                 assert res[1]["statuses"][j] == "NOT_FOUND", k
+        # `fs materialize --start S --end T` (a backfill): per item the latest row with S <= event time <= T
+        end, start = datetime(2026, 1, 2, 12), datetime(2026, 1, 1, 6)
+        for lower in (None, start):
+            materialize_project(fs.project, fs.catalog, store=store, now=end, start=lower)
+            window = rows.filter([lower is None or t >= lower for t in rows.column("event_time").to_pylist()])
+            want = oracle_latest(spec, window, end)
+            assert sorted(want) == ([1] if lower else [1, 3])  # item 4 (Jan 3) is after the end, item 3 before S
+            client = TestClient(create_app(store, clock=lambda: (end - datetime(1970, 1, 1)).total_seconds(),
+                                           log_dir=None))
+            res = client.post("/get-online-features",
+                              json={"features": [f"{FG}:value"], "entities": {"item_id": keys}}).json()["results"]
+            got = {k: res[1]["values"][j] for j, k in enumerate(keys) if res[1]["statuses"][j] != "NOT_FOUND"}
+            assert got == {k: r["value"] for k, r in want.items()}, (lower, got)
     finally:
         store.close()
 
