@@ -118,7 +118,7 @@ def latest(rows: list[tuple]) -> list[tuple]:
     return sorted((k[0], k[1], v[0]) for k, v in best.items())
 
 
-def run_counting_audited_rows(fs: FeatureStore) -> tuple[RunReport, dict[str, int]]:
+def run_counting_audited_rows(fs: FeatureStore, select: tuple[str, ...] = ()) -> tuple[RunReport, dict[str, int]]:
     """`fs run` (no materialization: FeatureStore.run(materialize=False) composes the same check and post-publish
     step) with one more candidate check that counts the rows of each audited copy: what the gate audits and the
     snapshot publishes from."""
@@ -130,7 +130,8 @@ def run_counting_audited_rows(fs: FeatureStore) -> tuple[RunReport, dict[str, in
         audited[fg.name] = int(wh.scalar(f"select count(*) from {fg.relation}"))
         return [], []
 
-    report = run_pipeline(fs.project, checks=[pipeline_check, count_rows], post_publish=[post_publish_link])
+    report = run_pipeline(fs.project, select=select, checks=[pipeline_check, count_rows],
+                          post_publish=[post_publish_link])
     return report, audited
 
 
@@ -203,31 +204,36 @@ def timeline(request, tmp_path_factory) -> Iterator[dict]:
         db = stack.enter_context(pg_database()) if engine == "postgres" else None
         d = _make_project(use_engine(copy_project(tmp_path_factory.mktemp(f"incr_{engine}") / "proj",
                                                   with_seeds=False), engine, db))
-        fs = FeatureStore(d)
-        runs: list[tuple[RunReport, dict[str, int]]] = []
-        seen: dict[str, object] = {}
-        for i in range(5):
-            for seed, states in SEEDS.items():
-                if states[i] is not None:
-                    write_rows(d, states[i], seed)
-            if i == 0:  # the declaration (incremental model, check on ingested_at) is accepted
-                seen["declared"] = fs.catalog.fg(REPLACED)
-            if i == 2:  # an old row vanishes from the candidate behind fs's back: not the snapshot's business
-                with fs.project.warehouse() as wh:
-                    wh.execute(f"delete from {fs.catalog.fg(BLOCKED).relation} where item_id = 5")
-            runs.append(run_counting_audited_rows(fs))
-            if i == 1:
-                seen["blocked_commits"] = [c.commit_id for c in fs.commits(BLOCKED)]
-                seen["blocked_read"] = as_rows(fs.read(BLOCKED))
-            if i == 2:
-                seen["replaced_log"] = fs.commits(REPLACED)
-                seen["replaced_read"] = as_rows(fs.read(REPLACED))
-                seen["blocked_last"] = fs.commits(BLOCKED)[-1]
-                seen["blocked_read_fixed"] = as_rows(fs.read(BLOCKED))
-            if i == 3:
-                seen["replaced_last"] = fs.commits(REPLACED)[-1]
-                seen["replaced_read_b3"] = as_rows(fs.read(REPLACED))
-        yield {"engine": engine, "fs": fs, "runs": runs, **seen}
+        yield {"engine": engine, **run_timeline(FeatureStore(d), d, run_counting_audited_rows)}
+
+
+def run_timeline(fs: FeatureStore, d: Path, run) -> dict:
+    """The module's five runs (`run(fs)` -> (report, audited rows per group)), with what the tests read between
+    them. tests/test_spark.py runs the same timeline on Spark and asserts it with this module's tests."""
+    runs: list[tuple[RunReport, dict[str, int]]] = []
+    seen: dict[str, object] = {}
+    for i in range(5):
+        for seed, states in SEEDS.items():
+            if states[i] is not None:
+                write_rows(d, states[i], seed)
+        if i == 0:  # the declaration (incremental model, check on ingested_at) is accepted
+            seen["declared"] = fs.catalog.fg(REPLACED)
+        if i == 2:  # an old row vanishes from the candidate behind fs's back: not the snapshot's business
+            with fs.project.warehouse() as wh:
+                wh.execute(f"delete from {fs.catalog.fg(BLOCKED).relation} where item_id = 5")
+        runs.append(run(fs))
+        if i == 1:
+            seen["blocked_commits"] = [c.commit_id for c in fs.commits(BLOCKED)]
+            seen["blocked_read"] = as_rows(fs.read(BLOCKED))
+        if i == 2:
+            seen["replaced_log"] = fs.commits(REPLACED)
+            seen["replaced_read"] = as_rows(fs.read(REPLACED))
+            seen["blocked_last"] = fs.commits(BLOCKED)[-1]
+            seen["blocked_read_fixed"] = as_rows(fs.read(BLOCKED))
+        if i == 3:
+            seen["replaced_last"] = fs.commits(REPLACED)[-1]
+            seen["replaced_read_b3"] = as_rows(fs.read(REPLACED))
+    return {"fs": fs, "runs": runs, **seen}
 
 
 def test_incremental_group_publishes_exact_commits(timeline):

@@ -23,19 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import test_incremental_groups as incr
 from conftest import copy_project, use_engine
 from fastapi.testclient import TestClient
 from online_support import oracle_latest
 from pit_oracle import SPINE_COLS, STEP, T0, VARIANTS, check, model_sql, oracle
 from services import missing
-from test_incremental_groups import B2 as INCR_B2
-from test_incremental_groups import FG_YAML as INCR_FG_YAML
-from test_incremental_groups import MODEL as INCR_MODEL
-from test_incremental_groups import SNAPSHOT_YAML as INCR_SNAPSHOT_YAML
-from test_incremental_groups import V1 as INCR_V1
-from test_incremental_groups import as_rows as incr_as_rows
-from test_incremental_groups import latest as incr_latest
-from test_incremental_groups import write_rows as write_incr_rows
 from test_push import ITEMS_SNAPSHOT as PUSH_ITEMS_SNAPSHOT
 from test_push import ITEMS_YAML as PUSH_ITEMS_YAML
 from test_window_aggregate import AGGS as WA_AGGS
@@ -52,9 +45,7 @@ from test_window_aggregate import split_rendered as wa_split_rendered
 from fs_cli.online.backends import open_store
 from fs_cli.online.from_warehouse import materialize_project
 from fs_cli.online.specs import FGSpec
-from fs_cli.pipeline import run_pipeline
 from fs_cli.server import create_app
-from fs_cli.validation import pipeline_check, post_publish_link
 from fs_cli.warehouse.spark import literal
 
 # Delta's jars are fetched from Maven Central once and cached here for every later test run.
@@ -478,49 +469,46 @@ def test_window_aggregate_matches_reference(spark_project):
                     assert after[key] == row, (name, key)
 
 
-# ------------------------------------------------------------------------------- an incremental group on Spark
-INCR = "fg_spark_incr_items"
+# ------------------------------------------------------------------------------- incremental groups on Spark
+def write_incremental_groups(d: Path) -> None:
+    """tests/test_incremental_groups.py's four groups (three incremental, one table group over the same source) on
+    their seeds, with dbt-spark's `merge` strategy (Delta MERGE on the key: dbt-spark has no delete+insert) and
+    Spark's `double`."""
+    fgs = d / "models" / "feature_groups"
+    spark_sql = {"'delete+insert'": "'merge'", "double precision": "double"}
+
+    def for_spark(sql: str) -> str:
+        for a, b in spark_sql.items():
+            sql = sql.replace(a, b)
+        return sql
+
+    for name, seed in ((incr.APPEND, "test_items"), (incr.REPLACED, "replaced_items"), (incr.BLOCKED, "bad_items")):
+        (fgs / f"{name}.sql").write_text(for_spark(incr.MODEL).replace("ref('test_items')", f"ref('{seed}')"))
+        (fgs / f"_{name}.yml").write_text(incr.FG_YAML.replace("fg_test_items", name))
+        (d / "snapshots" / f"{name}.yml").write_text(incr.SNAPSHOT_YAML.replace("fg_test_items", name))
+    (fgs / f"{incr.TABLE}.sql").write_text(for_spark(incr.TABLE_MODEL))
+    (fgs / f"_{incr.TABLE}.yml").write_text(incr.FG_YAML.replace("fg_test_items", incr.TABLE))
+    (d / "snapshots" / f"{incr.TABLE}.yml").write_text(incr.TABLE_SNAPSHOT_YAML)
+    types = "{item_id: bigint, event_time: timestamp, value: double, ingested_at: timestamp}"
+    (d / "seeds" / "_incr_seeds.yml").write_text("version: 2\nseeds:\n" + "".join(
+        f"  - name: {seed}\n    config:\n      column_types: {types}\n"
+        for seed in ("test_items", "replaced_items", "bad_items")))
 
 
-def write_incremental_group(d: Path) -> None:
-    """tests/test_incremental_groups.py's incremental group on its own seed, with dbt-spark's `merge` strategy (Delta
-    MERGE on the key: dbt-spark has no delete+insert) and Spark's `double`."""
-    model = INCR_MODEL.replace("'delete+insert'", "'merge'").replace("double precision", "double")
-    (d / "models" / "feature_groups" / f"{INCR}.sql").write_text(model.replace("ref('test_items')",
-                                                                               "ref('spark_incr_items')"))
-    (d / "models" / "feature_groups" / f"_{INCR}.yml").write_text(INCR_FG_YAML.replace("fg_test_items", INCR))
-    (d / "snapshots" / f"{INCR}.yml").write_text(INCR_SNAPSHOT_YAML.replace("fg_test_items", INCR))
-    (d / "seeds" / "_spark_incr_seed.yml").write_text(
-        "version: 2\nseeds:\n  - name: spark_incr_items\n    config:\n      column_types:\n"
-        "        {item_id: bigint, event_time: timestamp, value: double, ingested_at: timestamp}\n")
-
-
-def test_incremental_group_publishes_its_batches(spark_project):
-    """The incremental group published twice (batch 1, then batch 2: two corrections and three new items): exact
-    commit counts, each audit holds only its batch, time travel equal to the oracle (latest ingestion per key)."""
+def test_incremental_groups_publish_their_batches(spark_project):
+    """tests/test_incremental_groups.py's five runs on Spark, asserted by that module's own tests: exact commits and
+    time travel of an incremental group whose source is replaced by its new batch; the same versions (dbt_scd_id
+    included) and commits as a table group over an append-only source, each audit holding exactly its batch; a bad
+    row in a later batch blocked under `strict` and published with the batch that fixes it, a row deleted from the
+    candidate behind fs's back not recorded as a deletion."""
     d, fs = spark_project["dir"], spark_project["fs"]
-    write_incremental_group(d)
-    for rows, batch in ((INCR_V1, INCR_V1), (INCR_V1 + INCR_B2, INCR_B2)):
-        write_incr_rows(d, rows, "spark_incr_items")
-        audited: dict[str, int] = {}
-
-        def count_rows(project, wh, fg, audited=audited):
-            audited[fg.name] = int(wh.scalar(f"select count(*) from {fg.relation}"))
-            return [], []
-
-        # `fs run` without materialization (FeatureStore.run composes the same steps), plus a check that counts the
-        # rows of the audited copy: what the gate audits and the snapshot publishes from.
-        report = run_pipeline(fs.project, select=(f"+{INCR}",), checks=[pipeline_check, count_rows],
-                              post_publish=[post_publish_link])
-        assert report.outcomes[INCR].status in ("ok", "warn"), report.to_dict()
-        assert audited[INCR] == len(batch)
-    log = fs.commits(INCR)
-    assert [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows) for c in log] == [(1, 6, 0, 0, 6), (2, 3, 2, 0, 9)]
-    assert incr_as_rows(fs.read(INCR, commit=1)) == incr_latest(INCR_V1)
-    assert incr_as_rows(fs.read(INCR, commit=2)) == incr_latest(INCR_V1 + INCR_B2)
-    assert incr_as_rows(fs.read(INCR)) == incr_latest(INCR_V1 + INCR_B2)
-    between = log[0].commit_time + (log[1].commit_time - log[0].commit_time) / 2
-    assert incr_as_rows(fs.read(INCR, as_of=between)) == incr_latest(INCR_V1)
+    write_incremental_groups(d)
+    groups = tuple(f"+{n}" for n in (incr.APPEND, incr.TABLE, incr.REPLACED, incr.BLOCKED))
+    timeline = {"engine": "spark",
+                **incr.run_timeline(fs, d, lambda fs: incr.run_counting_audited_rows(fs, groups))}
+    incr.test_incremental_group_publishes_exact_commits(timeline)
+    incr.test_incremental_publish_equals_a_table_group_and_reads_only_the_batch(timeline)
+    incr.test_a_bad_row_in_a_later_batch_is_blocked(timeline)
 
 
 # ------------------------------------------------------------------------------- pushed rows published on Spark
