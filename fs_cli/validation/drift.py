@@ -168,7 +168,8 @@ def _windows(wh: Any, fg, dc, commit_time, features: list[str] | None = None) ->
 # cap trades exactness for a check whose cost is the sample's. The sample is the rows whose hash of (key, event
 # time) falls below cap / reference size: deterministic (the same rows on every engine run, so a re-run gives the
 # same numbers, and a row keeps its place in the sample as the reference moves), spread over the whole window and
-# every key, and selected while the reference is read (no sort or second pass). Its size is binomial around the cap.
+# every key, and selected while the reference is read (no sort; one count of the reference first). Its size is
+# binomial around the cap.
 def _sampled(wh: Any, fg, dc, query: str, params: list[Any]) -> tuple[str, list[Any], dict | None]:
     cap = dc.max_reference_rows
     if cap is None:

@@ -35,7 +35,7 @@
         'create index if not exists ' ~ prefix ~ '_valid_to on ' ~ this ~ ' (' ~ columns.dbt_valid_to ~ ')',
     ] -%}
     {%- set check_cols = config.get('check_cols') -%}
-    {%- if check_cols is not string and check_cols | length == 1 -%}
+    {%- if check_cols and check_cols is not string and check_cols | length == 1 -%}
         {#- An incremental group's ingestion column: its published watermark is max() of it over the current
             versions (fs_cli/pipeline.py), read at every run; the index answers it without a scan. -#}
         {%- do statements.append('create index if not exists ' ~ prefix ~ '_watermark on ' ~ this ~ ' ('
