@@ -103,3 +103,21 @@ def test_publishes_commit_what_duckdb_commits(spark_demo, demo_project):
         want = [(c.commit_id, c.inserted, c.updated, c.deleted, c.rows, c.validation) for c in duck_fs.commits(fg)]
         assert len(got) == built and got == want[:built], fg
         assert got[0][1] > 0, fg  # the first publish inserted rows
+
+
+def test_transformations_fitted_and_applied_on_spark_equal_the_python_path(spark_demo):
+    """tests/test_transforms_e2e.py's feature view (on-demand features and model-dependent transformations: impute,
+    scalers, one-hot, bucketize, log1p, clip) over the Spark demo: its statistics are fitted on the train split in
+    Spark SQL, and the transformed training set read through Spark SQL equals `apply_row` (the Python path the online
+    service uses) on every raw row; batch scoring of a frame goes through the same SQL. Asserted by that module's own
+    tests."""
+    import test_transforms_e2e as tf
+
+    d, fs = spark_demo["dir"], spark_demo["fs"]
+    (d / "models" / "feature_views" / "_fv_tf_demo.yml").write_text(tf.FV_YAML)
+    (d / "models" / "feature_views" / "fv_tf_demo.sql").write_text(tf.FV_SQL)
+    fs = FeatureStore(d)
+    assert fs.project.dbt(["build", "--select", tf.FV]).success
+    demo = {"dir": d, "fs": fs, "td": fs.create_training_dataset(tf.FV, split="random:0.7,0.3:11"), "engine": "spark"}
+    tf.test_statistics_are_fitted_on_the_train_split_only(demo)
+    tf.test_transformed_training_set_equals_python_path(demo)
