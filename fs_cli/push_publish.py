@@ -37,11 +37,12 @@ from .online.push_log import PushLog, push_dir_for
 from .project import Project
 from .timeutil import utcnow
 from .warehouse import Warehouse
+from .warehouse.base import values_marks
 
 PUSH_SCHEMA = "fs_push"
 ACCEPTED = ("pending", "published")
 _LOGICAL = {"int": "bigint", "float": "double", "str": "text", "bool": "boolean", "timestamp": "timestamp"}
-_INSERT_CHUNK = 500  # rows per INSERT statement (bound parameters: Postgres allows 65,535 per statement)
+_CHUNK = 500  # rows per statement (bound parameters: Postgres allows 65,535 per statement)
 _META_COLUMNS = [("fs_push_id", "text"), ("fs_pushed_at", "timestamp"), ("fs_status", "text"), ("fs_reason", "text"),
                  ("fs_commit_id", "bigint")]
 
@@ -72,6 +73,12 @@ def _ensure_table(wh: Warehouse, fg: FeatureGroup, ps: PushSpec) -> str:
     return rel
 
 
+def _identity(ps: PushSpec) -> list[str]:
+    """The columns that name one pushed row: keys, event time (and created time). A later push with the same values
+    supersedes an earlier one, and replaces the candidate's row."""
+    return [*ps.spec.keys, ps.spec.event_time, *([ps.spec.created_time] if ps.spec.created_time else [])]
+
+
 def _param(value: Any, kind: str) -> Any:
     return datetime.fromisoformat(value) if kind == "timestamp" and isinstance(value, str) else value
 
@@ -96,7 +103,7 @@ def _load(wh: Warehouse, fg: FeatureGroup, ps: PushSpec, records: list[dict[str,
     if not fresh:
         return
     cols = ps.columns
-    same = [*ps.spec.keys, ps.spec.event_time, *([ps.spec.created_time] if ps.spec.created_time else [])]
+    same = _identity(ps)
     rows: list[list[Any]] = []  # fs_push_id, fs_pushed_at, fs_status, fs_reason, fs_commit_id, *cols
     for rec in fresh:
         raw = rec.get("row") or {}
@@ -127,21 +134,16 @@ def _load(wh: Warehouse, fg: FeatureGroup, ps: PushSpec, records: list[dict[str,
     names = [*(n for n, _ in _META_COLUMNS), *cols]
     with wh.transaction():
         firsts = list(first_of_key.items()) if known else []
-        for chunk in range(0, len(firsts), _INSERT_CHUNK):
-            part = firsts[chunk:chunk + _INSERT_CHUNK]
-            values = ", ".join(["(" + ", ".join(["?"] * (len(same) + 1)) + ")"] * len(part))
+        for chunk in range(0, len(firsts), _CHUNK):
+            part = firsts[chunk:chunk + _CHUNK]
             wh.update_matching(
-                rel, f"select * from (values {values}) as fs_keys ({', '.join(q(c) for c in same)}, "
-                     f"{q('fs_first_push')})",
+                rel, f"select * from (values {values_marks(len(same) + 1, len(part))}) as fs_keys "
+                     f"({', '.join(q(c) for c in same)}, {q('fs_first_push')})",
                 " and ".join(f"t.{q(c)} = s.{q(c)}" for c in same)
                 + f" and t.{q('fs_status')} in ('pending', 'published')",
                 {"fs_status": "'superseded'", "fs_reason": f"'replaced by push ' || s.{q('fs_first_push')}"},
                 [v for key, first in part for v in (*key, first)])
-        for chunk in range(0, len(rows), _INSERT_CHUNK):
-            part = rows[chunk:chunk + _INSERT_CHUNK]
-            values = ", ".join(["(" + ", ".join(["?"] * len(names)) + ")"] * len(part))
-            wh.execute(f"insert into {rel} ({', '.join(q(c) for c in names)}) values {values}",
-                       [v for row in part for v in row])
+        wh.insert_rows(rel, [q(c) for c in names], rows, chunk=_CHUNK)
     batch.loaded += len(rows)
 
 
@@ -153,7 +155,7 @@ def _merge_into_candidate(wh: Warehouse, fg: FeatureGroup, ps: PushSpec) -> int:
     n = int(wh.scalar(f"select count(*) from {rel} p where {accepted}") or 0)
     if not n:
         return 0
-    same = [*ps.spec.keys, ps.spec.event_time, *([ps.spec.created_time] if ps.spec.created_time else [])]
+    same = _identity(ps)
     match = " and ".join(f"s.{q(c)} = t.{q(c)}" for c in same)
     cand_cols = {c.lower() for c, _ in wh.describe(fg.relation)}
     cols = [c for c in ps.columns if c.lower() in cand_cols]

@@ -117,12 +117,8 @@ def store(wh, report: ValidationReport) -> None:
          r.message, json.dumps(r.metrics, default=str), json.dumps(r.samples[:5], default=str), report.validated_at]
         for r in report.results
     ]
-    one = "(" + ", ".join("?" for _ in COLUMNS) + ")"
     with wh.transaction():  # a report is stored whole or not at all
-        for i in range(0, len(rows), _INSERT_CHUNK):
-            chunk = rows[i:i + _INSERT_CHUNK]
-            wh.execute(f"insert into {RESULTS} ({', '.join(COLUMNS)}) values {', '.join(one for _ in chunk)}",
-                       [v for row in chunk for v in row])
+        wh.insert_rows(RESULTS, COLUMNS, rows, chunk=_INSERT_CHUNK)
 
 
 def link_commit(wh, feature_group: str, candidate_id: str, commit_id: int) -> None:

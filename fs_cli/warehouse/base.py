@@ -19,6 +19,11 @@ if TYPE_CHECKING:  # pyarrow costs ~0.3-1 s to import: paid by the calls that us
 META_SCHEMA = "fs_meta"
 
 
+def values_marks(width: int, rows: int) -> str:
+    """The placeholders of a multi-row VALUES list: `(?, ?), (?, ?)` for 2 columns and 2 rows."""
+    return ", ".join(["(" + ", ".join(["?"] * width) + ")"] * rows)
+
+
 def quote_ident(name: str) -> str:
     """Quote an identifier for DuckDB and Postgres (Spark quotes with backticks: `Warehouse.quote`)."""
     return '"' + name.replace('"', '""') + '"'
@@ -175,6 +180,15 @@ class Warehouse(ABC):
     def _row_hash(self, alias: str) -> str:
         """A 64-bit hash of the whole row of table alias `alias` (DuckDB: `hash` of the row struct)."""
         return f"hash({alias})"
+
+    def insert_rows(self, relation: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                    chunk: int = 500) -> None:
+        """Append `rows` (values bound) to `relation`'s `columns` (SQL, quoted by the caller): one multi-row INSERT
+        per `chunk` rows (Postgres binds at most 65,535 parameters per statement)."""
+        for i in range(0, len(rows), chunk):
+            part = rows[i:i + chunk]
+            self.execute(f"insert into {relation} ({', '.join(columns)}) values {values_marks(len(columns), len(part))}",
+                         [v for row in part for v in row])
 
     def delete_matching(self, target: str, source: str, condition: str) -> None:
         """Delete the rows of table `target` (alias `t`) that match a row of the query `source` (alias `s`) by the
